@@ -1,0 +1,212 @@
+"""Actors: ``@raysim.remote`` on a class, ``.remote()`` to create one, handles to call it.
+
+Seed, phase 3: ``actors = [BatchPredictor.remote(model_ref) for _ in range(3)]`` — each call
+submits an actor creation task and returns an ``ActorHandle`` at once; the actor comes alive
+in its own worker process. Phase 4: ``actors[i].predict.remote(path)`` submits a method call.
+
+An actor lives while any handle to it exists anywhere (the creator's, or copies passed to
+tasks and other actors). Handles are counted like ObjectRefs, through a per-actor "handle
+object" with reference type ``ACTOR_HANDLE``, as ``ray memory`` shows them; when the count
+reaches zero the GCS asks the raylet to stop the actor once its queued calls are done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+from raysim import option_utils
+from raysim.runtime import ids, serialization
+from raysim.trace import writer as trace
+from raysim.runtime.reference_counter import ACTOR_HANDLE
+
+
+def method(*args, **options):
+    """``@raysim.method(num_returns=2)``: options for one actor method."""
+    option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
+    if args:
+        raise ValueError("@raysim.method takes keyword arguments only, e.g. "
+                         "@raysim.method(num_returns=2).")
+
+    def decorate(fn):
+        fn.__raysim_method_options__ = options
+        return fn
+
+    return decorate
+
+
+class ActorClass:
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
+                                              "actors")
+        self._pickled: bytes | None = None
+        self._function_id: str | None = None
+        self.__name__ = cls.__name__
+        self.__doc__ = cls.__doc__
+        self._methods = {}
+        for name, member in inspect.getmembers(cls, callable):
+            if name.startswith("__") and name != "__call__":
+                continue
+            opts = getattr(member, "__raysim_method_options__", {})
+            self._methods[name] = {"num_returns": opts.get("num_returns", 1)}
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
+            f"'{self.__name__}.remote()'.")
+
+    def options(self, **options: Any) -> "ActorClass":
+        clone = ActorClass.__new__(ActorClass)
+        clone.__dict__.update(self.__dict__)
+        clone._options = dict(self._options)
+        clone._options.update(option_utils.validate(options, option_utils.ACTOR_OPTIONS,
+                                                    "actors"))
+        clone._parent = self
+        return clone
+
+    def _export(self, core) -> str:
+        source = getattr(self, "_parent", self)
+        if source._pickled is None:
+            try:
+                source._pickled = serialization.dumps_function(self._cls)
+            except Exception as e:
+                raise TypeError(f"Could not serialize the actor class {self.__name__}: {e}.")
+            source._function_id = hashlib.sha1(source._pickled).hexdigest()[:16]
+        core.export_function(source._function_id, self.__name__, source._pickled)
+        return source._function_id
+
+    def remote(self, *args, **kwargs) -> "ActorHandle":
+        from raysim import api
+        core = api._require_core()
+        core.begin_phase("actor_creation", self.__name__)
+        options = self._options
+        name = options.get("name")
+        namespace = options.get("namespace")
+        if name is not None:
+            existing = api._lookup_actor(core, name, namespace)
+            if existing is not None:
+                if options.get("get_if_exists"):
+                    return existing
+                raise ValueError(f"The name {name} (namespace={namespace}) is already taken "
+                                 f"by another actor. Tip: pick another name, or pass "
+                                 f"get_if_exists=True to get the existing actor.")
+        function_id = self._export(core)
+        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        task_id = core.new_task_id()
+        actor_id = ids.random_hex(12)
+        handle_object = ids.return_object_id(task_id, 0)
+        descriptor = {"actor_id": actor_id, "class_name": self.__name__,
+                      "function_id": function_id, "methods": self._methods,
+                      "handle_object": handle_object, "owner": core.wid,
+                      "max_task_retries": options.get("max_task_retries", 0)}
+        num_cpus, resources = option_utils.resources_of(options)
+        spec = {
+            "task_id": task_id, "kind": "actor_creation", "name": self.__name__,
+            "function_id": function_id, "args": args_bytes, "returns": [],
+            "owner": core.wid, "owner_holder": core.holder_name, "num_cpus": num_cpus,
+            "resources": resources, "actor_id": actor_id, "handle_object": handle_object, "descriptor": descriptor,
+            "actor_name": name, "namespace": namespace,
+            "max_restarts": options.get("max_restarts", 0), "phase": _phase(),
+        }
+        core.owned_handles.add(handle_object)
+        core.submit(spec, deps, nested)
+        del keep
+        handle = ActorHandle(descriptor)
+        _flush()
+        return handle
+
+
+class ActorHandle:
+    """A handle to an actor; pass it around freely, to tasks and to other actors."""
+
+    def __init__(self, descriptor: dict) -> None:
+        from raysim import api
+        self._descriptor = descriptor
+        self._actor_id = descriptor["actor_id"]
+        self._handle_object = descriptor["handle_object"]
+        core = api._core
+        self._core = core
+        if core is not None:
+            core.refs.add_local(self._handle_object, ACTOR_HANDLE)
+
+    def __del__(self) -> None:
+        core = getattr(self, "_core", None)
+        if core is not None and not core.closing:
+            try:
+                core.refs.remove_local(self._handle_object)
+            except Exception:
+                pass
+
+    def __getattr__(self, name: str) -> "ActorMethod":
+        methods = self.__dict__.get("_descriptor", {}).get("methods", {})
+        if name in methods:
+            return ActorMethod(self, name, methods[name])
+        raise AttributeError(
+            f"'{self.__dict__.get('_descriptor', {}).get('class_name', 'ActorHandle')}' "
+            f"actor has no method '{name}'. Tip: check the name; methods are those defined "
+            f"on the class.")
+
+    def __reduce__(self):
+        serialization.note_ref_serialized(self)
+        return (ActorHandle, (self._descriptor,))
+
+    def __repr__(self) -> str:
+        return f"Actor({self._descriptor['class_name']}, {self._actor_id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, options: dict) -> None:
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actor methods cannot be called directly. Instead of running "
+            f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def options(self, **options: Any) -> "ActorMethod":
+        option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
+        return ActorMethod(self._handle, self._name, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        from raysim import api
+        from raysim.object_ref import ObjectRef
+        core = api._require_core()
+        descriptor = self._handle._descriptor
+        name = f"{descriptor['class_name']}.{self._name}"
+        core.begin_phase("method_call", name)
+        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        task_id = core.new_task_id()
+        num_returns = self._options.get("num_returns", 1)
+        returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
+        spec = {
+            "task_id": task_id, "kind": "actor_task", "name": name,
+            "function_id": descriptor["function_id"], "args": args_bytes,
+            "returns": returns, "owner": core.wid, "owner_holder": core.holder_name,
+            "actor_id": descriptor["actor_id"],
+            "method": self._name, "phase": _phase(),
+        }
+        core.submit(spec, deps, nested)
+        del keep
+        refs = [ObjectRef(oid, core.wid) for oid in returns]
+        _flush()
+        if num_returns == 0:
+            return None
+        return refs[0] if num_returns == 1 else refs
+
+
+def _phase():
+    return trace.get_phase()
+
+
+def _flush():
+    trace.flush()  # a driver writes its events when each API call returns

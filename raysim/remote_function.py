@@ -1,0 +1,93 @@
+"""``@raysim.remote`` on a function: a ``RemoteFunction`` whose ``.remote()`` submits a task.
+
+The function is pickled with cloudpickle the first time it is called remotely in a session
+and exported once to the GCS key-value store; each task then names it by id, and a worker
+fetches and unpickles it on first use (Ray's function manager does the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+from raysim import option_utils
+from raysim.runtime import ids, serialization
+from raysim.trace import writer as trace
+
+
+class RemoteFunction:
+    def __init__(self, function: Callable, options: dict[str, Any]) -> None:
+        self._function = function
+        self._options = option_utils.validate(dict(options), option_utils.TASK_OPTIONS,
+                                              "remote functions")
+        self._name = getattr(function, "__qualname__", repr(function))
+        self._pickled: bytes | None = None
+        self._function_id: str | None = None
+        self.__doc__ = function.__doc__
+        self.__name__ = getattr(function, "__name__", self._name)
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running "
+            f"'{self.__name__}()', try '{self.__name__}.remote()'.")
+
+    def options(self, **options: Any) -> "RemoteFunction":
+        merged = dict(self._options)
+        merged.update(option_utils.validate(options, option_utils.TASK_OPTIONS,
+                                            "remote functions"))
+        clone = RemoteFunction.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        clone._parent = self
+        return clone
+
+    def _export(self, core) -> str:
+        source = getattr(self, "_parent", self)
+        if source._pickled is None:
+            try:
+                source._pickled = serialization.dumps_function(self._function)
+            except Exception as e:
+                raise TypeError(f"Could not serialize the function {self._name}: {e}. Tip: "
+                                f"a remote function must be picklable by cloudpickle; objects "
+                                f"it uses from its closure or globals are pickled with it.")
+            source._function_id = hashlib.sha1(source._pickled).hexdigest()[:16]
+        core.export_function(source._function_id, self._name, source._pickled)
+        return source._function_id
+
+    def remote(self, *args, **kwargs) -> Any:
+        from raysim import api
+        from raysim.object_ref import ObjectRef
+        core = api._require_core()
+        core.begin_phase("task_submission", self._name)
+        function_id = self._export(core)
+        options = self._options
+        num_returns = options.get("num_returns", 1)
+        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        task_id = core.new_task_id()
+        returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
+        num_cpus, resources = option_utils.resources_of(options)
+        spec = {
+            "task_id": task_id, "kind": "task", "name": self._name,
+            "function_id": function_id, "args": args_bytes, "returns": returns,
+            "owner": core.wid, "owner_holder": core.holder_name, "num_cpus": num_cpus,
+            "resources": resources,
+            "max_retries": options.get("max_retries", core.config.task_max_retries),
+            "retry_exceptions": options.get("retry_exceptions", False),
+            "phase": _phase(),
+        }
+        core.submit(spec, deps, nested)
+        del keep  # large arguments put for this task: the task holds them now
+        refs = [ObjectRef(oid, core.wid) for oid in returns]
+        _flush()
+        if num_returns == 0:
+            return None
+        return refs[0] if num_returns == 1 else refs
+
+
+def _phase():
+    return trace.get_phase()
+
+
+def _flush():
+    trace.flush()  # a driver writes its events when each API call returns

@@ -1,0 +1,72 @@
+"""Every tunable of the raysim runtime, in one place (like xv6's ``param.h``).
+
+Where Ray has a config key for the same knob (``src/ray/common/ray_config_def.h``), the
+name here is Ray's. Each value can be overridden for one session through
+``raysim.init(_system_config={...})``, as in Ray, and read back from the trace header.
+
+Runs in: every process (the driver sends the resolved config to GCS and raylet, which pass it
+on to workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass
+class Config:
+    # Task return values whose serialized size is below this go back inline to the caller;
+    # at or above it they are written to the shared-memory store (Ray: 100 KiB).
+    max_direct_call_object_size: int = 100 * 1024
+
+    # Size of each node's shared-memory object store. None: 30% of system memory, as Ray.
+    object_store_memory: int | None = None
+
+    # Objects at least this big are placed on a page boundary in the store, so that the
+    # pages a writer touched for one object are reused, already mapped, by the next.
+    object_store_page_align_threshold: int = 64 * 1024
+
+    # Default retries of a task whose worker died (Ray: max_retries=3).
+    task_max_retries: int = 3
+
+    # How long a process waits for the GCS or raylet to come up before init() gives up.
+    process_startup_timeout_s: float = 10.0
+
+    # How long shutdown() waits for a process to exit by itself before SIGKILL.
+    process_shutdown_timeout_s: float = 2.0
+
+    # A trace event batch is written to the file once it holds this many events, and in
+    # any case whenever the process is about to wait for something.
+    trace_flush_events: int = 512
+
+    # Worker processes are forked from a preloaded "zygote" process. Modules the driver had
+    # imported from site-packages when it called init() are imported there first, so each new
+    # worker starts with them (Ray instead starts each worker as a fresh interpreter).
+    worker_preload_driver_modules: bool = True
+
+    # Number of idle task workers the raylet starts ahead of demand. None: num_cpus.
+    num_prestart_workers: int | None = None
+
+    # Longest reprs of an actor attribute recorded in `actor.state` events.
+    actor_state_repr_limit: int = 80
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(
+                f"Unknown raysim config key(s) {sorted(unknown)!r}; "
+                f"known keys are {sorted(known)!r}."
+            )
+        return cls(**values)
+
+
+def default_object_store_memory() -> int:
+    """Ray's default: 30% of the machine's memory."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(total * 0.3)

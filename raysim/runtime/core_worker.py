@@ -1,0 +1,818 @@
+"""The core worker: the part of every driver and worker process that speaks to the runtime.
+
+Ray links the same C++ ``CoreWorker`` into drivers and workers; raysim has this class. It
+holds the process's two connections (to its raylet and to the GCS), its mapping of the object
+store, the objects it *owns* (the return values of tasks it submitted and the objects it
+``put``), and its reference counts. The public API (``raysim.put/get/wait``, ``.remote()``)
+is a thin layer over it.
+
+Seed steps implemented here:
+
+* phase 2: serialize the model, write it into the store, get an ObjectRef (``put``);
+* phase 3 step 1 / phase 4 step 1: send the task to the raylet (``submit_task``);
+* phase 4 step 5 / 9: receive the result, inline or as a location in the store (``task_done``);
+* phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy.
+
+Threads: the user's thread(s) call the API; one receiver thread per connection reads
+messages and completes what waits on them (replies, task results), so that a task whose
+arguments were pending is submitted as soon as they are ready, even while the user's thread
+is busy elsewhere (Ray's io_service thread does the same).
+
+Runs in: the driver and every worker. Trace events: ``object.serialized``,
+``object_store.written``, ``object.get``, ``object.inlined``, ``object.promoted``,
+``task.submitted``, ``function.exported``, ``ref.*``, ``phase.begin`` (driver).
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import os
+import pickle
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from raysim import exceptions
+from raysim.runtime import ids, protocol, serialization
+from raysim.runtime.config import Config
+from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.protocol import BlockingConnection, ConnectionClosed
+from raysim.runtime.reference_counter import (ACTOR_HANDLE, LOCAL_REFERENCE, PINNED_IN_MEMORY,
+                                              ReferenceCounter)
+from raysim.runtime.store_client import StoreClient
+from raysim.trace import writer as trace
+
+# States of an object this process owns.
+PENDING = 0   # the task that makes it has not finished
+INLINE = 1    # small: its serialized bytes are here, in this process (Ray's memory store)
+STORED = 2    # in the node's shared-memory store
+FAILED = 3    # the task raised or died; get() raises
+
+_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_EMPTY_ARGS = serialization.serialize(((), {})).to_bytes()
+
+
+class _Owned:
+    """An object this process owns (Ray: an entry of the owner's reference table)."""
+
+    __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
+                 "promote", "reported")
+
+    def __init__(self, state: int = PENDING) -> None:
+        self.state = state
+        self.data: Any = None  # bytes (INLINE) or the error entry (FAILED)
+        self.offset = 0
+        self.size = 0
+        self.waiters: list[threading.Lock] | None = None
+        self.released = False  # every local reference went away while PENDING
+        self.dependents: list | None = None  # tasks waiting for this object as an argument
+        self.promote = False  # copy into the store on arrival: its ref was passed on
+        # What the GCS holds for this process once the object is in the store: the store's
+        # registration makes the owner a LOCAL_REFERENCE holder.
+        self.reported: str | None = LOCAL_REFERENCE if state == STORED else None
+
+
+class _Future:
+    __slots__ = ("_lock", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.value: Any = None
+
+    def set(self, value: Any) -> None:
+        self.value = value
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0))
+
+
+class _ArgRef:
+    """Stands in a serialized argument list for a top-level ObjectRef argument."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self):
+        return (_ArgRef, (self.index,))
+
+
+class _Callback:
+    """A reply handler run on the receiver thread instead of a waiting caller."""
+
+    __slots__ = ("set",)
+
+    def __init__(self, fn: Callable[[dict], None]) -> None:
+        self.set = fn
+
+
+class ComponentDied(exceptions.RaySystemError):
+    pass
+
+
+class CoreWorker:
+    def __init__(self, role: str, wid: str, node_id: str, session_dir: str,
+                 raylet: BlockingConnection, gcs: BlockingConnection, store_fd: int,
+                 store_capacity: int, config: Config, job_id: str) -> None:
+        self.role = role  # "driver" or "worker"
+        self.wid = wid
+        self.holder_name = f"{role}:{wid}"  # how the GCS and raylet name this process
+        self.node_id = node_id
+        self.session_dir = session_dir
+        self.job_id = job_id
+        self.config = config
+        self.raylet = raylet
+        self.gcs = gcs
+        self.store = StoreClient(store_fd, store_capacity)
+        self.ids = ids.IdFactory()
+        self.refs = ReferenceCounter(self._on_held_changed)
+        self.owned: dict[str, _Owned] = {}
+        self.owned_handles: set[str] = set()
+        self._owned_lock = threading.RLock()
+        self._futures: dict[int, _Future] = {}
+        self._waiting_tasks: dict[str, dict] = {}  # task id -> spec waiting for arguments
+        self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
+        self._deferred: set[str] | None = None  # borrowed ids changed during a task
+        self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
+        self._exported: set[str] = set()
+        self._receivers: list[threading.Thread] = []
+        self._phase_counter = itertools.count(1)
+        self._site_cache: dict[tuple, tuple[str, str]] = {}
+        self.dead_component: str | None = None
+        self.closing = False
+        # Set by the worker process: runs push_task / exit_worker messages.
+        self.on_task: Callable[[dict], None] | None = None
+        self.current_task_id: str | None = None
+        self.current_actor_id: str | None = None
+        self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
+
+    # ------------------------------------------------------------------------------------
+    # Connections and the receiver threads
+
+    def start(self) -> None:
+        for conn in (self.raylet, self.gcs):
+            thread = threading.Thread(target=self._receive_loop, args=(conn,),
+                                      name=f"raysim-recv-{conn.peer_kind}", daemon=True)
+            thread.start()
+            self._receivers.append(thread)
+
+    def _receive_loop(self, conn: BlockingConnection) -> None:
+        try:
+            while True:
+                for kind, msg_id, phase, body in conn.recv_messages():
+                    if trace.enabled():
+                        trace.set_phase(phase)
+                        conn.trace_recv(kind, msg_id, phase)
+                    if kind == "reply":
+                        future = self._futures.pop(body["reply_to"], None)
+                        if future is not None:
+                            future.set(body)
+                    elif kind == "task_done":
+                        self._task_done(body)
+                    elif kind == "push_task" or kind == "exit_worker":
+                        if self.on_task is not None:
+                            self.on_task(dict(body, kind=kind, phase=phase))
+                    elif kind == "task_infeasible":
+                        print(f"raysim: warning: task {body['name']} cannot be scheduled: "
+                              f"{body['reason']}", file=sys.stderr)
+                    else:
+                        raise RaySimInternalError(f"unexpected message {kind!r}")
+                trace.flush()
+        except ConnectionClosed:
+            if not self.closing:
+                self._component_died(conn.peer_kind)
+        finally:
+            trace.flush()
+
+    def _component_died(self, component: str) -> None:
+        self.dead_component = component
+        error = ["raised", "RaySystemError",
+                 f"The {component} process of this raysim session died, so the result can "
+                 f"never arrive. Tip: the trace (process.exited, process.stopping) shows why; "
+                 f"call raysim.shutdown() and raysim.init() to start a new session."]
+        with self._owned_lock:
+            for slot in self.owned.values():
+                if slot.state == PENDING:
+                    self._complete(slot, FAILED, error)
+        for future in list(self._futures.values()):
+            future.set({"error": "component_died", "component": component})
+        self._futures.clear()
+        if self.on_task is not None:
+            self.on_task({"kind": "exit_worker", "reason": f"{component} died"})
+
+    def request(self, conn: BlockingConnection, kind: str, body: dict,
+                timeout: float | None = None) -> dict:
+        """Send a request and wait for its reply (delivered by the receiver thread)."""
+        if self.dead_component is not None:
+            self._raise_dead()
+        future = _Future()
+        msg_id = next_id = protocol.next_msg_id()
+        self._futures[next_id] = future
+        try:
+            conn.send(kind, body, msg_id=msg_id)
+        except ConnectionClosed:
+            self._futures.pop(next_id, None)
+            self._raise_dead(conn.peer_kind)
+        trace.flush()  # about to wait: what happened so far goes to the file first
+        if not future.wait(timeout):
+            self._futures.pop(next_id, None)
+            raise exceptions.GetTimeoutError(f"{kind} timed out after {timeout} s")
+        if future.value.get("error") == "component_died":
+            self._raise_dead()
+        return future.value
+
+    def _raise_dead(self, component: str | None = None) -> None:
+        component = component or self.dead_component or "runtime"
+        raise ComponentDied(
+            f"The {component} process of this raysim session is gone. Tip: the trace "
+            f"(process.exited, process.stopping) shows why; call raysim.shutdown() and "
+            f"raysim.init() to start again.")
+
+    def send(self, conn: BlockingConnection, kind: str, body: dict) -> None:
+        try:
+            conn.send(kind, body)
+        except ConnectionClosed:
+            if not self.closing:
+                self._raise_dead(conn.peer_kind)
+
+    # ------------------------------------------------------------------------------------
+    # Phases: each driver API call opens one (trace only)
+
+    def begin_phase(self, api: str, detail: str | None = None) -> None:
+        if self.role != "driver" or not trace.enabled():
+            return
+        phase = next(self._phase_counter)
+        trace.set_phase(phase)
+        site, code = self._call_site()
+        trace.emit("phase.begin", phase=phase, api=api, site=site, code=code, detail=detail)
+
+    def _call_site(self) -> tuple[str, str]:
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
+            frame = frame.f_back
+        if frame is None:
+            return "", ""
+        key = (frame.f_code, frame.f_lineno)
+        cached = self._site_cache.get(key)
+        if cached is None:
+            filename = frame.f_code.co_filename
+            code = linecache.getline(filename, frame.f_lineno).strip()
+            cached = (f"{os.path.basename(filename)}:{frame.f_lineno}", code)
+            self._site_cache[key] = cached
+        return cached
+
+    # ------------------------------------------------------------------------------------
+    # References
+
+    def _on_held_changed(self, object_id: str, held: str | None) -> None:
+        if self.closing:
+            return
+        slot = self.owned.get(object_id)
+        if slot is not None:
+            self._owned_held_changed(object_id, slot, held)
+            return
+        if object_id in self.owned_handles:
+            if held is None:
+                self.owned_handles.discard(object_id)
+                self._gcs_send("remove_ref", {"objects": [object_id]})
+            return
+        # A borrowed object or a handle to someone else's actor.
+        if self._deferred is not None and threading.current_thread() is threading.main_thread():
+            self._deferred.add(object_id)
+            return
+        self._report_borrow(object_id, held)
+
+    def _owned_held_changed(self, object_id: str, slot: _Owned, held: str | None) -> None:
+        with self._owned_lock:
+            if slot.state == STORED and held != slot.reported:
+                if held is None:
+                    self._gcs_send("remove_ref", {"objects": [object_id]})
+                else:
+                    self._gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
+                slot.reported = held
+            if held is None:
+                if slot.state == PENDING:
+                    slot.released = True
+                elif not slot.dependents:
+                    self.owned.pop(object_id, None)
+
+    def _report_borrow(self, object_id: str, held: str | None, sync: bool = True) -> None:
+        known = self._reported.get(object_id)
+        if held == known:
+            return
+        if held is None:
+            self._reported.pop(object_id, None)
+            self._gcs_send("remove_ref", {"objects": [object_id]})
+            return
+        self._reported[object_id] = held
+        on_receiver = threading.current_thread() in self._receivers
+        if known is None and sync and not on_receiver:
+            # The first reference must be registered before whoever passed it on can drop
+            # theirs, or the object could be freed under us: wait for the GCS to confirm.
+            self.request(self.gcs, "borrow_ref", {"objects": [object_id], "ref_type": held})
+        else:
+            self._gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
+
+    def begin_deferring_borrows(self) -> None:
+        self._deferred = set()
+
+    def flush_deferred_borrows(self) -> None:
+        """End of a task: register what it still holds, in one batch, before its result goes."""
+        deferred, self._deferred = self._deferred, None
+        if not deferred:
+            return
+        adds: dict[str, list[str]] = {}
+        for object_id in deferred:
+            held = self.refs.held_type(object_id)
+            known = self._reported.get(object_id)
+            if held == known:
+                continue
+            if held is None:
+                self._reported.pop(object_id, None)
+                self._gcs_send("remove_ref", {"objects": [object_id]})
+            else:
+                self._reported[object_id] = held
+                adds.setdefault(held, []).append(object_id)
+        for ref_type, objects in adds.items():
+            self.request(self.gcs, "borrow_ref", {"objects": objects, "ref_type": ref_type})
+
+    def _gcs_send(self, kind: str, body: dict) -> None:
+        try:
+            self.gcs.send(kind, body)
+        except ConnectionClosed:
+            pass  # the session is going away; nothing left to count for
+        # Reference changes often happen outside any API call (a ref garbage-collected):
+        # write the events now rather than at the next call.
+        trace.flush()
+
+    # ------------------------------------------------------------------------------------
+    # put
+
+    def put(self, value: Any) -> str:
+        """Seed phase 2: serialize, write into the store, register. Returns the object id."""
+        obj = self._serialize(value, "put")
+        object_id = self.ids.put_object_id()
+        trace.emit("object.serialized", obj=object_id, size=obj.total_size,
+                   buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
+        contained = self._pass_on(obj.contained_refs)
+        slot = _Owned(STORED)
+        self._store_object(object_id, obj, contained, slot)
+        with self._owned_lock:
+            self.owned[object_id] = slot
+        return object_id
+
+    def _serialize(self, value: Any, what: str) -> serialization.SerializedObject:
+        try:
+            return serialization.serialize(value)
+        except Exception as e:
+            raise TypeError(
+                f"Could not serialize the {what} value of type {type(value).__name__}: {e}. "
+                f"Tip: values passed to raysim must be picklable by cloudpickle; create "
+                f"things such as locks, sockets or open files inside the task instead."
+            ) from e
+
+    def _store_object(self, object_id: str, obj: serialization.SerializedObject,
+                      contained: list[str], slot: _Owned, owner: str | None = None) -> None:
+        """create -> write -> seal, as plasma does; readers never see a partial object."""
+        reply = self.request(self.raylet, "create_object",
+                             {"object_id": object_id, "size": obj.total_size})
+        if reply.get("error") == "full":
+            raise exceptions.ObjectStoreFullError(
+                f"The object store of node {self.node_id} is full: the object "
+                f"{object_id} needs {obj.total_size:,} bytes, {reply['used']:,} of "
+                f"{reply['capacity']:,} are in use and the largest free block is "
+                f"{reply['largest_free']:,}. Tip: release ObjectRefs you no longer need, or "
+                f"start raysim with a larger object_store_memory.")
+        start = time.perf_counter_ns()
+        self.store.write(reply["offset"], obj)
+        trace.emit("object_store.written", obj=object_id, size=obj.total_size,
+                   dur=time.perf_counter_ns() - start)
+        self.send(self.raylet, "seal_object", {"object_id": object_id,
+                                               "owner": owner or self.holder_name,
+                                               "contained": contained})
+        slot.offset, slot.size = reply["offset"], obj.total_size
+        slot.state = STORED
+        slot.reported = LOCAL_REFERENCE
+
+    def _pass_on(self, refs: list) -> list[str]:
+        """Refs captured in a value being sent elsewhere: make sure others can read them.
+
+        An inline value lives only in its owner's memory, so when its ref leaves this process
+        the value is copied into the store (Ray: PromoteObjectToPlasma).
+        """
+        out = []
+        for ref in refs:
+            object_id = ref.id if hasattr(ref, "id") else ref._handle_object
+            out.append(object_id)
+            slot = self.owned.get(object_id)
+            if slot is None:
+                continue
+            with self._owned_lock:
+                if slot.state == INLINE:
+                    self._promote(object_id, slot)
+                elif slot.state == PENDING:
+                    slot.promote = True
+        return out
+
+    def _promote(self, object_id: str, slot: _Owned) -> None:
+        data = slot.data
+        view = memoryview(data)
+        obj = serialization.SerializedObject(b"", [], [])
+        obj.total_size = len(data)
+        obj.write_into = lambda dest: dest.__setitem__(slice(0, len(data)), view)  # type: ignore
+        trace.emit("object.promoted", obj=object_id, size=len(data))
+        self._store_object(object_id, obj, [], slot)
+        slot.data = None
+
+    # ------------------------------------------------------------------------------------
+    # get and wait
+
+    def get(self, object_ids: list[str], timeout: float | None) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        borrowed = [oid for oid in object_ids if oid not in self.owned]
+        located = self._locate(borrowed, deadline) if borrowed else {}
+        return [self._get_one(oid, located, deadline) for oid in object_ids]
+
+    def _get_one(self, object_id: str, located: dict, deadline: float | None) -> Any:
+        slot = self.owned.get(object_id) or located.get(object_id)
+        if slot is None:
+            raise exceptions.ObjectFreedError(object_id)
+        if slot.state == PENDING:
+            self._wait_for([slot], 1, deadline)
+        start = time.perf_counter_ns()
+        state = slot.state
+        if state == INLINE:
+            data = slot.data
+            value = serialization.deserialize(memoryview(data))
+            trace.emit("object.get", obj=object_id, size=len(data), path="inline",
+                       zero_copy=False, dur=time.perf_counter_ns() - start)
+            return value
+        if state == STORED:
+            return self.read_stored(object_id, slot.offset, slot.size, start)
+        if state == FAILED:
+            raise self._error(slot.data)
+        raise RaySimInternalError(f"object {object_id} in unknown state {state}")
+
+    def read_stored(self, object_id: str, offset: int, size: int, start: int | None = None) -> Any:
+        start = start or time.perf_counter_ns()
+        refs = self.refs
+        value, zero_copy = self.store.read(offset, size, lambda: refs.remove_pin(object_id))
+        if zero_copy:
+            refs.add_pin(object_id)
+        trace.emit("object.get", obj=object_id, size=size, path="local_store",
+                   zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
+        return value
+
+    def _locate(self, object_ids: list[str], deadline: float | None) -> dict[str, _Owned]:
+        """Objects this process does not own are always in the store: ask the raylet where
+        (it answers once they are sealed)."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with self._blocked():
+            reply = self.request(self.raylet, "get_objects", {"objects": object_ids},
+                                 timeout=timeout)
+        located = {}
+        for object_id, (offset, size) in reply["locations"].items():
+            slot = _Owned(STORED)
+            slot.offset, slot.size = offset, size
+            located[object_id] = slot
+        return located
+
+    def _wait_for(self, slots: list[_Owned], num: int, deadline: float | None) -> None:
+        """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
+        lock = threading.Lock()
+        lock.acquire()
+        with self._owned_lock:
+            pending = [s for s in slots if s.state == PENDING]
+            if len(slots) - len(pending) >= num:
+                return
+            for slot in pending:
+                if slot.waiters is None:
+                    slot.waiters = []
+                slot.waiters.append(lock)
+        trace.flush()
+        try:
+            with self._blocked():
+                while True:
+                    if sum(1 for s in slots if s.state != PENDING) >= num:
+                        return
+                    if deadline is None:
+                        lock.acquire()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0 or not lock.acquire(timeout=remaining):
+                            if sum(1 for s in slots if s.state != PENDING) >= num:
+                                return
+                            raise exceptions.GetTimeoutError(
+                                "Get timed out: some object(s) not ready.")
+        finally:
+            with self._owned_lock:
+                for slot in pending:
+                    if slot.waiters and lock in slot.waiters:
+                        slot.waiters.remove(lock)
+
+    def _blocked(self):
+        return _BlockedNotice(self) if self.in_task else _NO_NOTICE
+
+    def wait(self, object_ids: list[str], num_returns: int, timeout: float | None) -> list[bool]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slots = []
+        for object_id in object_ids:
+            slot = self.owned.get(object_id)
+            if slot is None:
+                slot = self._probe_borrowed(object_id)
+            slots.append(slot)
+        try:
+            self._wait_for(slots, num_returns, deadline)
+        except exceptions.GetTimeoutError:
+            pass
+        ready = [s.state != PENDING for s in slots]
+        # Ray returns at most num_returns ready refs.
+        count = 0
+        for i, is_ready in enumerate(ready):
+            if is_ready:
+                count += 1
+                if count > num_returns:
+                    ready[i] = False
+        return ready
+
+    def _probe_borrowed(self, object_id: str) -> _Owned:
+        """A slot that turns STORED when the raylet reports the object sealed."""
+        slot = _Owned(PENDING)
+
+        def on_reply(body: dict) -> None:
+            with self._owned_lock:
+                if "locations" in body:
+                    slot.offset, slot.size = body["locations"][object_id]
+                    self._complete(slot, STORED, None)
+
+        msg_id = protocol.next_msg_id()
+        self._futures[msg_id] = _Callback(on_reply)  # type: ignore[assignment]
+        try:
+            self.raylet.send("get_objects", {"objects": [object_id]}, msg_id=msg_id)
+        except ConnectionClosed:
+            self._raise_dead("raylet")
+        return slot
+
+    def _error(self, entry: list) -> BaseException:
+        if entry[0] == "error":
+            err = pickle.loads(entry[1])
+            if isinstance(err, exceptions.RayTaskError):
+                return err.as_instanceof_cause()
+            return err
+        exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
+        return exc_type(entry[2])
+
+    # ------------------------------------------------------------------------------------
+    # Tasks
+
+    def export_function(self, function_id: str, name: str, pickled: bytes) -> None:
+        """Ray's function manager: pickle once, store in the GCS KV, workers fetch it."""
+        if function_id in self._exported:
+            return
+        self.request(self.gcs, "kv_put", {"key": f"fn:{function_id}", "value": pickled})
+        trace.emit("function.exported", function_id=function_id, name=name, size=len(pickled))
+        self._exported.add(function_id)
+
+    def load_function(self, function_id: str) -> bytes:
+        return self.request(self.gcs, "kv_get", {"key": f"fn:{function_id}"})["value"]
+
+    def new_task_id(self) -> str:
+        return self.ids.task_id()
+
+    def serialize_args(self, args: tuple, kwargs: dict) -> tuple[bytes, list[str], list, list]:
+        """Top-level ObjectRef arguments become dependencies, resolved to values before the
+        task runs; refs nested inside other values stay refs. Arguments too large to travel
+        inline are put in the store first and passed by reference, as Ray does.
+
+        Returns (args bytes, dependency ids, nested refs, refs to keep alive until sent).
+        """
+        from raysim.object_ref import ObjectRef
+        if not args and not kwargs:
+            return _EMPTY_ARGS, [], [], []
+        deps: list[str] = []
+
+        def by_ref(ref: ObjectRef) -> _ArgRef:
+            deps.append(ref.id)
+            return _ArgRef(len(deps) - 1)
+
+        new_args = [by_ref(a) if type(a) is ObjectRef else a for a in args]
+        new_kwargs = {k: by_ref(v) if type(v) is ObjectRef else v for k, v in kwargs.items()}
+        obj = self._serialize((tuple(new_args), new_kwargs), "argument")
+        keep: list = []
+        threshold = self.config.max_direct_call_object_size
+        if obj.total_size >= threshold:
+            # Seldom: find the big ones, put each in the store, and pickle again.
+            for container, key in [(new_args, i) for i in range(len(new_args))] + \
+                    [(new_kwargs, k) for k in new_kwargs]:
+                value = container[key]
+                if isinstance(value, _ArgRef) or serialization._is_plain(value):
+                    continue
+                if self._serialize(value, "argument").total_size >= threshold:
+                    ref = ObjectRef(self.put(value), self.wid)
+                    keep.append(ref)
+                    container[key] = by_ref(ref)
+            obj = self._serialize((tuple(new_args), new_kwargs), "argument")
+        return obj.to_bytes(), deps, obj.contained_refs, keep
+
+    def submit(self, spec: dict, deps: list[str], nested: list) -> None:
+        """Seed phase 3 step 1 / phase 4 step 1: hand the task to the raylet.
+
+        Dependencies this process owns and that are still being computed are waited for
+        here, as Ray's submitter does; the task is sent when the last one arrives.
+        """
+        task_id = spec["task_id"]
+        nested_ids = self._pass_on(nested)
+        holders = list(nested_ids)
+        entries: list[list] = []
+        waiting = 0
+        failed = None
+        with self._owned_lock:
+            for object_id in deps:
+                slot = self.owned.get(object_id)
+                if slot is None or slot.state == STORED:
+                    entries.append([object_id, None])
+                    holders.append(object_id)
+                elif slot.state == INLINE:
+                    entries.append([object_id, slot.data])
+                elif slot.state == FAILED:
+                    failed = slot.data
+                    entries.append([object_id, None])
+                else:
+                    entries.append([object_id, None])
+                    if slot.dependents is None:
+                        slot.dependents = []
+                    slot.dependents.append(task_id)
+                    waiting += 1
+            spec["deps"] = entries
+            for object_id in spec["returns"]:
+                self.owned[object_id] = _Owned()
+        trace.emit("task.submitted", task=task_id, task_kind=spec["kind"], name=spec["name"],
+                   actor=spec.get("actor_id"), returns=spec["returns"], deps=list(deps),
+                   args_size=len(spec["args"]))
+        if failed is not None:
+            self._fail_returns(spec, failed)
+            return
+        if waiting:
+            spec["_waiting"] = waiting
+            spec["_holders"] = holders
+            self._waiting_tasks[task_id] = spec
+            return
+        self._send_task(spec, holders)
+
+    def _send_task(self, spec: dict, holders: list[str]) -> None:
+        task_id = spec["task_id"]
+        if holders:
+            # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
+            self._task_holders[task_id] = holders
+            self._gcs_send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
+                                       "ref_type": "USED_BY_PENDING_TASK"})
+        self.send(self.raylet, "submit_task", {"spec": spec, "task_id": task_id})
+
+    def _dependency_ready(self, object_id: str, slot: _Owned) -> None:
+        """Called with _owned_lock held when an owned object leaves PENDING."""
+        for task_id in slot.dependents or ():
+            spec = self._waiting_tasks.get(task_id)
+            if spec is None:
+                continue
+            if slot.state == FAILED:
+                self._waiting_tasks.pop(task_id)
+                self._fail_returns(spec, slot.data)
+                continue
+            for entry in spec["deps"]:
+                if entry[0] == object_id:
+                    if slot.state == INLINE:
+                        entry[1] = slot.data
+                    else:
+                        spec["_holders"].append(object_id)
+            spec["_waiting"] -= 1
+            if spec["_waiting"] == 0:
+                self._waiting_tasks.pop(task_id)
+                holders = spec.pop("_holders")
+                del spec["_waiting"]
+                self._send_task(spec, holders)
+        slot.dependents = None
+
+    def _fail_returns(self, spec: dict, error: list) -> None:
+        with self._owned_lock:
+            for object_id in spec["returns"]:
+                slot = self.owned.get(object_id)
+                if slot is not None and slot.state == PENDING:
+                    self._complete(slot, FAILED, error)
+                    self._dependency_ready(object_id, slot)
+
+    def _task_done(self, body: dict) -> None:
+        """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
+        task_id = body["task_id"]
+        holders = self._task_holders.pop(task_id, None)
+        returns = body.get("returns") or ()
+        releases = []
+        with self._owned_lock:
+            for object_id, result in zip(returns, body["results"]):
+                slot = self.owned.get(object_id)
+                if slot is None or slot.state != PENDING:
+                    if result[0] == "stored":
+                        releases.append(object_id)  # nobody here wants it any more
+                    continue
+                kind = result[0]
+                if kind == "inline":
+                    self._complete(slot, INLINE, result[1])
+                    if slot.promote:
+                        self._promote(object_id, slot)
+                elif kind == "stored":
+                    slot.offset, slot.size = result[2], result[3]
+                    slot.reported = LOCAL_REFERENCE
+                    self._complete(slot, STORED, None)
+                else:
+                    self._complete(slot, FAILED, result)
+                if slot.released:
+                    if slot.state == STORED:
+                        releases.append(object_id)
+                    if not slot.dependents:
+                        self.owned.pop(object_id, None)
+                self._dependency_ready(object_id, slot)
+        if releases:
+            self._gcs_send("remove_ref", {"objects": releases})
+        if holders:
+            self._gcs_send("remove_ref", {"objects": holders, "holder": f"task:{task_id}"})
+
+    def _complete(self, slot: _Owned, state: int, data: Any) -> None:
+        slot.data = data
+        slot.state = state
+        if slot.waiters:
+            for lock in slot.waiters:
+                try:
+                    lock.release()
+                except RuntimeError:
+                    pass  # already woken by another object
+            slot.waiters = None
+
+    # ------------------------------------------------------------------------------------
+    # Results of tasks this worker runs
+
+    def store_result(self, object_id: str, value: Any, owner: str) -> list:
+        """Phase 4 step 5: small results go back inline, large ones into the store.
+
+        A stored result belongs to the caller (``owner``), not to this worker: the caller
+        holds its first reference."""
+        obj = self._serialize(value, "return")
+        contained = self._pass_on(obj.contained_refs)
+        threshold = self.config.max_direct_call_object_size
+        if obj.total_size < threshold:
+            trace.emit("object.inlined", obj=object_id, size=obj.total_size,
+                       threshold=threshold)
+            return ["inline", obj.to_bytes()]
+        trace.emit("object.serialized", obj=object_id, size=obj.total_size,
+                   buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
+        slot = _Owned(STORED)
+        self._store_object(object_id, obj, contained, slot, owner)
+        return ["stored", self.node_id, slot.offset, slot.size]
+
+    # ------------------------------------------------------------------------------------
+    # Reporting and shutdown
+
+    def snapshot(self) -> dict:
+        gcs = self.request(self.gcs, "snapshot", {})
+        raylet = self.request(self.raylet, "snapshot", {})
+        return {"gcs": gcs, "raylets": {raylet["node_id"]: raylet},
+                "refs": {self.holder_name: self.refs.snapshot()}}
+
+    def close(self) -> None:
+        self.closing = True
+        for conn in (self.raylet, self.gcs):
+            conn.close()
+        for thread in self._receivers:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
+        self.store.close()
+
+
+class _BlockedNotice:
+    """While a worker's task waits in get(), its CPU is lent to other tasks (Ray does this)."""
+
+    __slots__ = ("cw",)
+
+    def __init__(self, cw: CoreWorker) -> None:
+        self.cw = cw
+
+    def __enter__(self) -> None:
+        self.cw.send(self.cw.raylet, "worker_blocked", {})
+
+    def __exit__(self, *exc) -> None:
+        self.cw.send(self.cw.raylet, "worker_unblocked", {})
+
+
+class _NoNotice:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+_NO_NOTICE = _NoNotice()
+

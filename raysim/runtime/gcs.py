@@ -1,0 +1,231 @@
+"""The Global Control Store: the cluster's metadata, in its own process.
+
+Seed, phase 1: "Global Control Store (GCS): stores cluster metadata, object locations, and
+actor registry". "GCS: Empty initially, will track all actors and objects."
+
+Tables kept here (Ray's GCS keeps the first four; the object table is the founding document's,
+see ``object_directory.py`` for how modern Ray differs):
+
+    nodes    node id -> raylet pid, resources, store capacity
+    jobs     job id -> driver pid
+    actors   the actor registry and state machine (``actor_table.py``)
+    kv       the internal key-value store; pickled functions and classes are exported here
+             by the driver and fetched by workers, as in Ray's function manager
+    objects  locations, sizes and reference holders (``object_directory.py``)
+
+Runs in: its own process, started by ``raysim.init()``. It listens on ``gcs.sock`` in the
+session directory. It exits when the driver says so or when the driver's connection closes
+(the driver died), so a SIGKILLed driver leaves no GCS behind.
+
+Trace events: ``process.started``, ``node.registered``, ``job.registered``, the
+``gcs.*`` events of the object directory and actor table, and every message.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import defaultdict
+
+import orjson
+
+from raysim.runtime import actor_table, procutil
+from raysim.runtime.actor_table import ActorEntry, ActorTable
+from raysim.runtime.object_directory import ObjectDirectory
+from raysim.runtime.protocol import EventLoop, LoopConnection
+from raysim.trace import writer as trace
+
+
+class GcsServer:
+    def __init__(self, session_dir: str, node_id: str) -> None:
+        self.loop = EventLoop()
+        self.session_dir = session_dir
+        self.nodes: dict[str, dict] = {}
+        self.node_conns: dict[str, LoopConnection] = {}
+        self.jobs: dict[str, dict] = {}
+        self.kv: dict[str, bytes] = {}
+        self._kv_waiters: dict[str, list[tuple[LoopConnection, int]]] = defaultdict(list)
+        self.actors = ActorTable()
+        self.directory = ObjectDirectory()
+        self.driver_conn: LoopConnection | None = None
+        self.path = os.path.join(session_dir, "gcs.sock")
+        self.loop.listen(self.path, "?", self.on_message, self.on_close)
+
+    # -- connection bookkeeping ------------------------------------------------------------
+
+    def holder(self, conn: LoopConnection) -> str:
+        return conn.peer_name
+
+    def on_close(self, conn: LoopConnection) -> None:
+        if conn is self.driver_conn:
+            trace.emit("process.stopping", reason="driver disconnected")
+            self.loop.stop()
+
+    def on_message(self, conn: LoopConnection, kind: str, msg_id: int, phase, body: dict) -> None:
+        handler = getattr(self, "handle_" + kind, None)
+        if handler is None:
+            raise RuntimeError(f"GCS got unknown message {kind!r}")
+        handler(conn, msg_id, body)
+
+    # -- registration ----------------------------------------------------------------------
+
+    def handle_register_client(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        conn.peer_kind = body["role"]
+        conn.peer_id = body["wid"]
+        conn.reply(msg_id, {})
+
+    def handle_register_driver(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        conn.peer_kind, conn.peer_id = "driver", body["wid"]
+        self.driver_conn = conn
+        self.jobs[body["job"]] = {"driver_pid": conn.peer_pid, "wid": body["wid"]}
+        trace.emit("job.registered", job=body["job"], driver_pid=conn.peer_pid)
+        conn.reply(msg_id, {})
+
+    def handle_register_node(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        node = body["node_id"]
+        conn.peer_kind, conn.peer_id = "raylet", node
+        self.nodes[node] = {"raylet_pid": conn.peer_pid, "resources": body["resources"],
+                            "store_capacity": body["store_capacity"], "alive": True}
+        self.node_conns[node] = conn
+        trace.emit("node.registered", node_id=node, raylet_pid=conn.peer_pid,
+                   resources=body["resources"], store_capacity=body["store_capacity"])
+        conn.reply(msg_id, {})
+
+    # -- functions and classes (internal KV) -------------------------------------------------
+
+    def handle_kv_put(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        key = body["key"]
+        self.kv[key] = body["value"]
+        conn.reply(msg_id, {})
+        for waiter, request in self._kv_waiters.pop(key, ()):
+            waiter.reply(request, {"value": body["value"]})
+
+    def handle_kv_get(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        value = self.kv.get(body["key"])
+        if value is None:
+            self._kv_waiters[body["key"]].append((conn, msg_id))
+        else:
+            conn.reply(msg_id, {"value": value})
+
+    # -- objects and references ------------------------------------------------------------
+
+    def handle_add_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        self._free(self.directory.add_object(
+            body["object_id"], conn.peer_id, body["size"], body["owner"],
+            body.get("contained", ())))
+
+    def handle_add_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        holder = body.get("holder") or self.holder(conn)
+        for object_id in body["objects"]:
+            self.directory.add_ref(object_id, holder, body["ref_type"])
+
+    def handle_borrow_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        self.handle_add_ref(conn, msg_id, body)
+        conn.reply(msg_id, {})
+
+    def handle_remove_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        holder = body.get("holder") or self.holder(conn)
+        freed = []
+        for object_id in body["objects"]:
+            freed += self.directory.remove_ref(object_id, holder)
+        self._free(freed)
+
+    def _free(self, freed: list[tuple[str, list[str]]]) -> None:
+        by_node: dict[str, list[str]] = defaultdict(list)
+        for object_id, nodes in freed:
+            for node in nodes:
+                by_node[node].append(object_id)
+            actor_id = self.actors.by_handle_object.get(object_id)
+            if actor_id is not None:
+                self._actor_out_of_scope(actor_id)
+        for node, object_ids in by_node.items():
+            conn = self.node_conns.get(node)
+            if conn is not None:
+                conn.send("free_objects", {"objects": object_ids})
+
+    # -- actors ------------------------------------------------------------------------------
+
+    def handle_actor_update(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        actor_id = body["actor_id"]
+        if body["state"] == actor_table.PENDING_CREATION and actor_id not in self.actors.actors:
+            self.actors.register(ActorEntry(
+                actor_id, body["class_name"], body["handle_object"], body["owner"],
+                name=body.get("name"), namespace=body.get("namespace"),
+                descriptor=body.get("descriptor", {})))
+            self._free(self.directory.add_handle_object(body["handle_object"], body["owner"]))
+        entry = self.actors.actors.get(actor_id)
+        if entry is None or entry.state == body["state"]:
+            return
+        if entry.state == actor_table.DEAD:
+            return  # a late report about an actor already dead
+        info = {k: body[k] for k in ("node", "wid", "pid") if k in body}
+        self.actors.transition(actor_id, body["state"], body.get("reason"), **info)
+
+    def handle_get_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        entry = self.actors.lookup_name(body["name"], body.get("namespace"))
+        if entry is None or entry.state == actor_table.DEAD:
+            conn.reply(msg_id, {"found": False})
+        else:
+            conn.reply(msg_id, {"found": True, "actor_id": entry.actor_id,
+                                "descriptor": entry.descriptor})
+
+    def _actor_out_of_scope(self, actor_id: str) -> None:
+        entry = self.actors.actors.get(actor_id)
+        if entry is None or entry.state == actor_table.DEAD:
+            return
+        conn = self.node_conns.get(entry.node) if entry.node else None
+        if conn is None and self.node_conns:
+            conn = next(iter(self.node_conns.values()))
+        if conn is not None:
+            conn.send("kill_actor", {"actor_id": actor_id, "no_restart": True,
+                                     "reason": "all handles out of scope", "graceful": True})
+
+    def handle_worker_exited(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        self._free(self.directory.remove_holder(f"worker:{body['wid']}"))
+        actor_id = body.get("actor_id")
+        if actor_id and actor_id in self.actors.actors:
+            entry = self.actors.actors[actor_id]
+            if entry.state != actor_table.DEAD:
+                self.actors.transition(actor_id, actor_table.DEAD, body.get("reason"))
+
+    # -- reporting and shutdown ---------------------------------------------------------------
+
+    def handle_snapshot(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        conn.reply(msg_id, self.snapshot())
+
+    def snapshot(self) -> dict:
+        return {"nodes": self.nodes, "jobs": self.jobs, "actors": self.actors.snapshot(),
+                "objects": self.directory.snapshot(),
+                "kv": {k: len(v) for k, v in self.kv.items()}}
+
+    def handle_shutdown(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        trace.emit("process.stopping", reason="shutdown")
+        conn.reply(msg_id, {})
+        self.loop.stop()
+
+    def run(self) -> None:
+        try:
+            self.loop.run()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def main() -> None:
+    args = orjson.loads(sys.argv[1])
+    procutil.die_with_parent(signal.SIGTERM)
+    procutil.exit_on_sigterm()
+    trace.open_trace(args["trace_path"], "gcs", args["node_id"], args["trace_flush_events"])
+    server = GcsServer(args["session_dir"], args["node_id"])
+    trace.emit("process.started", ppid=os.getppid(), role="gcs")
+    try:
+        server.run()
+    finally:
+        trace.close_trace()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Starting and stopping a session's processes (Ray's ``node.py`` and ``services.py``).
+
+Seed, phase 1: "When ray.init() is called, several processes start on your machine". This
+module starts them, from the driver:
+
+1. a session directory, private to the user (0700): ``/tmp/raysim-sessions/session_<time>_<pid>``,
+   holding the Unix sockets, and the trace unless told otherwise (not ``/tmp/raysim``: a
+   directory named like the package would shadow it for scripts run from /tmp);
+2. the GCS process (``python -m raysim.runtime.gcs``);
+3. the raylet process (``python -m raysim.runtime.raylet``), which creates the node's object
+   store and forks the zygote, which forks the task workers;
+
+then connects the driver to both. The raylet hands the driver the store's file descriptor
+over the Unix socket (SCM_RIGHTS), as plasma does.
+
+Stopping asks both processes to exit, waits, and kills what is left. If the driver dies
+instead, the processes notice their connection to it close and exit by themselves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import orjson
+
+from raysim.runtime.config import Config
+from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, FrameReader
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Unix socket paths are limited to 108 bytes by the kernel.
+_MAX_SOCKET_PATH = 107
+
+
+def make_session_dir(temp_dir: str | None) -> str:
+    base = temp_dir or os.environ.get("RAYSIM_TEMP_DIR") or "/tmp/raysim-sessions"
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    if os.stat(base).st_uid != os.getuid():
+        base = f"{base}-{os.getuid()}"
+        os.makedirs(base, mode=0o700, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    path = os.path.join(base, f"session_{stamp}_{os.getpid()}")
+    os.mkdir(path, 0o700)
+    if len(os.path.join(path, "raylet-00000000.sock")) > _MAX_SOCKET_PATH:
+        os.rmdir(path)
+        raise ValueError(
+            f"The session directory {path!r} is too long for Unix socket paths (at most "
+            f"{_MAX_SOCKET_PATH} bytes). Tip: pass a shorter _temp_dir to raysim.init() or "
+            f"set RAYSIM_TEMP_DIR.")
+    latest = os.path.join(base, "session_latest")
+    try:
+        if os.path.islink(latest):
+            os.unlink(latest)
+        os.symlink(path, latest)
+    except OSError:
+        pass
+    return path
+
+
+class NodeProcesses:
+    """The GCS and raylet processes of a session, as seen from the driver."""
+
+    def __init__(self, session_dir: str, node_id: str, trace_path: str | None, config: Config,
+                 resources: dict[str, float], store_capacity: int, job_id: str) -> None:
+        self.session_dir = session_dir
+        self.node_id = node_id
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        common = {"session_dir": session_dir, "node_id": node_id, "trace_path": trace_path,
+                  "trace_flush_events": config.trace_flush_events}
+        self.gcs = self._spawn("gcs", common, env)
+        raylet_args = dict(common, config=config.to_dict(), resources=resources,
+                           store_capacity=store_capacity, job_id=job_id)
+        self.raylet = self._spawn("raylet", raylet_args, env)
+        self.timeout = config.process_startup_timeout_s
+
+    def _spawn(self, module: str, args: dict, env: dict) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"raysim.runtime.{module}", orjson.dumps(args).decode()],
+            env=env, stdin=subprocess.DEVNULL, close_fds=True)
+
+    def _connect(self, path: str, peer_kind: str, proc: subprocess.Popen) -> BlockingConnection:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"The raysim {peer_kind} process exited with code {proc.returncode} while "
+                    f"starting. Tip: its error is printed above; check that raysim's "
+                    f"dependencies import in {sys.executable}.")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+                return BlockingConnection(sock, peer_kind)
+            except (FileNotFoundError, ConnectionRefusedError):
+                sock.close()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"The raysim {peer_kind} did not start within {self.timeout} s. Tip: the "
+                    f"machine may be overloaded; raise process_startup_timeout_s.")
+            time.sleep(0.002)
+
+    def connect_gcs(self) -> BlockingConnection:
+        return self._connect(os.path.join(self.session_dir, "gcs.sock"), "gcs", self.gcs)
+
+    def connect_raylet(self, body: dict) -> tuple[BlockingConnection, dict, int]:
+        """Register the driver with its raylet; the reply carries the store's fd."""
+        conn = self._connect(os.path.join(self.session_dir, f"raylet-{self.node_id}.sock"),
+                             "raylet", self.raylet)
+        conn.peer_id = self.node_id
+        msg_id = conn.send("register_client", body)
+        reader = FrameReader()
+        fds: list[int] = []
+        while True:
+            data, new_fds, _flags, _addr = socket.recv_fds(conn.sock, 1 << 16, 4)
+            if not data:
+                raise ConnectionClosed("raylet closed the connection during registration")
+            fds += new_fds
+            messages = reader.feed(data)
+            if messages:
+                kind, reply_id, phase, reply = messages[0]
+                conn.trace_recv(kind, reply_id, phase)
+                if kind != "reply" or reply.get("reply_to") != msg_id or not fds:
+                    raise ConnectionClosed(f"unexpected answer {kind!r} to registration")
+                conn.reader = reader
+                conn.backlog = messages[1:]
+                return conn, reply, fds[0]
+
+    def stop(self, timeout_s: float) -> None:
+        for proc in (self.raylet, self.gcs):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for proc in (self.raylet, self.gcs):
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def pids(self) -> dict[str, int]:
+        return {"gcs": self.gcs.pid, "raylet": self.raylet.pid}
+
+
+def driver_modules() -> list[str]:
+    """Top-level third-party packages the driver has imported, for the zygote to preload."""
+    skip = {"raysim", "IPython", "ipykernel", "zmq", "tornado", "jupyter_client",
+            "jupyter_core", "debugpy", "traitlets", "prompt_toolkit", "pytest", "_pytest",
+            "pluggy", "nbclient", "comm", "psutil", "setuptools", "pip", "pkg_resources"}
+    names = []
+    for name, module in list(sys.modules.items()):
+        if "." in name or name in skip or module is None:
+            continue
+        path = getattr(module, "__file__", None) or ""
+        if "site-packages" in path or "dist-packages" in path:
+            names.append(name)
+    return sorted(names)
+

@@ -1,0 +1,408 @@
+"""How raysim processes talk: length-framed pickled messages over Unix sockets.
+
+Ray's processes speak gRPC; raysim's speak a much smaller protocol with the same shape. A
+message is a tuple ``(kind, msg_id, phase, body)``: ``kind`` names it (every kind is listed in
+``raysim.trace.schema.MESSAGES``), ``msg_id`` counts the messages this process sent, ``phase``
+carries the driver API call that caused it (so a worker's events can be attributed to the
+``predict.remote()`` that started them), and ``body`` is a dict of plain values. User data is
+already serialized bytes by the time it is put in a body, so plain ``pickle`` is safe and fast
+here. A request's answer is a ``reply`` whose body names the request in ``reply_to``.
+
+Every send and every receive is recorded (``msg.send`` / ``msg.recv``) under one message id,
+``"<sender pid>-<msg_id>"``, which is what lets the tracer draw the sequence diagram.
+
+Two ways to hold a connection:
+
+* ``EventLoop`` (GCS, raylet, zygote): one thread, a ``selectors`` loop over non-blocking
+  sockets with per-connection output buffers, so a slow reader never blocks the server.
+* ``BlockingConnection`` (driver, workers): a blocking socket whose reads happen on one
+  receiver thread (see ``core_worker.py``) and whose writes take a lock.
+
+Sockets are Unix-domain, in the session directory (mode 0700): nothing listens on a network
+interface. The peer's pid comes from the kernel (``SO_PEERCRED``), not from the peer's word.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import pickle
+import selectors
+import socket
+import struct
+import threading
+import time
+from typing import Any, Callable
+
+from raysim.trace import writer as trace
+
+_HEADER = struct.Struct("<I")
+_HEADER_SIZE = _HEADER.size
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_RECV_SIZE = 1 << 18
+_PEERCRED = struct.Struct("3i")
+
+_msg_counter = itertools.count(1)
+# Body keys copied into the msg.send event so the tracer can tie a message to what it is about.
+_TRACED_KEYS = (("task_id", "task"), ("object_id", "obj"), ("actor_id", "actor"))
+
+
+def next_msg_id() -> int:
+    return next(_msg_counter)
+
+
+def reset_after_fork() -> None:
+    global _msg_counter
+    _msg_counter = itertools.count(1)
+
+
+def encode(kind: str, msg_id: int, phase: int | None, body: dict) -> bytes:
+    payload = pickle.dumps((kind, msg_id, phase, body), _PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
+
+
+def peer_pid(sock: socket.socket) -> int:
+    try:
+        pid, _uid, _gid = _PEERCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        return pid
+    except OSError:
+        return 0
+
+
+class ConnectionClosed(Exception):
+    """The peer went away."""
+
+
+class Connection:
+    """State shared by both kinds of connection: who the peer is, and tracing of messages."""
+
+    def __init__(self, sock: socket.socket, peer_kind: str = "?") -> None:
+        self.sock = sock
+        self.peer_kind = peer_kind  # driver, gcs, raylet, worker, zygote
+        self.peer_pid = peer_pid(sock) if sock.family == socket.AF_UNIX else 0
+        self.peer_id: str | None = None  # worker id, node id, ... once registered
+        self.closed = False
+
+    @property
+    def peer_name(self) -> str:
+        return self.peer_kind if self.peer_id is None else f"{self.peer_kind}:{self.peer_id}"
+
+    def _frame(self, kind: str, body: dict, phase: int | None,
+               msg_id: int | None = None) -> tuple[int, bytes]:
+        if msg_id is None:
+            msg_id = next(_msg_counter)
+        if phase is None:
+            phase = trace.get_phase()
+        data = encode(kind, msg_id, phase, body)
+        if trace.enabled():
+            fields = {}
+            for key, short in _TRACED_KEYS:
+                value = body.get(key)
+                if value is not None:
+                    fields[short] = value
+            trace.emit("msg.send", phase=phase, msg=f"{os.getpid()}-{msg_id}", kind=kind,
+                       to=self.peer_name, to_pid=self.peer_pid, size=len(data), **fields)
+        return msg_id, data
+
+    def trace_recv(self, kind: str, msg_id: int, phase: int | None) -> None:
+        trace.emit("msg.recv", phase=phase, msg=f"{self.peer_pid}-{msg_id}", kind=kind,
+                   src=self.peer_name, src_pid=self.peer_pid)
+
+
+class FrameReader:
+    """Accumulates bytes and yields complete decoded messages."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple]:
+        buf = self._buf
+        buf += data
+        out = []
+        start = 0
+        end = len(buf)
+        while end - start >= _HEADER_SIZE:
+            (n,) = _HEADER.unpack_from(buf, start)
+            if end - start - _HEADER_SIZE < n:
+                break
+            begin = start + _HEADER_SIZE
+            out.append(pickle.loads(memoryview(buf)[begin:begin + n]))
+            start = begin + n
+        if start:
+            del buf[:start]
+        return out
+
+
+class BlockingConnection(Connection):
+    """A connection used by a driver or worker: blocking sends under a lock."""
+
+    def __init__(self, sock: socket.socket, peer_kind: str) -> None:
+        super().__init__(sock, peer_kind)
+        # Re-entrant: ObjectRef.__del__ may send a release from inside another send's
+        # bookkeeping on the same thread, before that send has written a byte.
+        self._send_lock = threading.RLock()
+        self.reader = FrameReader()
+        self.backlog: list[tuple] = []  # messages read by request() but not yet handled
+
+    def send(self, kind: str, body: dict, phase: int | None = None,
+             msg_id: int | None = None) -> int:
+        msg_id, data = self._frame(kind, body, phase, msg_id)
+        with self._send_lock:
+            if self.closed:
+                raise ConnectionClosed(self.peer_name)
+            try:
+                self.sock.sendall(data)
+            except OSError as e:
+                self.closed = True
+                raise ConnectionClosed(self.peer_name) from e
+        return msg_id
+
+    def recv_messages(self) -> list[tuple]:
+        """Block until at least one byte arrives; return the complete messages decoded."""
+        if self.backlog:
+            backlog, self.backlog = self.backlog, []
+            return backlog
+        try:
+            data = self.sock.recv(_RECV_SIZE)
+        except OSError as e:
+            raise ConnectionClosed(self.peer_name) from e
+        if not data:
+            raise ConnectionClosed(self.peer_name)
+        return self.reader.feed(data)
+
+    def request(self, kind: str, body: dict, phase: int | None = None) -> Any:
+        """Send and wait for the reply on this thread (only before a receiver thread runs)."""
+        msg_id = self.send(kind, body, phase)
+        trace.flush()  # about to wait: what happened so far goes to the file first
+        while True:
+            messages = self.recv_messages()
+            for i, message in enumerate(messages):
+                if message[0] == "reply" and message[3].get("reply_to") == msg_id:
+                    self.trace_recv(message[0], message[1], message[2])
+                    # Whatever came in behind the reply is for the receiver thread.
+                    self.backlog = messages[i + 1:] + self.backlog
+                    return message[3]
+                raise ConnectionClosed(f"unexpected {message[0]!r} before reply")
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def connect_unix(path: str, peer_kind: str, timeout_s: float = 10.0) -> BlockingConnection:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return BlockingConnection(sock, peer_kind)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.002)
+
+
+# --------------------------------------------------------------------------------------------
+# The single-threaded server loop of GCS, raylet and zygote.
+
+
+class LoopConnection(Connection):
+    """A non-blocking connection owned by an EventLoop."""
+
+    def __init__(self, loop: "EventLoop", sock: socket.socket, peer_kind: str,
+                 on_message: Callable[["LoopConnection", str, int, Any, dict], None],
+                 on_close: Callable[["LoopConnection"], None]) -> None:
+        super().__init__(sock, peer_kind)
+        sock.setblocking(False)
+        self.loop = loop
+        self.on_message = on_message
+        self.on_close = on_close
+        self.reader = FrameReader()
+        self._out: list[bytes] = []
+        self._out_view: memoryview | None = None
+        self._writing = False
+        self.state: Any = None  # what the server knows about this peer
+
+    def send(self, kind: str, body: dict, phase: int | None = None) -> int:
+        msg_id, data = self._frame(kind, body, phase)
+        self.send_raw(data)
+        return msg_id
+
+    def reply(self, request_id: int, body: dict, phase: int | None = None) -> None:
+        body["reply_to"] = request_id
+        self.send("reply", body, phase)
+
+    def send_raw(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._out or self._out_view is not None:
+            self._out.append(data)
+            return
+        try:
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.loop.close_connection(self)
+            return
+        if n < len(data):
+            self._out_view = memoryview(data)[n:]
+            self._want_write(True)
+
+    def send_with_fd(self, kind: str, body: dict, fd: int, phase: int | None = None) -> None:
+        """Send a small message with a file descriptor attached (SCM_RIGHTS), as plasma does."""
+        assert not self._out and self._out_view is None
+        _msg_id, data = self._frame(kind, body, phase)
+        self.sock.setblocking(True)
+        try:
+            socket.send_fds(self.sock, [data], [fd])
+        finally:
+            self.sock.setblocking(False)
+
+    def _want_write(self, on: bool) -> None:
+        if on != self._writing:
+            self._writing = on
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+            self.loop.selector.modify(self.sock, events, self)
+
+    def handle_writable(self) -> None:
+        while True:
+            if self._out_view is None:
+                if not self._out:
+                    self._want_write(False)
+                    return
+                self._out_view = memoryview(b"".join(self._out))
+                self._out = []
+            try:
+                n = self.sock.send(self._out_view)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.loop.close_connection(self)
+                return
+            self._out_view = self._out_view[n:] if n < len(self._out_view) else None
+            if self._out_view is not None:
+                return
+
+    def handle_readable(self) -> None:
+        try:
+            data = self.sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.loop.close_connection(self)
+            return
+        for kind, msg_id, phase, body in self.reader.feed(data):
+            trace.set_phase(phase)
+            self.trace_recv(kind, msg_id, phase)
+            self.on_message(self, kind, msg_id, phase, body)
+            if self.closed:
+                return
+        trace.set_phase(None)
+
+
+class EventLoop:
+    """selectors + a timer heap. Everything a server does happens on this one thread."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.running = True
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self.connections: set[LoopConnection] = set()
+
+    def listen(self, path: str, peer_kind: str, on_message, on_close) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(128)
+        sock.setblocking(False)
+        self.selector.register(sock, selectors.EVENT_READ,
+                               ("accept", peer_kind, on_message, on_close))
+        return sock
+
+    def add_socket(self, sock: socket.socket, peer_kind: str, on_message, on_close) -> LoopConnection:
+        conn = LoopConnection(self, sock, peer_kind, on_message, on_close)
+        self.selector.register(sock, selectors.EVENT_READ, conn)
+        self.connections.add(conn)
+        return conn
+
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        self.selector.register(fd, selectors.EVENT_READ, ("reader", callback))
+
+    def remove_reader(self, fd: int) -> None:
+        try:
+            self.selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def close_connection(self, conn: LoopConnection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self.connections.discard(conn)
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+        conn.on_close(conn)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_seq), callback))
+
+    def stop(self) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        select = self.selector.select
+        while self.running:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            trace.flush()  # about to wait: everything so far goes to the file
+            try:
+                ready = select(timeout)
+            except InterruptedError:
+                continue
+            for key, mask in ready:
+                data = key.data
+                if isinstance(data, LoopConnection):
+                    if mask & selectors.EVENT_WRITE and not data.closed:
+                        data.handle_writable()
+                    if mask & selectors.EVENT_READ and not data.closed:
+                        data.handle_readable()
+                elif data[0] == "accept":
+                    self._accept(key.fileobj, *data[1:])
+                else:
+                    data[1]()
+                if not self.running:
+                    break
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, callback = heapq.heappop(self._timers)
+                callback()
+        trace.flush()
+
+    def _accept(self, listener: socket.socket, peer_kind, on_message, on_close) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE):
+                    return
+                raise
+            self.add_socket(sock, peer_kind, on_message, on_close)

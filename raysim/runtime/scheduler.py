@@ -1,0 +1,88 @@
+"""The raylet's local scheduler: resources, the task queue, and placement decisions.
+
+Seed, phase 3 steps 1-3: "Driver submits actor creation request to Local Scheduler (Raylet).
+Local Scheduler checks local resources; if sufficient, assigns to a local worker; otherwise
+forwards to Global Scheduler." and phase 4 step 3: actors process methods serially.
+
+What raysim's scheduler does, as Ray 2.x's raylet does on one node:
+
+* A node has resources: ``CPU`` (``num_cpus``), custom ones (``resources={"GPU": 1}``), all
+  divisible down to 1/10000 as in Ray. A task asks for ``num_cpus`` (default 1) and any custom
+  amounts; it runs when they fit in what is available, and holds them while it runs.
+* An actor needs 1 CPU to be *placed* but holds 0 while it lives, unless it asked for
+  ``num_cpus`` explicitly (Ray's default: "1 CPU for scheduling, 0 CPU for running"). So the
+  founding example's 3 actors run on a 2-CPU machine.
+* Tasks that do not fit wait in FIFO order; a task that could never fit on this node is
+  *infeasible*: it waits, and the trace and the driver say so, instead of failing.
+* A worker blocked in ``get`` lends its CPUs back (Ray: NotifyDirectCallTaskBlocked), so
+  nested tasks deeper than the CPU count cannot deadlock; it takes them back when it wakes,
+  even if that briefly oversubscribes the node, as Ray does.
+
+There is no global scheduler: the founding document's is from the 2018 Ray paper; Ray 2.x
+spills back to another node instead (ACCURACY.md #2). Multi-node placement goes here.
+
+Runs in: the raylet process. Trace events: ``scheduler.decision``.
+"""
+
+from __future__ import annotations
+
+from raysim.runtime.errors import RaySimInternalError
+
+# Resources are kept in fixed point, 1/10000 of a unit, like Ray's FixedPoint.
+_SCALE = 10000
+
+
+def to_fixed(resources: dict[str, float]) -> dict[str, int]:
+    return {k: int(round(v * _SCALE)) for k, v in resources.items() if v}
+
+
+def from_fixed(resources: dict[str, int]) -> dict[str, float]:
+    return {k: v / _SCALE for k, v in resources.items()}
+
+
+class ResourceSet:
+    """A node's total and available resources."""
+
+    def __init__(self, total: dict[str, float]) -> None:
+        self.total = to_fixed(total)
+        self.available = dict(self.total)
+
+    def feasible(self, request: dict[str, int]) -> bool:
+        return all(self.total.get(k, 0) >= v for k, v in request.items())
+
+    def fits(self, request: dict[str, int]) -> bool:
+        available = self.available
+        return all(available.get(k, 0) >= v for k, v in request.items())
+
+    def acquire(self, request: dict[str, int], force: bool = False) -> None:
+        if not force and not self.fits(request):
+            raise RaySimInternalError(f"acquire {request} beyond available {self.available}")
+        for k, v in request.items():
+            self.available[k] = self.available.get(k, 0) - v
+
+    def release(self, request: dict[str, int]) -> None:
+        for k, v in request.items():
+            self.available[k] = self.available.get(k, 0) + v
+
+    def snapshot(self) -> dict:
+        return {"total": from_fixed(self.total), "available": from_fixed(self.available)}
+
+
+def task_request(spec: dict) -> dict[str, int]:
+    """The resources a task holds while it runs."""
+    resources = dict(spec.get("resources") or {})
+    num_cpus = spec.get("num_cpus")
+    if spec["kind"] == "actor_creation":
+        # Placement needs 1 CPU by default; see placement_request. Held: only what was asked.
+        resources["CPU"] = num_cpus or 0
+    else:
+        resources["CPU"] = 1 if num_cpus is None else num_cpus
+    return to_fixed(resources)
+
+
+def placement_request(spec: dict) -> dict[str, int]:
+    """The resources an actor creation needs free to be placed (Ray: 1 CPU by default)."""
+    resources = dict(spec.get("resources") or {})
+    num_cpus = spec.get("num_cpus")
+    resources["CPU"] = 1 if num_cpus is None else num_cpus
+    return to_fixed(resources)

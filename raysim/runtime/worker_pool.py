@@ -1,0 +1,109 @@
+"""The raylet's worker pool: which worker processes exist, and in which state.
+
+Seed, phase 1: "Worker processes (typically one per CPU core): execute tasks and actor
+methods"; "Workers: idle, waiting for tasks". Phase 3 step 3: "Scheduler selects Worker
+Process #1 for Actor 0".
+
+As in Ray, there are two kinds of worker: *task workers*, a pool reused from task to task
+(about one per CPU, more while some are blocked in ``get``), and *actor workers*, one
+dedicated process per actor, started on demand and gone with the actor.
+
+How a worker process starts differs from Ray. Ray execs a fresh ``python default_worker.py``
+per worker (~0.6 s on this kind of machine). raysim forks it from a *zygote*: a process the
+raylet starts once, which imports cloudpickle, numpy and the modules the driver had loaded,
+then forks a ready worker in a few milliseconds on request (``zygote.py``). The worker is
+still a separate OS process with its own pid and heap.
+
+Runs in: the raylet process. Trace events: ``worker.starting``, ``worker.registered``,
+``worker.idle``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import deque
+
+from raysim.runtime.ids import random_hex
+from raysim.trace import writer as trace
+
+# Worker states.
+STARTING = "STARTING"   # asked of the zygote, not yet connected
+IDLE = "IDLE"           # a task worker waiting for a task
+BUSY = "BUSY"           # running a task
+BLOCKED = "BLOCKED"     # running a task that waits in get(); its CPU is lent out
+ACTOR = "ACTOR"         # dedicated to an actor
+DEAD = "DEAD"
+
+
+@dataclasses.dataclass(eq=False)
+class WorkerRecord:
+    wid: str
+    role: str  # "task" or "actor"
+    state: str = STARTING
+    pid: int = 0
+    conn: object = None  # the LoopConnection once registered
+    actor_id: str | None = None
+    task: object = None  # the TaskRecord it runs (task workers)
+    lent: dict | None = None  # resources lent back while blocked
+
+
+class WorkerPool:
+    def __init__(self, zygote_send) -> None:
+        self._zygote_send = zygote_send  # callable(kind, body)
+        self.workers: dict[str, WorkerRecord] = {}
+        self.by_pid: dict[int, WorkerRecord] = {}
+        self.idle: deque[WorkerRecord] = deque()
+        self.starting_task_workers = 0
+        self._seq = itertools.count(1)
+
+    def start(self, role: str, actor_id: str | None = None) -> WorkerRecord:
+        wid = random_hex(8)
+        worker = WorkerRecord(wid, role, actor_id=actor_id)
+        self.workers[wid] = worker
+        if role == "task":
+            self.starting_task_workers += 1
+        trace.emit("worker.starting", wid=wid, role=role, actor=actor_id)
+        self._zygote_send("start_worker", {"wid": wid, "role": role, "actor_id": actor_id})
+        return worker
+
+    def registered(self, wid: str, conn, pid: int) -> WorkerRecord | None:
+        worker = self.workers.get(wid)
+        if worker is None:
+            return None
+        worker.conn = conn
+        worker.pid = pid
+        self.by_pid[pid] = worker
+        trace.emit("worker.registered", wid=wid, worker_pid=pid, role=worker.role)
+        if worker.role == "task":
+            self.starting_task_workers -= 1
+            self.make_idle(worker)
+        else:
+            worker.state = ACTOR
+        return worker
+
+    def make_idle(self, worker: WorkerRecord) -> None:
+        worker.state = IDLE
+        worker.task = None
+        self.idle.append(worker)
+
+    def pop_idle(self) -> WorkerRecord | None:
+        while self.idle:
+            worker = self.idle.popleft()
+            if worker.state == IDLE:
+                return worker
+        return None
+
+    def remove(self, worker: WorkerRecord) -> None:
+        if worker.state == STARTING and worker.role == "task":
+            self.starting_task_workers -= 1
+        worker.state = DEAD
+        self.workers.pop(worker.wid, None)
+        self.by_pid.pop(worker.pid, None)
+
+    def count(self, role: str) -> int:
+        return sum(1 for w in self.workers.values() if w.role == role)
+
+    def snapshot(self) -> list[dict]:
+        return [{"wid": w.wid, "pid": w.pid, "role": w.role, "state": w.state,
+                 "actor_id": w.actor_id} for w in self.workers.values()]

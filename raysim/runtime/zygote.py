@@ -1,0 +1,148 @@
+"""The zygote: a preloaded process that forks worker processes on the raylet's request.
+
+Ray starts every worker as a fresh interpreter that must import cloudpickle, numpy, pandas...
+before running its first task (~0.6 s each on a 2-core machine). raysim's raylet instead forks
+this process once at startup; it imports those modules a single time and then forks a worker
+in milliseconds whenever the raylet asks (the same idea as multiprocessing's forkserver with
+``preload``, or Android's zygote). Pages of the imported modules stay shared between workers,
+which is most of why raysim's memory use after ``init`` is small.
+
+Forking is only safe from a single-threaded process, so before importing numpy the zygote
+asks BLAS and OpenMP for one thread (Ray sets ``OMP_NUM_THREADS=1`` for its workers too) and
+turns off the background thread of pyarrow's jemalloc; the user's own settings win.
+
+The zygote also reaps its children: when a worker exits it tells the raylet the exit code or
+signal, which is how a SIGKILLed worker shows up in the trace as ``process.exited``.
+
+Runs in: its own process, a child of the raylet. Trace events: ``process.started``,
+``zygote.preloaded``, messages ``start_worker`` / ``preload`` (received), ``worker_exited``
+(sent).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from raysim.runtime import procutil, protocol
+from raysim.runtime.protocol import BlockingConnection, ConnectionClosed
+from raysim.trace import writer as trace
+
+_SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
+
+
+def run(sock: socket.socket, session: dict) -> None:
+    """Body of the zygote process (after fork from the raylet). Never returns."""
+    code = 0
+    try:
+        procutil.die_with_parent(signal.SIGKILL)
+        procutil.set_process_name("raysim::zygote")
+        if trace.writer() is not None:
+            trace.writer().drop_inherited("zygote")
+        protocol.reset_after_fork()
+        Zygote(sock, session).serve()
+    except (ConnectionClosed, KeyboardInterrupt, SystemExit):
+        pass
+    except BaseException:  # pragma: no cover - reported, then exit
+        import traceback
+        traceback.print_exc()
+        code = 1
+    finally:
+        trace.flush()
+        os._exit(code)
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket, session: dict) -> None:
+        self.conn = BlockingConnection(sock, "raylet")
+        self.conn.peer_id = session["node_id"]
+        self.session = session
+        for key, value in _SINGLE_THREAD_ENV.items():
+            os.environ.setdefault(key, value)
+        start = time.perf_counter_ns()
+        import cloudpickle  # noqa: F401  (preloaded for every worker)
+        preloaded = ["cloudpickle"]
+        try:
+            import numpy  # noqa: F401
+            preloaded.append("numpy")
+        except ImportError:
+            pass
+        trace.emit("process.started", ppid=os.getppid(), role="zygote")
+        trace.emit("zygote.preloaded", modules=preloaded, dur=time.perf_counter_ns() - start)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self._wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.children: dict[int, str] = {}
+
+    def serve(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.conn.sock, selectors.EVENT_READ, "conn")
+        selector.register(self._wake_r, selectors.EVENT_READ, "child")
+        while True:
+            trace.flush()
+            for key, _ in selector.select():
+                if key.data == "child":
+                    try:
+                        os.read(self._wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    self._reap()
+                else:
+                    for kind, msg_id, phase, body in self.conn.recv_messages():
+                        trace.set_phase(phase)
+                        self.conn.trace_recv(kind, msg_id, phase)
+                        getattr(self, "handle_" + kind)(body)
+            self._reap()
+
+    def handle_preload(self, body: dict) -> None:
+        sys.path[:] = body["sys_path"]
+        try:
+            os.chdir(body["cwd"])
+        except OSError:
+            pass
+        start = time.perf_counter_ns()
+        loaded = []
+        for name in body["modules"]:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except Exception:  # a module that fails to import here is imported on demand
+                pass
+        trace.emit("zygote.preloaded", modules=loaded, dur=time.perf_counter_ns() - start)
+
+    def handle_start_worker(self, body: dict) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self._become_worker(body)
+        self.children[pid] = body["wid"]
+
+    def _become_worker(self, body: dict) -> None:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.conn.sock.close()
+        from raysim.runtime import worker
+        worker.run_forked(body["wid"], body["role"], body.get("actor_id"), self.session)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            wid = self.children.pop(pid, None)
+            self.conn.send("worker_exited", {"pid": pid, "wid": wid,
+                                             "exit_code": procutil.exit_status(status)})

@@ -1,0 +1,345 @@
+"""The trace format: every event kind and every wire message, versioned.
+
+A raysim trace is a JSON-lines file. Each line is one event, a JSON object with the common
+fields below plus the fields of its kind. The first line is a ``trace.header`` event carrying
+``schema_version``. Readers accept traces whose major version they know and refuse newer
+ones with a clear message; fields are only ever added within a major version.
+
+Common fields (every event):
+
+    ts     int   nanoseconds on CLOCK_MONOTONIC, one clock shared by every process
+    ev     str   the event kind, ``<component>.<what happened>``
+    proc   str   the kind of process that emitted it: driver, gcs, raylet, worker, zygote
+    node   str   the node the process runs on
+    pid    int   the OS process id
+    phase  int?  the driver API call this event belongs to (see ``phase.begin``); events caused
+                 by that call, in any process, carry its number
+
+Every message between two processes is recorded twice, with one message id: ``msg.send`` by
+the sender and ``msg.recv`` by the receiver. That is enough to draw who talks to whom, in
+order (a space-time diagram, as in ShiViz).
+
+This module stands alone (standard library only): the runtime, the tracer and the simulator
+all import it. ``python -m raysim.trace.schema`` prints the event table as Markdown, which is
+how ``docs/trace-format.md`` is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+SCHEMA_NAME = "raysim-trace"
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+
+# Process kinds, as they appear in the ``proc`` field.
+PROCESS_KINDS = ("driver", "gcs", "raylet", "worker", "zygote")
+
+COMMON_FIELDS: dict[str, str] = {
+    "ts": "int",
+    "ev": "str",
+    "proc": "str",
+    "node": "str",
+    "pid": "int",
+    "phase": "int?",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EventKind:
+    name: str
+    proc: str  # which process kind emits it
+    doc: str
+    fields: dict[str, str]  # name -> type, "?" suffix for optional
+    seed: str = ""  # the founding document's step it shows, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class MessageKind:
+    name: str
+    sender: str
+    receiver: str
+    doc: str
+    reply: str | None = None  # the message kind that answers it, for requests
+
+
+EVENTS: dict[str, EventKind] = {}
+MESSAGES: dict[str, MessageKind] = {}
+
+
+def _event(event_name: str, proc: str, doc: str, /, seed: str = "", **fields: str) -> None:
+    EVENTS[event_name] = EventKind(event_name, proc, doc, fields, seed)
+
+
+def _message(name: str, sender: str, receiver: str, doc: str, reply: str | None = None) -> None:
+    MESSAGES[name] = MessageKind(name, sender, receiver, doc, reply)
+
+
+# --------------------------------------------------------------------------------------------
+# Session, processes and phases (seed phase 1)
+
+_event("trace.header", "driver", "First line of every trace.",
+       schema="str", schema_version="str", session="str", session_dir="str",
+       wall_time_ns="int", config="dict", mode="str")
+_event("phase.begin", "driver",
+       "The driver entered a raysim API call; every event it causes carries its number.",
+       api="str", site="str?", code="str?", detail="str?")
+_event("process.started", "any", "A runtime process is up and running its main loop.",
+       seed="Phase 1: processes started by init", ppid="int", role="str?", wid="str?")
+_event("process.exited", "raylet",
+       "A worker process exited; the raylet saw it go. Signal deaths have a negative code.",
+       child_pid="int", wid="str?", exit_code="int?", role="str?", actor="str?")
+_event("process.stopping", "any", "The process is shutting down.", reason="str")
+_event("node.registered", "gcs", "A raylet registered its node with the GCS node table.",
+       seed="Phase 1", node_id="str", raylet_pid="int", resources="dict",
+       store_capacity="int")
+_event("job.registered", "gcs", "The driver registered its job.", job="str", driver_pid="int")
+_event("worker.registered", "raylet", "A worker or driver connected to its raylet.",
+       seed="Phase 1: workers idle, waiting for tasks", wid="str", worker_pid="int",
+       role="str")
+_event("worker.starting", "raylet", "The raylet asked the zygote to start a worker process.",
+       wid="str", role="str", actor="str?")
+_event("worker.idle", "raylet", "A task worker finished and waits for the next task.",
+       wid="str", worker_pid="int")
+_event("zygote.preloaded", "zygote",
+       "The zygote imported the driver's modules so forked workers start with them.",
+       modules="list", dur="int")
+_event("store.created", "raylet",
+       "The node's shared-memory object store exists (a memfd mapped by every process).",
+       seed="Phase 1: Object Store (one per node)", capacity="int", name="str")
+
+# --------------------------------------------------------------------------------------------
+# Objects: serialization, the shared-memory store, get (seed phases 2, 4, 5)
+
+_event("object.serialized", "any", "A value was pickled (cloudpickle, protocol 5).",
+       seed="Phase 2 step 1: driver serializes the model", obj="str?", size="int",
+       buffers="int", dur="int", type="str?")
+_event("object_store.create", "raylet",
+       "The store allocated space for an object (not yet visible to readers).",
+       seed="Phase 2 step 2", obj="str", size="int", offset="int", owner="str")
+_event("object_store.written", "any",
+       "The writer copied the serialized object into its shared-memory allocation.",
+       seed="Phase 2 step 2: driver writes to local Object Store shared memory",
+       obj="str", size="int", dur="int")
+_event("object_store.sealed", "raylet",
+       "The object is complete and immutable; readers may now map it.",
+       seed="Phase 2 step 3: Object Store returns an ObjectRef", obj="str", size="int",
+       offset="int", used="int")
+_event("object_store.deleted", "raylet", "The object was freed from the store.",
+       obj="str", size="int", reason="str", used="int")
+_event("object.get", "any",
+       "A process read an object: inline bytes, or a zero-copy map of the store.",
+       seed="Phase 5 step 2-4", obj="str", size="int", path="str", zero_copy="bool",
+       dur="int")
+_event("object.inlined", "any",
+       "A task return value small enough went back inline, not through the store.",
+       seed="Phase 4 step 5: small result (<100KB) sent directly back", obj="str",
+       size="int", threshold="int")
+_event("object.promoted", "any",
+       "An inline value was copied into the store because its ref was passed on by "
+       "reference (Ray: PromoteObjectToPlasma).", obj="str", size="int")
+
+# --------------------------------------------------------------------------------------------
+# Reference counting (seed: GCS records ref counts; ACCURACY.md #1, #8)
+
+_event("ref.acquired", "any",
+       "The first reference to an object appeared in this process.", obj="str",
+       ref_type="str")
+_event("ref.released", "any",
+       "The last reference to an object in this process went away.", obj="str")
+_event("gcs.ref_added", "gcs", "A holder took a reference; count is the new total.",
+       seed="Phase 3: ref_count now = 4 (driver + 3 actors)", obj="str", holder="str",
+       ref_type="str", count="int")
+_event("gcs.ref_removed", "gcs", "A holder dropped its reference.", obj="str", holder="str",
+       count="int")
+_event("gcs.object_added", "gcs",
+       "An object's location and size were registered in the GCS object table.",
+       seed="Phase 2 step 4: Object Store registers the location with GCS", obj="str",
+       location="str", size="int", owner="str")
+_event("gcs.object_freed", "gcs",
+       "An object's count reached zero; GCS told the stores holding it to delete it.",
+       obj="str", locations="list")
+
+# --------------------------------------------------------------------------------------------
+# Tasks, actors and scheduling (seed phases 3 and 4)
+
+_event("function.exported", "any",
+       "A remote function or class was pickled and stored in the GCS key-value store.",
+       seed="Phase 3 step 4: worker receives the actor class definition",
+       function_id="str", name="str", size="int")
+_event("function.loaded", "worker", "A worker fetched and unpickled a function or class.",
+       function_id="str", name="str", size="int")
+_event("task.submitted", "any", "A task, actor creation or actor method call was submitted.",
+       seed="Phase 3 step 1 / Phase 4 step 1", task="str", task_kind="str", name="str",
+       actor="str?", returns="list", deps="list", args_size="int")
+_event("scheduler.decision", "raylet",
+       "The raylet's scheduler decided where a task runs, or why it must wait.",
+       seed="Phase 3 step 2-3: local scheduler checks resources, selects a worker",
+       task="str", decision="str", resources="dict", available="dict", wid="str?",
+       reason="str?")
+_event("raylet.actor_lookup", "raylet", "The raylet found the worker hosting an actor.",
+       seed="Phase 4 step 2: raylet looks up the actor's location", actor="str", task="str",
+       wid="str", source="str")
+_event("task.args_resolved", "worker",
+       "A worker turned the task's argument references into values.",
+       seed="Phase 3 step 5: worker fetches model_ref", task="str", objs="list", dur="int")
+_event("task.execute", "worker", "A task or method ran; ts is its start.",
+       seed="Phase 4 step 4", task="str", name="str", dur="int", ok="bool", actor="str?",
+       attempt="int?")
+_event("task.finished", "raylet", "The raylet saw a task complete and freed its resources.",
+       task="str", ok="bool")
+_event("actor.state", "worker",
+       "The actor's instance attributes (short reprs) after __init__ or a method call.",
+       seed="Phase 3 step 7 / Phase 4: prediction_count 0 -> 1", actor="str", task="str",
+       attrs="dict", calls="int")
+_event("gcs.actor_state", "gcs", "An actor's row in the GCS actor table changed state.",
+       seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
+       class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
+       name="str?", reason="str?")
+
+# --------------------------------------------------------------------------------------------
+# Messages between processes
+
+_event("msg.send", "any", "A message left this process.", msg="str", kind="str",
+       to="str", to_pid="int", size="int", task="str?", obj="str?", actor="str?")
+_event("msg.recv", "any", "A message arrived in this process.", msg="str", kind="str",
+       src="str", src_pid="int")
+
+
+# Wire messages. Every message is a tuple (kind, msg_id, phase, body) framed by a 4-byte
+# length; body is a dict. A request's answer is a "reply" whose body carries "reply_to".
+_message("register_client", "driver|worker", "raylet",
+         "A driver or worker introduces itself; the answer carries the store's fd "
+         "(SCM_RIGHTS) and the node's identity.", reply="reply")
+_message("register_driver", "driver", "gcs", "The driver registers its job.", reply="reply")
+_message("register_node", "raylet", "gcs", "The raylet registers its node.", reply="reply")
+_message("kv_put", "driver|worker", "gcs", "Export a pickled function or class.",
+         reply="reply")
+_message("kv_get", "worker", "gcs", "Fetch an exported function or class.", reply="reply")
+_message("submit_task", "driver|worker", "raylet", "Run a task (or create an actor).")
+_message("push_task", "raylet", "worker", "Execute this task now.")
+_message("task_done", "worker|raylet", "raylet|driver|worker",
+         "A task finished: its results inline, or where they were stored.")
+_message("create_object", "driver|worker", "raylet",
+         "Allocate space in the store for an object of this size.", reply="reply")
+_message("seal_object", "driver|worker", "raylet", "The object is written; make it visible.")
+_message("get_objects", "driver|worker", "raylet",
+         "Where are these objects? Answered once all are sealed.", reply="reply")
+_message("add_object", "raylet", "gcs", "Register a sealed object's location and size.")
+_message("free_objects", "gcs", "raylet", "These objects' counts reached zero; delete them.")
+_message("add_ref", "driver|worker", "gcs", "A holder takes a reference to objects.")
+_message("remove_ref", "driver|worker", "gcs", "A holder drops its references to objects.")
+_message("borrow_ref", "driver|worker", "gcs",
+         "A process that received a ref inside a value takes a reference.", reply="reply")
+_message("actor_update", "raylet|worker", "gcs", "An actor changed state.")
+_message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")
+_message("kill_actor", "driver|worker|gcs", "raylet|gcs", "Terminate an actor.")
+_message("task_infeasible", "raylet", "driver|worker",
+         "No node can ever provide what this task asks for; it waits.")
+_message("worker_exited", "zygote|raylet", "raylet|gcs",
+         "A worker process died (exit code or signal); drop what it held.")
+_message("worker_blocked", "worker", "raylet",
+         "The worker waits in get(); lend its CPU to other tasks.")
+_message("worker_unblocked", "worker", "raylet", "The worker's get() returned.")
+_message("snapshot", "driver", "gcs|raylet", "Report your tables.", reply="reply")
+_message("preload", "raylet", "zygote", "Import these modules before forking workers.")
+_message("start_worker", "raylet", "zygote", "Fork a worker process.")
+_message("shutdown", "driver", "gcs|raylet", "Stop the session.")
+_message("reply", "any", "any", "The answer to a request.")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "str": (str,),
+    "float": (int, float),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+class TraceFormatError(ValueError):
+    """A trace line is not a valid raysim event."""
+
+
+def check_version(version: str) -> None:
+    """Refuse traces written by a newer major version of the schema."""
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        raise TraceFormatError(f"schema_version {version!r} is not a version number") from None
+    if major > SCHEMA_MAJOR:
+        raise TraceFormatError(
+            f"this trace uses schema version {version}, newer than the {SCHEMA_VERSION} this "
+            f"raysim understands; upgrade raysim to read it"
+        )
+
+
+def validate_event(event: object) -> None:
+    """Raise TraceFormatError saying what is wrong with one decoded event."""
+    if not isinstance(event, dict):
+        raise TraceFormatError(f"an event must be a JSON object, got {type(event).__name__}")
+    for name, typ in COMMON_FIELDS.items():
+        _check_field(event, name, typ)
+    kind = EVENTS.get(event["ev"])
+    if kind is None:
+        raise TraceFormatError(f"unknown event kind {event['ev']!r}")
+    if event["proc"] not in PROCESS_KINDS:
+        raise TraceFormatError(f"unknown process kind {event['proc']!r}")
+    for name, typ in kind.fields.items():
+        _check_field(event, name, typ)
+
+
+def _check_field(event: dict, name: str, typ: str) -> None:
+    optional = typ.endswith("?")
+    base = typ.rstrip("?")
+    if name not in event or event[name] is None:
+        if optional:
+            return
+        raise TraceFormatError(f"event {event.get('ev', '?')!r} lacks field {name!r}")
+    value = event[name]
+    allowed = _PY_TYPES[base]
+    if not isinstance(value, allowed) or (base == "int" and isinstance(value, bool)):
+        raise TraceFormatError(
+            f"field {name!r} of event {event.get('ev', '?')!r} should be {base}, "
+            f"got {value!r}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation
+
+
+def markdown() -> str:
+    """The event and message tables, as Markdown (docs/trace-format.md)."""
+    out = [
+        f"# raysim trace format, version {SCHEMA_VERSION}",
+        "",
+        "Generated by `python -m raysim.trace.schema`; do not edit by hand.",
+        "",
+        __doc__.split("\n\n", 1)[1].strip(),
+        "",
+        "## Events",
+        "",
+        "| event | emitted by | fields | meaning | founding document |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in EVENTS.values():
+        fields = ", ".join(f"`{n}`:{t}" for n, t in kind.fields.items())
+        out.append(f"| `{kind.name}` | {kind.proc} | {fields} | {kind.doc} | {kind.seed} |")
+    out += ["", "## Wire messages", "",
+            "Each message is `(kind, msg_id, phase, body)`, pickled and length-framed on a "
+            "Unix socket.", "",
+            "| message | from | to | meaning | answered by |", "|---|---|---|---|---|"]
+    for msg in MESSAGES.values():
+        out.append(f"| `{msg.name}` | {msg.sender} | {msg.receiver} | {msg.doc} | "
+                   f"{msg.reply or ''} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

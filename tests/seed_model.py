@@ -1,0 +1,43 @@
+"""The founding document's model and actor, shared by the phase tests."""
+
+import pandas as pd
+
+import raysim as ray
+
+
+def load_trained_model():
+    def model(batch: pd.DataFrame) -> pd.DataFrame:
+        predict = batch["passenger_count"] >= 2
+        return pd.DataFrame({"score": predict})
+    return model
+
+
+@ray.remote
+class BatchPredictor:
+    def __init__(self, model):
+        self.model = model
+        self.prediction_count = 0
+
+    def predict(self, data_path: str):
+        df = pd.read_parquet(data_path)
+        result = self.model(df)
+        self.prediction_count += 1
+        return result, self.prediction_count
+
+
+def write_parquet(path, rows: int) -> str:
+    pd.DataFrame({"passenger_count": [(i % 6) + 1 for i in range(rows)]}).to_parquet(path)
+    return str(path)
+
+
+def holders(events: list[dict], oid: str) -> dict[str, str]:
+    """The GCS's holders of one object, replayed from its ref events."""
+    table: dict[str, str] = {}
+    for e in events:
+        if e.get("obj") != oid:
+            continue
+        if e["ev"] == "gcs.ref_added":
+            table[e["holder"]] = e["ref_type"]
+        elif e["ev"] == "gcs.ref_removed":
+            table.pop(e["holder"], None)
+    return table

@@ -1,0 +1,106 @@
+"""Seed phase 2: ray.put(model) serializes in the driver, writes to shared memory, seals,
+registers the location with the GCS; the driver holds the ObjectRef (count 1)."""
+
+import ctypes
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+import raysim
+from raysim import api
+from traceutil import of, wait_for
+
+
+def load_trained_model():
+    def model(batch):
+        return batch["passenger_count"] >= 2
+    return model
+
+
+def test_put_follows_the_seed_steps_in_order(ray_start, trace_file):
+    model_ref = raysim.put(load_trained_model())
+    assert isinstance(model_ref, raysim.ObjectRef)
+    oid = model_ref.hex()
+    events = wait_for(trace_file, lambda ev: of(ev, "gcs.ref_added", obj=oid),
+                      what="the GCS to count the driver's reference")
+    driver = ray_start["address_info"]
+    steps = [e for e in events if e.get("obj") == oid and e["ev"] in (
+        "object.serialized", "object_store.create", "object_store.written",
+        "object_store.sealed", "gcs.object_added", "gcs.ref_added")]
+    assert [(e["ev"], e["proc"]) for e in steps] == [
+        ("object.serialized", "driver"),       # 1. driver pickles the model
+        ("object_store.create", "raylet"),     # 2. space in the store's shared memory...
+        ("object_store.written", "driver"),    #    ...which the driver writes itself
+        ("object_store.sealed", "raylet"),     # 3. the object is complete: an ObjectRef
+        ("gcs.object_added", "gcs"),           # 4. its location is registered with the GCS
+        ("gcs.ref_added", "gcs"),              #    ref_count 1, held by the driver
+    ]
+    size = steps[0]["size"]
+    assert 200 < size < 10_000, "the model is a few KB, as the seed says"
+    assert all(e["size"] == size for e in steps if "size" in e)
+    added = steps[4]
+    assert added["location"] == ray_start["node_id"] and added["owner"].startswith("driver:")
+    ref = steps[5]
+    assert ref["count"] == 1 and ref["ref_type"] == "LOCAL_REFERENCE"
+    assert steps[1]["pid"] == driver["raylet"] and steps[4]["pid"] == driver["gcs"]
+    assert raysim.get(model_ref)({"passenger_count": 3})
+
+
+def test_put_always_goes_to_the_store_even_when_tiny(ray_start, trace_file):
+    ref = raysim.put(1)
+    events = wait_for(trace_file, lambda ev: of(ev, "object_store.sealed", obj=ref.hex()))
+    assert of(events, "object_store.sealed", obj=ref.hex())[0]["size"] < 200
+    assert raysim.get(ref) == 1
+
+
+def test_dropping_the_last_ref_frees_the_object(ray_start, trace_file):
+    ref = raysim.put(np.zeros(1000))
+    oid = ref.hex()
+    del ref
+    gc.collect()
+    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid),
+                      what="the store to delete the object")
+    assert of(events, "gcs.ref_removed", obj=oid)[-1]["count"] == 0
+    assert of(events, "gcs.object_freed", obj=oid)
+    assert of(events, "ref.released", obj=oid)
+
+
+def test_numpy_get_is_a_read_only_view_of_the_store(ray_start):
+    array = np.arange(1_000_000, dtype=np.float64)
+    ref = raysim.put(array)
+    out = raysim.get(ref)
+    assert np.array_equal(out, array)
+    assert not out.flags.writeable
+    with pytest.raises(ValueError):
+        out[0] = 1.0
+    store = api._core.store.mmap
+    base = ctypes.addressof(ctypes.c_char.from_buffer(store))
+    address = out.__array_interface__["data"][0]
+    assert base <= address < base + len(store), "the array's memory is the store's"
+
+
+def test_a_pinned_view_keeps_its_object_alive(ray_start, trace_file):
+    ref = raysim.put(np.ones(100_000))
+    oid = ref.hex()
+    view = raysim.get(ref)
+    del ref
+    gc.collect()
+    events = wait_for(trace_file, lambda ev: of(ev, "gcs.ref_added", obj=oid,
+                                                ref_type="PINNED_IN_MEMORY"),
+                      what="the driver's hold to become PINNED_IN_MEMORY")
+    assert not of(events, "object_store.deleted", obj=oid)
+    assert view.sum() == 100_000
+    del view
+    gc.collect()
+    wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid))
+
+
+def test_put_rejects_refs_and_unpicklable_values(ray_start):
+    ref = raysim.put(1)
+    with pytest.raises(TypeError, match="wrap the ObjectRef in a list"):
+        raysim.put(ref)
+    with pytest.raises(TypeError, match="Could not serialize.*lock"):
+        raysim.put(threading.Lock())
+    assert raysim.get(raysim.put([ref]))[0] == ref
