@@ -84,14 +84,6 @@ class ActorClass:
         options = self._options
         name = options.get("name")
         namespace = options.get("namespace")
-        if name is not None:
-            existing = api._lookup_actor(core, name, namespace)
-            if existing is not None:
-                if options.get("get_if_exists"):
-                    return existing
-                raise ValueError(f"The name {name} (namespace={namespace}) is already taken "
-                                 f"by another actor. Tip: pick another name, or pass "
-                                 f"get_if_exists=True to get the existing actor.")
         function_id = self._export(core)
         args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
         task_id = core.new_task_id()
@@ -101,6 +93,20 @@ class ActorClass:
                       "function_id": function_id, "methods": self._methods,
                       "handle_object": handle_object, "owner": core.wid,
                       "max_task_retries": options.get("max_task_retries", 0)}
+        if name is not None:
+            # Ray registers a named actor with the GCS before returning, so that the name is
+            # claimed (or refused) at the call and get_actor finds it at once.
+            reply = core.request(core.gcs, "register_actor", {
+                "actor_id": actor_id, "class_name": self.__name__, "name": name,
+                "namespace": namespace, "handle_object": handle_object,
+                "owner": core.holder_name, "descriptor": descriptor})
+            if not reply["ok"]:
+                if options.get("get_if_exists"):
+                    _flush()
+                    return ActorHandle(reply["descriptor"])
+                raise ValueError(f"The name {name} (namespace={namespace}) is already taken "
+                                 f"by another actor. Tip: pick another name, or pass "
+                                 f"get_if_exists=True to get the existing actor.")
         num_cpus, resources = option_utils.resources_of(options)
         spec = {
             "task_id": task_id, "kind": "actor_creation", "name": self.__name__,

@@ -162,6 +162,15 @@ class GcsServer:
         info = {k: body[k] for k in ("node", "wid", "pid") if k in body}
         self.actors.transition(actor_id, body["state"], body.get("reason"), **info)
 
+    def handle_register_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A named actor: claim its name now, so a duplicate is refused at the call."""
+        existing = self.actors.lookup_name(body["name"], body.get("namespace"))
+        if existing is not None and existing.state != actor_table.DEAD:
+            conn.reply(msg_id, {"ok": False, "descriptor": existing.descriptor})
+            return
+        self.handle_actor_update(conn, msg_id, dict(body, state=actor_table.PENDING_CREATION))
+        conn.reply(msg_id, {"ok": True})
+
     def handle_get_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         entry = self.actors.lookup_name(body["name"], body.get("namespace"))
         if entry is None or entry.state == actor_table.DEAD:
@@ -208,6 +217,7 @@ class GcsServer:
         try:
             self.loop.run()
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             try:
                 os.unlink(self.path)
             except FileNotFoundError:

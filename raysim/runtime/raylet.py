@@ -378,8 +378,10 @@ class Raylet:
             owner.send("task_done", body)
 
     def _fail_task(self, spec: dict, exc_type: str, message: str) -> None:
+        trace.emit("task.finished", phase=spec.get("phase"), task=spec["task_id"], ok=False)
         self._forward_result({"task_id": spec["task_id"], "owner": spec["owner"],
                               "task_kind": spec["kind"], "ok": False,
+                              "returns": spec["returns"],
                               "results": [_error_result(exc_type, message)
                                           for _ in spec["returns"]]})
 
@@ -506,14 +508,14 @@ class Raylet:
                 pass
 
     def _worker_died(self, worker: WorkerRecord, how: str) -> None:
-        was_starting = worker.state == STARTING
         self.pool.remove(worker)
+        actor = self.actors.get(worker.actor_id) if worker.actor_id else None
+        reason = actor.death if actor is not None and actor.death else how
         self.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id,
-                                        "reason": how})
+                                        "reason": reason})
         if worker.actor_id is not None:
-            actor = self.actors.get(worker.actor_id)
             if actor is not None and actor.state != "DEAD":
-                if actor.state == "PENDING" and not was_starting:
+                if actor.state == "PENDING":
                     self.resources.release(actor.creation.request)
                 if not actor.death:
                     actor.death = (f"The actor's worker process (pid {worker.pid}) died "
@@ -583,6 +585,11 @@ class Raylet:
 
         Workers get SIGTERM first, so they write their last trace events; whatever is still
         running a moment later is killed."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut this short
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
         workers = [w.pid for w in self.pool.workers.values() if w.pid]
         for pid in workers:
             try:
@@ -603,10 +610,6 @@ class Raylet:
             os.kill(self.zygote_pid, signal.SIGKILL)
             os.waitpid(self.zygote_pid, 0)
         except (ProcessLookupError, ChildProcessError):
-            pass
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
             pass
         self.store.close()
 

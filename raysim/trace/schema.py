@@ -233,6 +233,8 @@ _message("remove_ref", "driver|worker", "gcs", "A holder drops its references to
 _message("borrow_ref", "driver|worker", "gcs",
          "A process that received a ref inside a value takes a reference.", reply="reply")
 _message("actor_update", "raylet|worker", "gcs", "An actor changed state.")
+_message("register_actor", "driver|worker", "gcs",
+         "Register a named actor, claiming its name (refused if taken).", reply="reply")
 _message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")
 _message("kill_actor", "driver|worker|gcs", "raylet|gcs", "Terminate an actor.")
 _message("task_infeasible", "raylet", "driver|worker",
