@@ -16,8 +16,10 @@ import hashlib
 import inspect
 from typing import Any
 
-from raysim import option_utils
-from raysim.runtime import ids, serialization
+from raysim import api, option_utils
+from raysim.object_ref import ObjectRef
+from raysim.runtime import ids, serialization, task_spec
+from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 from raysim.runtime.reference_counter import ACTOR_HANDLE
 
@@ -78,7 +80,6 @@ class ActorClass:
         return source._function_id
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
-        from raysim import api
         core = api._require_core()
         core.begin_phase("actor_creation", self.__name__)
         options = self._options
@@ -102,33 +103,28 @@ class ActorClass:
                 "owner": core.holder_name, "descriptor": descriptor})
             if not reply["ok"]:
                 if options.get("get_if_exists"):
-                    _flush()
                     return ActorHandle(reply["descriptor"])
                 raise ValueError(f"The name {name} (namespace={namespace}) is already taken "
                                  f"by another actor. Tip: pick another name, or pass "
                                  f"get_if_exists=True to get the existing actor.")
         num_cpus, resources = option_utils.resources_of(options)
-        spec = {
-            "task_id": task_id, "kind": "actor_creation", "name": self.__name__,
-            "function_id": function_id, "args": args_bytes, "returns": [],
-            "owner": core.wid, "owner_holder": core.holder_name, "num_cpus": num_cpus,
-            "resources": resources, "actor_id": actor_id, "handle_object": handle_object, "descriptor": descriptor,
-            "actor_name": name, "namespace": namespace,
-            "max_restarts": options.get("max_restarts", 0), "phase": _phase(),
-        }
+        spec = TaskSpec(
+            task_id=task_id, kind=task_spec.ACTOR_CREATION, name=self.__name__,
+            function_id=function_id, args=args_bytes, returns=[],
+            owner=core.wid, owner_holder=core.holder_name, num_cpus=num_cpus,
+            resources=resources, actor_id=actor_id, handle_object=handle_object,
+            descriptor=descriptor, actor_name=name, namespace=namespace,
+            max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())
         core.owned_handles.add(handle_object)
         core.submit(spec, deps, nested)
         del keep
-        handle = ActorHandle(descriptor)
-        _flush()
-        return handle
+        return ActorHandle(descriptor)
 
 
 class ActorHandle:
     """A handle to an actor; pass it around freely, to tasks and to other actors."""
 
     def __init__(self, descriptor: dict) -> None:
-        from raysim import api
         self._descriptor = descriptor
         self._actor_id = descriptor["actor_id"]
         self._handle_object = descriptor["handle_object"]
@@ -184,8 +180,6 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
-        from raysim import api
-        from raysim.object_ref import ObjectRef
         core = api._require_core()
         descriptor = self._handle._descriptor
         name = f"{descriptor['class_name']}.{self._name}"
@@ -194,25 +188,16 @@ class ActorMethod:
         task_id = core.new_task_id()
         num_returns = self._options.get("num_returns", 1)
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
-        spec = {
-            "task_id": task_id, "kind": "actor_task", "name": name,
-            "function_id": descriptor["function_id"], "args": args_bytes,
-            "returns": returns, "owner": core.wid, "owner_holder": core.holder_name,
-            "actor_id": descriptor["actor_id"],
-            "method": self._name, "phase": _phase(),
-        }
+        spec = TaskSpec(
+            task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
+            function_id=descriptor["function_id"], args=args_bytes,
+            returns=returns, owner=core.wid, owner_holder=core.holder_name,
+            actor_id=descriptor["actor_id"],
+            method=self._name, phase=trace.get_phase())
         core.submit(spec, deps, nested)
         del keep
-        refs = [ObjectRef(oid, core.wid) for oid in returns]
-        _flush()
+        refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs
 
-
-def _phase():
-    return trace.get_phase()
-
-
-def _flush():
-    trace.flush()  # a driver writes its events when each API call returns

@@ -125,13 +125,16 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
             trace.set_phase(0)
             trace.emit("phase.begin", phase=0, api="init", site=None, code=None, detail=None)
         trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
-        node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id)
+        # What the zygote imports before forking workers, and where workers run: known now, so
+        # the zygote starts importing while the driver is still connecting.
+        preload = {"sys_path": list(sys.path), "cwd": os.getcwd(),
+                   "modules": driver_modules() if config.worker_preload_driver_modules else []}
+        node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,
+                             preload)
         try:
             gcs = node.connect_gcs()
             gcs.request("register_driver", {"job": job_id, "wid": wid})
-            raylet, reply, store_fd = node.connect_raylet({
-                "role": "driver", "wid": wid, "sys_path": list(sys.path), "cwd": os.getcwd(),
-                "modules": driver_modules() if config.worker_preload_driver_modules else []})
+            raylet, reply, store_fd = node.connect_raylet({"role": "driver", "wid": wid})
         except BaseException:
             node.stop(config.process_shutdown_timeout_s)
             trace.close_trace()

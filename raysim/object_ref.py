@@ -18,14 +18,14 @@ from raysim.runtime import serialization
 class ObjectRef:
     __slots__ = ("id", "_owner", "_core", "__weakref__")
 
-    def __init__(self, object_id: str, owner: str | None = None) -> None:
+    def __init__(self, object_id: str, owner: str | None = None, _announce: bool = True) -> None:
         from raysim import api
         self.id = object_id
         self._owner = owner
         core = api._core
         self._core = core
         if core is not None:
-            core.refs.add_local(object_id)
+            core.refs.add_local(object_id, announce=_announce)
 
     def __del__(self) -> None:
         core = self._core

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable
 
-from raysim import option_utils
-from raysim.runtime import ids, serialization
+from raysim import api, option_utils
+from raysim.object_ref import ObjectRef
+from raysim.runtime import ids, serialization, task_spec
+from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
 
@@ -56,8 +58,6 @@ class RemoteFunction:
         return source._function_id
 
     def remote(self, *args, **kwargs) -> Any:
-        from raysim import api
-        from raysim.object_ref import ObjectRef
         core = api._require_core()
         core.begin_phase("task_submission", self._name)
         function_id = self._export(core)
@@ -67,27 +67,17 @@ class RemoteFunction:
         task_id = core.new_task_id()
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         num_cpus, resources = option_utils.resources_of(options)
-        spec = {
-            "task_id": task_id, "kind": "task", "name": self._name,
-            "function_id": function_id, "args": args_bytes, "returns": returns,
-            "owner": core.wid, "owner_holder": core.holder_name, "num_cpus": num_cpus,
-            "resources": resources,
-            "max_retries": options.get("max_retries", core.config.task_max_retries),
-            "retry_exceptions": options.get("retry_exceptions", False),
-            "phase": _phase(),
-        }
+        spec = TaskSpec(
+            task_id=task_id, kind=task_spec.NORMAL_TASK, name=self._name,
+            function_id=function_id, args=args_bytes, returns=returns,
+            owner=core.wid, owner_holder=core.holder_name, num_cpus=num_cpus,
+            resources=resources,
+            max_retries=options.get("max_retries", core.config.task_max_retries),
+            retry_exceptions=options.get("retry_exceptions", False), phase=trace.get_phase())
         core.submit(spec, deps, nested)
         del keep  # large arguments put for this task: the task holds them now
-        refs = [ObjectRef(oid, core.wid) for oid in returns]
-        _flush()
+        refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs
 
-
-def _phase():
-    return trace.get_phase()
-
-
-def _flush():
-    trace.flush()  # a driver writes its events when each API call returns

@@ -42,6 +42,7 @@ from raysim.runtime.protocol import BlockingConnection, ConnectionClosed
 from raysim.runtime.reference_counter import (ACTOR_HANDLE, LOCAL_REFERENCE, PINNED_IN_MEMORY,
                                               ReferenceCounter)
 from raysim.runtime.store_client import StoreClient
+from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
 # States of an object this process owns.
@@ -90,6 +91,17 @@ class _Future:
         return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0))
 
 
+class _WaitingTask:
+    """A submitted task whose arguments this process is still computing."""
+
+    __slots__ = ("spec", "missing", "holders")
+
+    def __init__(self, spec: TaskSpec, missing: int, holders: list[str]) -> None:
+        self.spec = spec
+        self.missing = missing
+        self.holders = holders
+
+
 class _ArgRef:
     """Stands in a serialized argument list for a top-level ObjectRef argument."""
 
@@ -135,7 +147,7 @@ class CoreWorker:
         self.owned_handles: set[str] = set()
         self._owned_lock = threading.RLock()
         self._futures: dict[int, _Future] = {}
-        self._waiting_tasks: dict[str, dict] = {}  # task id -> spec waiting for arguments
+        self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> spec waiting for arguments
         self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
         self._deferred: set[str] | None = None  # borrowed ids changed during a task
         self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
@@ -619,13 +631,13 @@ class CoreWorker:
             obj = self._serialize((tuple(new_args), new_kwargs), "argument")
         return obj.to_bytes(), deps, obj.contained_refs, keep
 
-    def submit(self, spec: dict, deps: list[str], nested: list) -> None:
+    def submit(self, spec: TaskSpec, deps: list[str], nested: list) -> None:
         """Seed phase 3 step 1 / phase 4 step 1: hand the task to the raylet.
 
         Dependencies this process owns and that are still being computed are waited for
         here, as Ray's submitter does; the task is sent when the last one arrives.
         """
-        task_id = spec["task_id"]
+        task_id = spec.task_id
         nested_ids = self._pass_on(nested)
         holders = list(nested_ids)
         entries: list[list] = []
@@ -648,24 +660,22 @@ class CoreWorker:
                         slot.dependents = []
                     slot.dependents.append(task_id)
                     waiting += 1
-            spec["deps"] = entries
-            for object_id in spec["returns"]:
+            spec.deps = entries
+            for object_id in spec.returns:
                 self.owned[object_id] = _Owned()
-        trace.emit("task.submitted", task=task_id, task_kind=spec["kind"], name=spec["name"],
-                   actor=spec.get("actor_id"), returns=spec["returns"], deps=list(deps),
-                   args_size=len(spec["args"]))
+        trace.emit("task.submitted", task=task_id, task_kind=spec.kind, name=spec.name,
+                   actor=spec.actor_id, returns=spec.returns, deps=list(deps),
+                   args_size=len(spec.args))
         if failed is not None:
             self._fail_returns(spec, failed)
             return
         if waiting:
-            spec["_waiting"] = waiting
-            spec["_holders"] = holders
-            self._waiting_tasks[task_id] = spec
+            self._waiting_tasks[task_id] = _WaitingTask(spec, waiting, holders)
             return
         self._send_task(spec, holders)
 
-    def _send_task(self, spec: dict, holders: list[str]) -> None:
-        task_id = spec["task_id"]
+    def _send_task(self, spec: TaskSpec, holders: list[str]) -> None:
+        task_id = spec.task_id
         if holders:
             # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
             self._task_holders[task_id] = holders
@@ -676,30 +686,28 @@ class CoreWorker:
     def _dependency_ready(self, object_id: str, slot: _Owned) -> None:
         """Called with _owned_lock held when an owned object leaves PENDING."""
         for task_id in slot.dependents or ():
-            spec = self._waiting_tasks.get(task_id)
-            if spec is None:
+            waiting = self._waiting_tasks.get(task_id)
+            if waiting is None:
                 continue
             if slot.state == FAILED:
                 self._waiting_tasks.pop(task_id)
-                self._fail_returns(spec, slot.data)
+                self._fail_returns(waiting.spec, slot.data)
                 continue
-            for entry in spec["deps"]:
+            for entry in waiting.spec.deps:
                 if entry[0] == object_id:
                     if slot.state == INLINE:
                         entry[1] = slot.data
                     else:
-                        spec["_holders"].append(object_id)
-            spec["_waiting"] -= 1
-            if spec["_waiting"] == 0:
+                        waiting.holders.append(object_id)
+            waiting.missing -= 1
+            if waiting.missing == 0:
                 self._waiting_tasks.pop(task_id)
-                holders = spec.pop("_holders")
-                del spec["_waiting"]
-                self._send_task(spec, holders)
+                self._send_task(waiting.spec, waiting.holders)
         slot.dependents = None
 
-    def _fail_returns(self, spec: dict, error: list) -> None:
+    def _fail_returns(self, spec: TaskSpec, error: list) -> None:
         with self._owned_lock:
-            for object_id in spec["returns"]:
+            for object_id in spec.returns:
                 slot = self.owned.get(object_id)
                 if slot is not None and slot.state == PENDING:
                     self._complete(slot, FAILED, error)

@@ -65,7 +65,8 @@ class NodeProcesses:
     """The GCS and raylet processes of a session, as seen from the driver."""
 
     def __init__(self, session_dir: str, node_id: str, trace_path: str | None, config: Config,
-                 resources: dict[str, float], store_capacity: int, job_id: str) -> None:
+                 resources: dict[str, float], store_capacity: int, job_id: str,
+                 preload: dict) -> None:
         self.session_dir = session_dir
         self.node_id = node_id
         env = dict(os.environ)
@@ -75,7 +76,7 @@ class NodeProcesses:
                   "trace_flush_events": config.trace_flush_events}
         self.gcs = self._spawn("gcs", common, env)
         raylet_args = dict(common, config=config.to_dict(), resources=resources,
-                           store_capacity=store_capacity, job_id=job_id)
+                           store_capacity=store_capacity, job_id=job_id, preload=preload)
         self.raylet = self._spawn("raylet", raylet_args, env)
         self.timeout = config.process_startup_timeout_s
 
@@ -147,16 +148,23 @@ class NodeProcesses:
 
 
 def driver_modules() -> list[str]:
-    """Top-level third-party packages the driver has imported, for the zygote to preload."""
+    """Third-party modules the driver has imported, for the zygote to preload.
+
+    Submodules count too: a driver that wrote parquet files has ``pyarrow.parquet`` loaded,
+    and a worker that reads them then starts with it instead of importing it on its first
+    task. Packages known to start threads when imported are left out: the zygote forks, and
+    a forked process gets only the thread that called fork."""
     skip = {"raysim", "IPython", "ipykernel", "zmq", "tornado", "jupyter_client",
             "jupyter_core", "debugpy", "traitlets", "prompt_toolkit", "pytest", "_pytest",
             "pluggy", "nbclient", "comm", "psutil", "setuptools", "pip", "pkg_resources"}
     names = []
     for name, module in list(sys.modules.items()):
-        if "." in name or name in skip or module is None:
+        if module is None or name.split(".")[0] in skip:
             continue
+        if any(part.startswith("_") for part in name.split(".")[1:]):
+            continue  # private submodules come with their public parents
         path = getattr(module, "__file__", None) or ""
         if "site-packages" in path or "dist-packages" in path:
             names.append(name)
-    return sorted(names)
+    return sorted(names, key=lambda n: (n.count("."), n))
 

@@ -46,7 +46,11 @@ _PEERCRED = struct.Struct("3i")
 
 _msg_counter = itertools.count(1)
 # Body keys copied into the msg.send event so the tracer can tie a message to what it is about.
-_TRACED_KEYS = (("task_id", "task"), ("object_id", "obj"), ("actor_id", "actor"))
+_TRACED_KEYS = (("task_id", b"task"), ("object_id", b"obj"), ("actor_id", b"actor"))
+_SEND_LINE = (b'{"ts":%d,"ev":"msg.send",%s"phase":%s,"msg":"%d-%d","kind":"%s","to":"%s",'
+              b'"to_pid":%d,"size":%d%s}\n')
+_RECV_LINE = (b'{"ts":%d,"ev":"msg.recv",%s"phase":%s,"msg":"%d-%d","kind":"%s","src":"%s",'
+              b'"src_pid":%d}\n')
 
 
 def next_msg_id() -> int:
@@ -97,19 +101,27 @@ class Connection:
         if phase is None:
             phase = trace.get_phase()
         data = encode(kind, msg_id, phase, body)
-        if trace.enabled():
-            fields = {}
+        w = trace.writer()
+        if w is not None:
+            # Message events are most of a trace, so they skip emit()'s generality: every
+            # value here is an int or an identifier, so the line is formatted directly.
+            ids = b""
             for key, short in _TRACED_KEYS:
                 value = body.get(key)
                 if value is not None:
-                    fields[short] = value
-            trace.emit("msg.send", phase=phase, msg=f"{os.getpid()}-{msg_id}", kind=kind,
-                       to=self.peer_name, to_pid=self.peer_pid, size=len(data), **fields)
+                    ids += b',"%s":"%s"' % (short, value.encode())
+            w.append(_SEND_LINE % (
+                trace.now(), w.common_part, b"null" if phase is None else b"%d" % phase,
+                w.pid, msg_id, kind.encode(), self.peer_name.encode(), self.peer_pid,
+                len(data), ids))
         return msg_id, data
 
     def trace_recv(self, kind: str, msg_id: int, phase: int | None) -> None:
-        trace.emit("msg.recv", phase=phase, msg=f"{self.peer_pid}-{msg_id}", kind=kind,
-                   src=self.peer_name, src_pid=self.peer_pid)
+        w = trace.writer()
+        if w is not None:
+            w.append(_RECV_LINE % (
+                trace.now(), w.common_part, b"null" if phase is None else b"%d" % phase,
+                self.peer_pid, msg_id, kind.encode(), self.peer_name.encode(), self.peer_pid))
 
 
 class FrameReader:
@@ -121,20 +133,24 @@ class FrameReader:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[tuple]:
-        buf = self._buf
-        buf += data
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf = bytearray()
         out = []
+        loads = pickle.loads
+        view = memoryview(data)
         start = 0
-        end = len(buf)
+        end = len(data)
         while end - start >= _HEADER_SIZE:
-            (n,) = _HEADER.unpack_from(buf, start)
-            if end - start - _HEADER_SIZE < n:
-                break
+            (n,) = _HEADER.unpack_from(data, start)
             begin = start + _HEADER_SIZE
-            out.append(pickle.loads(memoryview(buf)[begin:begin + n]))
+            if end - begin < n:
+                break
+            out.append(loads(view[begin:begin + n]))
             start = begin + n
-        if start:
-            del buf[:start]
+        if start < end:
+            self._buf += view[start:]
         return out
 
 
@@ -242,28 +258,28 @@ class LoopConnection(Connection):
         self.send("reply", body, phase)
 
     def send_raw(self, data: bytes) -> None:
+        """Queue bytes for the peer. They are written when the loop finishes handling what
+        it read (one ``send`` per peer per turn of the loop, however many messages)."""
         if self.closed:
             return
-        if self._out or self._out_view is not None:
-            self._out.append(data)
+        self._out.append(data)
+        if not self._writing:
+            self.loop.dirty.add(self)
+
+    def flush_out(self) -> None:
+        """Write what is queued; what the socket does not take waits for EVENT_WRITE."""
+        if self._writing or self.closed:
             return
-        try:
-            n = self.sock.send(data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            self.loop.close_connection(self)
-            return
-        if n < len(data):
-            self._out_view = memoryview(data)[n:]
-            self._want_write(True)
+        self.handle_writable()
 
     def send_with_fd(self, kind: str, body: dict, fd: int, phase: int | None = None) -> None:
         """Send a small message with a file descriptor attached (SCM_RIGHTS), as plasma does."""
-        assert not self._out and self._out_view is None
         _msg_id, data = self._frame(kind, body, phase)
         self.sock.setblocking(True)
         try:
+            if self._out:  # keep the order: what was queued before goes first
+                self.sock.sendall(b"".join(self._out))
+                self._out = []
             socket.send_fds(self.sock, [data], [fd])
         finally:
             self.sock.setblocking(False)
@@ -280,7 +296,8 @@ class LoopConnection(Connection):
                 if not self._out:
                     self._want_write(False)
                     return
-                self._out_view = memoryview(b"".join(self._out))
+                out = self._out
+                self._out_view = memoryview(out[0] if len(out) == 1 else b"".join(out))
                 self._out = []
             try:
                 n = self.sock.send(self._out_view)
@@ -291,6 +308,7 @@ class LoopConnection(Connection):
                 return
             self._out_view = self._out_view[n:] if n < len(self._out_view) else None
             if self._out_view is not None:
+                self._want_write(True)
                 return
 
     def handle_readable(self) -> None:
@@ -321,6 +339,7 @@ class EventLoop:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
         self.connections: set[LoopConnection] = set()
+        self.dirty: set[LoopConnection] = set()  # connections with output queued this turn
 
     def listen(self, path: str, peer_kind: str, on_message, on_close) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -393,7 +412,13 @@ class EventLoop:
             while self._timers and self._timers[0][0] <= now:
                 _, _, callback = heapq.heappop(self._timers)
                 callback()
+            self.flush_output()
+        self.flush_output()
         trace.flush()
+
+    def flush_output(self) -> None:
+        while self.dirty:
+            self.dirty.pop().flush_out()
 
     def _accept(self, listener: socket.socket, peer_kind, on_message, on_close) -> None:
         while True:

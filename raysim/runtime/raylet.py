@@ -54,11 +54,11 @@ class TaskRecord:
 
     @property
     def task_id(self) -> str:
-        return self.spec["task_id"]
+        return self.spec.task_id
 
     @property
     def phase(self) -> int | None:
-        return self.spec.get("phase")
+        return self.spec.phase
 
 
 @dataclasses.dataclass(eq=False)
@@ -151,8 +151,6 @@ class Raylet:
             conn.send_with_fd("reply", {"reply_to": msg_id, "node_id": self.node_id,
                                         "store_capacity": self.store.capacity},
                               self.store.fd)
-            self.zygote.send("preload", {"modules": body["modules"],
-                                         "sys_path": body["sys_path"], "cwd": body["cwd"]})
             prestart = self.config.num_prestart_workers
             if prestart is None:
                 prestart = int(scheduler.from_fixed(self.resources.total).get("CPU", 0))
@@ -241,21 +239,21 @@ class Raylet:
 
     def handle_submit_task(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         spec = body["spec"]
-        if spec["kind"] == "actor_task":
+        if spec.kind == "actor_task":
             self._submit_actor_task(spec)
             return
-        if spec["kind"] == "actor_creation":
+        if spec.kind == "actor_creation":
             request = scheduler.placement_request(spec)
             self.gcs.send("actor_update", {
-                "actor_id": spec["actor_id"], "state": "PENDING_CREATION",
-                "class_name": spec["name"], "handle_object": spec["handle_object"],
-                "owner": spec["owner_holder"], "name": spec.get("actor_name"),
-                "namespace": spec.get("namespace"), "descriptor": spec["descriptor"]})
+                "actor_id": spec.actor_id, "state": "PENDING_CREATION",
+                "class_name": spec.name, "handle_object": spec.handle_object,
+                "owner": spec.owner_holder, "name": spec.actor_name,
+                "namespace": spec.namespace, "descriptor": spec.descriptor})
         else:
             request = scheduler.task_request(spec)
         record = TaskRecord(spec, request, tuple(sorted(request.items())))
-        if spec["kind"] == "actor_creation":
-            self.actors[spec["actor_id"]] = ActorRecord(spec["actor_id"], record)
+        if spec.kind == "actor_creation":
+            self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record)
         self._add_task(record)
         self.schedule()
 
@@ -263,7 +261,7 @@ class Raylet:
         if not self.resources.feasible(record.request):
             self._infeasible(record)
             return
-        missing = {oid for oid, inline in record.spec["deps"]
+        missing = {oid for oid, inline in record.spec.deps
                    if inline is None and self.store.lookup(oid) is None}
         if missing:
             record.missing = missing
@@ -291,9 +289,9 @@ class Raylet:
                   f"wait until a node that can run it joins")
         trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                    decision="infeasible", resources=wanted, available=total, reason=reason)
-        owner = self.clients.get(record.spec["owner"])
+        owner = self.clients.get(record.spec.owner)
         if owner is not None:
-            owner.send("task_infeasible", {"task_id": record.task_id, "name": record.spec["name"],
+            owner.send("task_infeasible", {"task_id": record.task_id, "name": record.spec.name,
                                            "reason": reason}, record.phase)
 
     def schedule(self) -> None:
@@ -304,7 +302,7 @@ class Raylet:
                 record = queue[0]
                 if not self.resources.fits(record.request):
                     break
-                if record.spec["kind"] == "actor_creation":
+                if record.spec.kind == "actor_creation":
                     queue.popleft()
                     self._place_actor(record)
                     continue
@@ -343,14 +341,14 @@ class Raylet:
 
     def _push(self, worker: WorkerRecord, spec: dict, attempt: int = 0) -> None:
         locations = {}
-        for oid, inline in spec["deps"]:
+        for oid, inline in spec.deps:
             if inline is None:
                 entry = self.store.lookup(oid)
                 if entry is not None:
                     locations[oid] = [entry.offset, entry.size]
-        worker.conn.send("push_task", {"spec": spec, "task_id": spec["task_id"],
+        worker.conn.send("push_task", {"spec": spec, "task_id": spec.task_id,
                                        "locations": locations, "attempt": attempt},
-                         spec.get("phase"))
+                         spec.phase)
 
     def handle_task_done(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         worker: WorkerRecord = conn.state
@@ -368,7 +366,6 @@ class Raylet:
                 self.resources.release(record.request)
                 trace.emit("task.finished", task=task_id, ok=body["ok"])
             self.pool.make_idle(worker)
-            trace.emit("worker.idle", wid=worker.wid, worker_pid=worker.pid)
         self._forward_result(body)
         self.schedule()
 
@@ -378,12 +375,12 @@ class Raylet:
             owner.send("task_done", body)
 
     def _fail_task(self, spec: dict, exc_type: str, message: str) -> None:
-        trace.emit("task.finished", phase=spec.get("phase"), task=spec["task_id"], ok=False)
-        self._forward_result({"task_id": spec["task_id"], "owner": spec["owner"],
-                              "task_kind": spec["kind"], "ok": False,
-                              "returns": spec["returns"],
+        trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False)
+        self._forward_result({"task_id": spec.task_id, "owner": spec.owner,
+                              "task_kind": spec.kind, "ok": False,
+                              "returns": spec.returns,
                               "results": [_error_result(exc_type, message)
-                                          for _ in spec["returns"]]})
+                                          for _ in spec.returns]})
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         worker: WorkerRecord = conn.state
@@ -404,7 +401,7 @@ class Raylet:
 
     def _place_actor(self, record: TaskRecord) -> None:
         spec = record.spec
-        actor = self.actors[spec["actor_id"]]
+        actor = self.actors[spec.actor_id]
         self.resources.acquire(record.request)
         worker = self.pool.start("actor", actor.actor_id)
         actor.worker = worker
@@ -438,15 +435,15 @@ class Raylet:
         else:
             actor.state = "DEAD"
             actor.death = ("The actor died because of an error raised in its creation task, "
-                           f"{record.spec['name']}.__init__():\n{body.get('error_text', '')}")
+                           f"{record.spec.name}.__init__():\n{body.get('error_text', '')}")
             self._fail_pending_calls(actor)
             self._kill_worker(worker)
 
     def _submit_actor_task(self, spec: dict) -> None:
-        actor = self.actors.get(spec["actor_id"])
+        actor = self.actors.get(spec.actor_id)
         if actor is None:
             self._fail_task(spec, "ActorDiedError",
-                            f"The actor {spec['actor_id']} is unknown to this node; it may have "
+                            f"The actor {spec.actor_id} is unknown to this node; it may have "
                             f"been created by another session.")
             return
         if actor.state == "DEAD":
@@ -459,9 +456,9 @@ class Raylet:
     def _push_actor_call(self, actor: ActorRecord, spec: dict) -> None:
         # Seed phase 4 step 2: find the actor's worker. This raylet created the actor, so it
         # knows; a raylet on another node would ask the GCS (and cache the answer).
-        trace.emit("raylet.actor_lookup", phase=spec.get("phase"), actor=actor.actor_id,
-                   task=spec["task_id"], wid=actor.worker.wid, source="local actor table")
-        actor.in_flight[spec["task_id"]] = spec
+        trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
+                   task=spec.task_id, wid=actor.worker.wid, source="local actor table")
+        actor.in_flight[spec.task_id] = spec
         self._push(actor.worker, spec)
 
     def _fail_pending_calls(self, actor: ActorRecord) -> None:
@@ -529,7 +526,7 @@ class Raylet:
         self.running.pop(record.task_id, None)
         if worker.lent is None:
             self.resources.release(record.request)
-        max_retries = record.spec.get("max_retries", self.config.task_max_retries)
+        max_retries = record.spec.max_retries
         if max_retries < 0 or record.attempt < max_retries:
             record.attempt += 1
             record.worker = None
@@ -541,7 +538,7 @@ class Raylet:
         else:
             self._fail_task(record.spec, "WorkerCrashedError",
                             f"The worker died unexpectedly while executing task "
-                            f"{record.spec['name']} ({how}), after {record.attempt + 1} "
+                            f"{record.spec.name} ({how}), after {record.attempt + 1} "
                             f"attempt(s). Tip: see process.exited in the trace for its exit "
                             f"code; raise max_retries if the crash is transient.")
         self.schedule()

@@ -48,13 +48,16 @@ class ReferenceCounter:
             return PINNED_IN_MEMORY
         return None
 
-    def add_local(self, object_id: str, kind: str = LOCAL_REFERENCE) -> None:
+    def add_local(self, object_id: str, kind: str = LOCAL_REFERENCE,
+                  announce: bool = True) -> None:
+        """``announce=False``: the event that made the object already says this process holds
+        it (``task.submitted`` lists the returns its submitter holds), so skip ref.acquired."""
         with self._lock:
             n = self.local.get(object_id, 0)
             self.local[object_id] = n + 1
             if n == 0:
                 self.kinds[object_id] = kind
-                if not self.pins.get(object_id):
+                if announce and not self.pins.get(object_id):
                     trace.emit("ref.acquired", obj=object_id, ref_type=kind)
                 self._on_held_changed(object_id, kind)
 

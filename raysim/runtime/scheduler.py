@@ -70,9 +70,9 @@ class ResourceSet:
 
 def task_request(spec: dict) -> dict[str, int]:
     """The resources a task holds while it runs."""
-    resources = dict(spec.get("resources") or {})
-    num_cpus = spec.get("num_cpus")
-    if spec["kind"] == "actor_creation":
+    resources = dict(spec.resources or {})
+    num_cpus = spec.num_cpus
+    if spec.kind == "actor_creation":
         # Placement needs 1 CPU by default; see placement_request. Held: only what was asked.
         resources["CPU"] = num_cpus or 0
     else:
@@ -82,7 +82,7 @@ def task_request(spec: dict) -> dict[str, int]:
 
 def placement_request(spec: dict) -> dict[str, int]:
     """The resources an actor creation needs free to be placed (Ray: 1 CPU by default)."""
-    resources = dict(spec.get("resources") or {})
-    num_cpus = spec.get("num_cpus")
+    resources = dict(spec.resources or {})
+    num_cpus = spec.num_cpus
     resources["CPU"] = 1 if num_cpus is None else num_cpus
     return to_fixed(resources)

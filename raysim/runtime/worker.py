@@ -106,11 +106,11 @@ class Worker:
 
     def execute(self, spec: dict, locations: dict, attempt: int) -> None:
         core = self.core
-        trace.set_phase(spec.get("phase"))
-        core.current_task_id = spec["task_id"]
-        core.in_task = spec["kind"] == "task"
+        trace.set_phase(spec.phase)
+        core.current_task_id = spec.task_id
+        core.in_task = spec.kind == "task"
         core.begin_deferring_borrows()
-        kind = spec["kind"]
+        kind = spec.kind
         ok = True
         error_text = None
         start_ts = trace.now()
@@ -122,7 +122,7 @@ class Worker:
                 self.actor = function(*args, **kwargs)
                 value = None
             elif kind == "actor_task":
-                value = getattr(self.actor, spec["method"])(*args, **kwargs)
+                value = getattr(self.actor, spec.method)(*args, **kwargs)
             else:
                 value = function(*args, **kwargs)
             end_ts = trace.now()
@@ -131,44 +131,44 @@ class Worker:
             end_ts = trace.now()
             ok = False
             error_text, entry = self._error_entry(spec, e)
-            results = [entry for _ in spec["returns"]]
-        trace.emit("task.execute", ts=start_ts, task=spec["task_id"], name=spec["name"],
-                   dur=end_ts - start_ts, ok=ok, actor=spec.get("actor_id"), attempt=attempt)
+            results = [entry for _ in spec.returns]
+        trace.emit("task.execute", ts=start_ts, task=spec.task_id, name=spec.name,
+                   dur=end_ts - start_ts, ok=ok, actor=spec.actor_id, attempt=attempt)
         if kind != "task" and self.actor is not None:
             if kind == "actor_task":
                 self.actor_calls += 1
-            trace.emit("actor.state", actor=spec["actor_id"], task=spec["task_id"],
+            trace.emit("actor.state", actor=spec.actor_id, task=spec.task_id,
                        attrs=self._actor_attrs(), calls=self.actor_calls)
         core.in_task = False
         core.flush_deferred_borrows()
         if kind == "actor_creation" and ok:
             # Seed phase 3 step 8: the worker registers the actor with the GCS.
             core.send(core.gcs, "actor_update", {
-                "actor_id": spec["actor_id"], "state": "ALIVE", "pid": os.getpid(),
+                "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
         core.current_task_id = None
-        body = {"task_id": spec["task_id"], "owner": spec["owner"], "task_kind": kind,
-                "ok": ok, "results": results, "returns": spec["returns"]}
+        body = {"task_id": spec.task_id, "owner": spec.owner, "task_kind": kind,
+                "ok": ok, "results": results, "returns": spec.returns}
         if error_text is not None:
             body["error_text"] = error_text
         core.send(core.raylet, "task_done", body)
 
     def _function(self, spec: dict) -> Any:
-        function_id = spec["function_id"]
+        function_id = spec.function_id
         function = self.functions.get(function_id)
         if function is None:
             pickled = self.core.load_function(function_id)
             function = cloudpickle.loads(pickled)
             self.functions[function_id] = function
-            trace.emit("function.loaded", function_id=function_id, name=spec["name"],
+            trace.emit("function.loaded", function_id=function_id, name=spec.name,
                        size=len(pickled))
         return function
 
     def _resolve_args(self, spec: dict, locations: dict) -> tuple[tuple, dict]:
         """Phase 3 step 5: turn argument references into values, zero-copy from the store."""
         start = time.perf_counter_ns()
-        args, kwargs = serialization.deserialize(memoryview(spec["args"]))
-        deps = spec["deps"]
+        args, kwargs = serialization.deserialize(memoryview(spec.args))
+        deps = spec.deps
         if not deps:
             return args, kwargs
         values = []
@@ -178,18 +178,18 @@ class Worker:
             else:
                 offset, size = locations[object_id]
                 values.append(self.core.read_stored(object_id, offset, size))
-        if spec["kind"] == "actor_creation":
+        if spec.kind == "actor_creation":
             from raysim.object_ref import ObjectRef
-            self.actor_arg_refs = [ObjectRef(oid, spec["owner"]) for oid, inline in deps
+            self.actor_arg_refs = [ObjectRef(oid, spec.owner) for oid, inline in deps
                                    if inline is None]
-        trace.emit("task.args_resolved", task=spec["task_id"], objs=[oid for oid, _ in deps],
+        trace.emit("task.args_resolved", task=spec.task_id, objs=[oid for oid, _ in deps],
                    dur=time.perf_counter_ns() - start)
         args = tuple(values[a.index] if type(a) is _ArgRef else a for a in args)
         kwargs = {k: values[v.index] if type(v) is _ArgRef else v for k, v in kwargs.items()}
         return args, kwargs
 
     def _results(self, spec: dict, value: Any) -> list:
-        returns = spec["returns"]
+        returns = spec.returns
         if not returns:
             return []
         if len(returns) == 1:
@@ -201,19 +201,19 @@ class Worker:
                 values = None
             if values is None or len(values) != len(returns):
                 raise ValueError(
-                    f"Task {spec['name']} returned {type(value).__name__} but num_returns="
+                    f"Task {spec.name} returned {type(value).__name__} but num_returns="
                     f"{len(returns)}; return a sequence of exactly {len(returns)} values or "
                     f"change num_returns.")
-        owner = spec["owner_holder"]
+        owner = spec.owner_holder
         return [self.core.store_result(oid, v, owner) for oid, v in zip(returns, values)]
 
     def _error_entry(self, spec: dict, e: Exception) -> tuple[str, list]:
         text = _user_traceback(e)
-        err = exceptions.RayTaskError(spec["name"], text, e, os.getpid(), self.core.node_id)
+        err = exceptions.RayTaskError(spec.name, text, e, os.getpid(), self.core.node_id)
         try:
             return text, ["error", cloudpickle.dumps(err)]
         except Exception:
-            plain = exceptions.RayTaskError(spec["name"], text, None, os.getpid(),
+            plain = exceptions.RayTaskError(spec.name, text, None, os.getpid(),
                                             self.core.node_id)
             return text, ["error", cloudpickle.dumps(plain)]
 

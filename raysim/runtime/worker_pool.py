@@ -15,7 +15,7 @@ then forks a ready worker in a few milliseconds on request (``zygote.py``). The 
 still a separate OS process with its own pid and heap.
 
 Runs in: the raylet process. Trace events: ``worker.starting``, ``worker.registered``,
-``worker.idle``.
+``worker.registered``.
 """
 
 from __future__ import annotations

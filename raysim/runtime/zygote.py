@@ -15,7 +15,7 @@ The zygote also reaps its children: when a worker exits it tells the raylet the 
 signal, which is how a SIGKILLed worker shows up in the trace as ``process.exited``.
 
 Runs in: its own process, a child of the raylet. Trace events: ``process.started``,
-``zygote.preloaded``, messages ``start_worker`` / ``preload`` (received), ``worker_exited``
+``zygote.preloaded``, messages ``start_worker`` (received), ``worker_exited``
 (sent).
 """
 
@@ -50,7 +50,9 @@ def run(sock: socket.socket, session: dict) -> None:
         if trace.writer() is not None:
             trace.writer().drop_inherited("zygote")
         protocol.reset_after_fork()
-        Zygote(sock, session).serve()
+        zygote = Zygote(sock, session)
+        zygote.preload(session["preload"])
+        zygote.serve()
     except (ConnectionClosed, KeyboardInterrupt, SystemExit):
         pass
     except BaseException:  # pragma: no cover - reported, then exit
@@ -69,20 +71,30 @@ class Zygote:
         self.session = session
         for key, value in _SINGLE_THREAD_ENV.items():
             os.environ.setdefault(key, value)
-        start = time.perf_counter_ns()
-        import cloudpickle  # noqa: F401  (preloaded for every worker)
-        preloaded = ["cloudpickle"]
-        try:
-            import numpy  # noqa: F401
-            preloaded.append("numpy")
-        except ImportError:
-            pass
         trace.emit("process.started", ppid=os.getppid(), role="zygote")
-        trace.emit("zygote.preloaded", modules=preloaded, dur=time.perf_counter_ns() - start)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.children: dict[int, str] = {}
+
+    def preload(self, preload: dict) -> None:
+        """Import what every worker needs: raysim's worker code, cloudpickle, numpy, and the
+        modules the driver had imported. Runs where the driver runs, with its sys.path."""
+        sys.path[:] = preload["sys_path"]
+        try:
+            os.chdir(preload["cwd"])
+        except OSError:
+            pass
+        start = time.perf_counter_ns()
+        loaded = []
+        for name in ["raysim.runtime.worker", "cloudpickle", "numpy"] + preload["modules"]:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except Exception:  # a module that fails to import here is imported on demand
+                pass
+        trace.emit("zygote.preloaded", modules=[n for n in loaded if "." not in n],
+                   dur=time.perf_counter_ns() - start)
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
@@ -103,22 +115,6 @@ class Zygote:
                         self.conn.trace_recv(kind, msg_id, phase)
                         getattr(self, "handle_" + kind)(body)
             self._reap()
-
-    def handle_preload(self, body: dict) -> None:
-        sys.path[:] = body["sys_path"]
-        try:
-            os.chdir(body["cwd"])
-        except OSError:
-            pass
-        start = time.perf_counter_ns()
-        loaded = []
-        for name in body["modules"]:
-            try:
-                importlib.import_module(name)
-                loaded.append(name)
-            except Exception:  # a module that fails to import here is imported on demand
-                pass
-        trace.emit("zygote.preloaded", modules=loaded, dur=time.perf_counter_ns() - start)
 
     def handle_start_worker(self, body: dict) -> None:
         pid = os.fork()

@@ -100,8 +100,6 @@ _event("worker.registered", "raylet", "A worker or driver connected to its rayle
        role="str")
 _event("worker.starting", "raylet", "The raylet asked the zygote to start a worker process.",
        wid="str", role="str", actor="str?")
-_event("worker.idle", "raylet", "A task worker finished and waits for the next task.",
-       wid="str", worker_pid="int")
 _event("zygote.preloaded", "zygote",
        "The zygote imported the driver's modules so forked workers start with them.",
        modules="list", dur="int")
@@ -144,7 +142,8 @@ _event("object.promoted", "any",
 # Reference counting (seed: GCS records ref counts; ACCURACY.md #1, #8)
 
 _event("ref.acquired", "any",
-       "The first reference to an object appeared in this process.", obj="str",
+       "The first reference to an object appeared in this process. Not emitted for the "
+       "return values of a task the process submits: task.submitted lists them.", obj="str",
        ref_type="str")
 _event("ref.released", "any",
        "The last reference to an object in this process went away.", obj="str")
@@ -245,7 +244,6 @@ _message("worker_blocked", "worker", "raylet",
          "The worker waits in get(); lend its CPU to other tasks.")
 _message("worker_unblocked", "worker", "raylet", "The worker's get() returned.")
 _message("snapshot", "driver", "gcs|raylet", "Report your tables.", reply="reply")
-_message("preload", "raylet", "zygote", "Import these modules before forking workers.")
 _message("start_worker", "raylet", "zygote", "Fork a worker process.")
 _message("shutdown", "driver", "gcs|raylet", "Stop the session.")
 _message("reply", "any", "any", "The answer to a request.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 
 import orjson
 
@@ -33,15 +34,23 @@ _NEWLINE = orjson.OPT_APPEND_NEWLINE
 class TraceWriter:
     def __init__(self, path: str, proc: str, node: str, flush_events: int = 512) -> None:
         self.path = path
-        self.proc = proc
-        self.node = node
-        self.pid = os.getpid()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._buf: list[bytes] = []
-        self._lock = threading.RLock()  # emit() may run inside __del__ on this thread
+        # Lines waiting to be written. deque.append is atomic, so emit() takes no lock; only
+        # flushes exclude each other.
+        self._buf: deque[bytes] = deque()
+        self._flush_lock = threading.RLock()  # re-entrant: __del__ may emit inside a flush
         self._flush_events = flush_events
         self._local = threading.local()
         self.events_written = 0
+        self.set_identity(proc, node)
+
+    def set_identity(self, proc: str, node: str) -> None:
+        self.proc = proc
+        self.node = node
+        self.pid = os.getpid()
+        # The common fields as JSON, for lines formatted without orjson (message events).
+        self.common_part = b'"proc":%s,"node":%s,"pid":%d,' % (
+            _dumps(proc), _dumps(node), self.pid)
 
     # The phase is per thread: the driver's API thread sets it when a call begins, and a
     # thread handling a message sets it to the phase the message carries.
@@ -52,29 +61,36 @@ class TraceWriter:
         return getattr(self._local, "phase", None)
 
     def emit(self, ev: str, fields: dict, phase: int | None = None, ts: int | None = None) -> None:
-        record = {
-            "ts": _monotonic_ns() if ts is None else ts,
-            "ev": ev,
-            "proc": self.proc,
-            "node": self.node,
-            "pid": self.pid,
-            "phase": getattr(self._local, "phase", None) if phase is None else phase,
-        }
-        record.update(fields)
-        line = _dumps(record, option=_NEWLINE, default=repr)
-        with self._lock:
-            self._buf.append(line)
-            if len(self._buf) < self._flush_events:
-                return
-        self.flush()
+        """Append one event. The common fields go after the event's own: a line is built by
+        one orjson call on the caller's keyword dict, the cheapest way found (~1.5 us)."""
+        fields["ts"] = _monotonic_ns() if ts is None else ts
+        fields["ev"] = ev
+        fields["proc"] = self.proc
+        fields["node"] = self.node
+        fields["pid"] = self.pid
+        fields["phase"] = getattr(self._local, "phase", None) if phase is None else phase
+        buf = self._buf
+        buf.append(_dumps(fields, option=_NEWLINE, default=repr))
+        if len(buf) >= self._flush_events:
+            self.flush()
+
+    def append(self, line: bytes) -> None:
+        """Append a line already encoded (it must be one JSON object and end with \\n)."""
+        buf = self._buf
+        buf.append(line)
+        if len(buf) >= self._flush_events:
+            self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            if not self._buf:
+        buf = self._buf
+        if not buf:
+            return
+        with self._flush_lock:
+            count = len(buf)
+            if not count:
                 return
-            data = b"".join(self._buf)
-            count = len(self._buf)
-            self._buf = []
+            popleft = buf.popleft
+            data = b"".join([popleft() for _ in range(count)])
             self.events_written += count
             # One write() per batch: O_APPEND keeps it whole. Loop in case of a short write.
             view = memoryview(data)
@@ -84,11 +100,10 @@ class TraceWriter:
 
     def drop_inherited(self, proc: str) -> None:
         """After fork: forget the parent's unwritten events and take on the child's identity."""
-        self._buf = []
-        self._lock = threading.RLock()
+        self._buf = deque()
+        self._flush_lock = threading.RLock()
         self._local = threading.local()
-        self.proc = proc
-        self.pid = os.getpid()
+        self.set_identity(proc, self.node)
 
     def close(self) -> None:
         self.flush()
@@ -121,10 +136,20 @@ def enabled() -> bool:
 
 
 def emit(ev: str, phase: int | None = None, ts: int | None = None, **fields) -> None:
-    """Record one event. Costs one attribute test when no trace is open."""
+    """Record one event. Costs one global test when no trace is open."""
     w = _writer
-    if w is not None:
-        w.emit(ev, fields, phase, ts)
+    if w is None:
+        return
+    fields["ts"] = _monotonic_ns() if ts is None else ts
+    fields["ev"] = ev
+    fields["proc"] = w.proc
+    fields["node"] = w.node
+    fields["pid"] = w.pid
+    fields["phase"] = getattr(w._local, "phase", None) if phase is None else phase
+    buf = w._buf
+    buf.append(_dumps(fields, option=_NEWLINE, default=repr))
+    if len(buf) >= w._flush_events:
+        w.flush()
 
 
 def flush() -> None:
