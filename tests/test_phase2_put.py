@@ -104,3 +104,23 @@ def test_put_rejects_refs_and_unpicklable_values(ray_start):
     with pytest.raises(TypeError, match="Could not serialize.*lock"):
         raysim.put(threading.Lock())
     assert raysim.get(raysim.put([ref]))[0] == ref
+
+
+@raysim.remote
+def total(array):
+    return float(array.sum())
+
+
+def test_object_is_freed_once_its_ref_is_gone_and_the_task_using_it_is_done(ray_start,
+                                                                            trace_file):
+    ref = raysim.put(np.ones(200_000))
+    oid = ref.hex()
+    result = total.remote(ref)
+    del ref
+    gc.collect()
+    assert raysim.get(result) == 200_000.0
+    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid),
+                      what="the store to delete the argument once the task is done")
+    holders = [e["holder"] for e in of(events, "gcs.ref_removed", obj=oid)]
+    assert any(h.startswith("task:") for h in holders) and any(h.startswith("driver:")
+                                                               for h in holders)

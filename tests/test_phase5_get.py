@@ -82,3 +82,22 @@ def test_task_error_is_the_users_exception_with_remote_traceback(shared_session)
     text = str(err)
     assert "fail" in text and "1 / x" in text and "ZeroDivisionError" in text
     assert "raysim/runtime" not in text, "raysim's own frames are left out"
+
+
+def test_pandas_and_arrow_come_back_as_views_of_the_store(shared_session):
+    import pandas as pd
+    import pyarrow as pa
+
+    frame = pd.DataFrame({"a": np.arange(100_000.0), "b": np.arange(100_000)})
+    out = raysim.get(raysim.put(frame))
+    assert out.equals(frame)
+    for column in out.columns:
+        values = out[column].to_numpy()
+        assert _in_store(values) and not values.flags.writeable
+    table = pa.table({"x": np.arange(100_000.0)})
+    got = raysim.get(raysim.put(table))
+    assert got.equals(table)
+    address = got.column("x").chunk(0).buffers()[1].address
+    store = api._core.store.mmap
+    base = ctypes.addressof(ctypes.c_char.from_buffer(store))
+    assert base <= address < base + len(store)
