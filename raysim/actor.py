@@ -111,7 +111,7 @@ class ActorClass:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_CREATION, name=self.__name__,
             function_id=function_id, args=args_bytes, returns=[],
-            owner=core.wid, owner_holder=core.holder_name, num_cpus=num_cpus,
+            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())
@@ -191,7 +191,7 @@ class ActorMethod:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
             function_id=descriptor["function_id"], args=args_bytes,
-            returns=returns, owner=core.wid, owner_holder=core.holder_name,
+            returns=returns, owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
             actor_id=descriptor["actor_id"],
             method=self._name, phase=trace.get_phase())
         core.submit(spec, deps, nested)

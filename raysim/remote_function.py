@@ -70,7 +70,7 @@ class RemoteFunction:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.NORMAL_TASK, name=self._name,
             function_id=function_id, args=args_bytes, returns=returns,
-            owner=core.wid, owner_holder=core.holder_name, num_cpus=num_cpus,
+            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
             retry_exceptions=options.get("retry_exceptions", False), phase=trace.get_phase())

@@ -29,6 +29,8 @@ import itertools
 import linecache
 import os
 import pickle
+import selectors
+import socket
 import sys
 import threading
 import time
@@ -38,11 +40,11 @@ from raysim import exceptions
 from raysim.runtime import ids, protocol, serialization
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
-from raysim.runtime.protocol import BlockingConnection, ConnectionClosed
+from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
 from raysim.runtime.reference_counter import (ACTOR_HANDLE, LOCAL_REFERENCE, PINNED_IN_MEMORY,
                                               ReferenceCounter)
 from raysim.runtime.store_client import StoreClient
-from raysim.runtime.task_spec import TaskSpec
+from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
 # States of an object this process owns.
@@ -152,7 +154,10 @@ class CoreWorker:
         self._deferred: set[str] | None = None  # borrowed ids changed during a task
         self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
         self._exported: set[str] = set()
-        self._receivers: list[threading.Thread] = []
+        self._io_thread: threading.Thread | None = None
+        self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
+        self._actor_calls: dict[str, dict[str, list[str]]] = {}  # actor -> task -> returns
+        self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
         self._phase_counter = itertools.count(1)
         self._site_cache: dict[tuple, tuple[str, str]] = {}
         self.dead_component: str | None = None
@@ -167,39 +172,96 @@ class CoreWorker:
     # Connections and the receiver threads
 
     def start(self) -> None:
-        for conn in (self.raylet, self.gcs):
-            thread = threading.Thread(target=self._receive_loop, args=(conn,),
-                                      name=f"raysim-recv-{conn.peer_kind}", daemon=True)
-            thread.start()
-            self._receivers.append(thread)
+        """Listen for results and start the I/O thread.
 
-    def _receive_loop(self, conn: BlockingConnection) -> None:
+        Results come straight from the worker that ran the task, as the founding document
+        says ("sends directly back to driver's memory"; "Worker #1 returns ObjectRef(result_0)
+        to driver"): each owner listens on ``owner-<id>.sock`` in the session directory and
+        workers connect to it on their first result. Errors the raylet detects (a crashed
+        worker, a dead actor) still come from the raylet.
+        """
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.owner_path)
+        os.chmod(self.owner_path, 0o600)
+        self._listener.listen(64)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
+        self._io_thread = threading.Thread(target=self._io_loop, name="raysim-io", daemon=True)
+        self._io_thread.start()
+
+    def _io_loop(self) -> None:
+        """One thread reads every connection of this process: raylet, GCS and result senders."""
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        selector.register(self._listener, selectors.EVENT_READ, "accept")
+        for conn in (self.raylet, self.gcs):
+            selector.register(conn.sock, selectors.EVENT_READ, conn)
+            if conn.backlog:  # read during registration, behind its reply
+                self._dispatch(conn, conn.recv_messages())
         try:
-            while True:
-                for kind, msg_id, phase, body in conn.recv_messages():
-                    if trace.enabled():
-                        trace.set_phase(phase)
-                        conn.trace_recv(kind, msg_id, phase)
-                    if kind == "reply":
-                        future = self._futures.pop(body["reply_to"], None)
-                        if future is not None:
-                            future.set(body)
-                    elif kind == "task_done":
-                        self._task_done(body)
-                    elif kind == "push_task" or kind == "exit_worker":
-                        if self.on_task is not None:
-                            self.on_task(dict(body, kind=kind, phase=phase))
-                    elif kind == "task_infeasible":
-                        print(f"raysim: warning: task {body['name']} cannot be scheduled: "
-                              f"{body['reason']}", file=sys.stderr)
-                    else:
-                        raise RaySimInternalError(f"unexpected message {kind!r}")
+            while not self.closing:
                 trace.flush()
-        except ConnectionClosed:
-            if not self.closing:
-                self._component_died(conn.peer_kind)
+                for key, _ in selector.select():
+                    what = key.data
+                    if what == "wake":
+                        return
+                    if what == "accept":
+                        sock, _ = self._listener.accept()
+                        conn = BlockingConnection(sock, "worker")
+                        selector.register(sock, selectors.EVENT_READ, conn)
+                        continue
+                    try:
+                        messages = what.recv_messages()
+                    except ConnectionClosed:
+                        selector.unregister(what.sock)
+                        if what is self.raylet or what is self.gcs:
+                            if not self.closing:
+                                self._component_died(what.peer_kind)
+                            return
+                        what.close()  # a worker that sent us results went away
+                        continue
+                    self._dispatch(what, messages)
         finally:
             trace.flush()
+            selector.close()
+
+    def _dispatch(self, conn: BlockingConnection, messages: list[tuple]) -> None:
+        for kind, msg_id, phase, body in messages:
+            if conn.peer_id is None and "worker_id" in body:
+                conn.peer_id = body["worker_id"]
+            if trace.enabled():
+                trace.set_phase(phase)
+                conn.trace_recv(kind, msg_id, phase)
+            if kind == "reply":
+                future = self._futures.pop(body["reply_to"], None)
+                if future is not None:
+                    future.set(body)
+            elif kind == "task_done":
+                self._task_done(body)
+            elif kind == "push_task" or kind == "exit_worker":
+                if self.on_task is not None:
+                    self.on_task(dict(body, kind=kind, phase=phase))
+            elif kind == "actor_died":
+                self._actor_died(body["actor_id"], body["message"])
+            elif kind == "task_infeasible":
+                print(f"raysim: warning: task {body['name']} cannot be scheduled: "
+                      f"{body['reason']}", file=sys.stderr)
+            else:
+                raise RaySimInternalError(f"unexpected message {kind!r}")
+
+    def send_to_owner(self, spec: TaskSpec, kind: str, body: dict) -> None:
+        """Send a task's result straight to the process that owns it."""
+        owner_address = spec.owner_address
+        conn = self._owner_conns.get(owner_address)
+        try:
+            if conn is None:
+                role, _, owner_id = spec.owner_holder.partition(":")
+                conn = connect_unix(owner_address, role, timeout_s=1.0)
+                conn.peer_id = owner_id
+                self._owner_conns[owner_address] = conn
+            conn.send(kind, body)
+        except (ConnectionClosed, OSError):
+            # The owner is gone, and with it everyone who could want the result.
+            self._owner_conns.pop(owner_address, None)
 
     def _component_died(self, component: str) -> None:
         self.dead_component = component
@@ -322,7 +384,7 @@ class CoreWorker:
             self._gcs_send("remove_ref", {"objects": [object_id]})
             return
         self._reported[object_id] = held
-        on_receiver = threading.current_thread() in self._receivers
+        on_receiver = threading.current_thread() is self._io_thread
         if known is None and sync and not on_receiver:
             # The first reference must be registered before whoever passed it on can drop
             # theirs, or the object could be freed under us: wait for the GCS to confirm.
@@ -676,6 +738,8 @@ class CoreWorker:
 
     def _send_task(self, spec: TaskSpec, holders: list[str]) -> None:
         task_id = spec.task_id
+        if spec.kind == ACTOR_TASK and spec.returns:
+            self._actor_calls.setdefault(spec.actor_id, {})[task_id] = spec.returns
         if holders:
             # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
             self._task_holders[task_id] = holders
@@ -713,9 +777,26 @@ class CoreWorker:
                     self._complete(slot, FAILED, error)
                     self._dependency_ready(object_id, slot)
 
+    def _actor_died(self, actor_id: str, message: str) -> None:
+        """The raylet says an actor died: its calls still pending here will never finish."""
+        calls = self._actor_calls.pop(actor_id, {})
+        error = ["raised", "ActorDiedError", message]
+        with self._owned_lock:
+            for returns in calls.values():
+                for object_id in returns:
+                    slot = self.owned.get(object_id)
+                    if slot is not None and slot.state == PENDING:
+                        self._complete(slot, FAILED, error)
+                        self._dependency_ready(object_id, slot)
+
     def _task_done(self, body: dict) -> None:
         """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
         task_id = body["task_id"]
+        actor_id = body.get("actor_id")
+        if actor_id is not None:
+            calls = self._actor_calls.get(actor_id)
+            if calls is not None:
+                calls.pop(task_id, None)
         holders = self._task_holders.pop(task_id, None)
         returns = body.get("returns") or ()
         releases = []
@@ -791,11 +872,19 @@ class CoreWorker:
 
     def close(self) -> None:
         self.closing = True
-        for conn in (self.raylet, self.gcs):
+        if self._io_thread is not None:
+            os.write(self._wake_w, b"x")
+            if self._io_thread is not threading.current_thread():
+                self._io_thread.join(timeout=2)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._listener.close()
+            try:
+                os.unlink(self.owner_path)
+            except FileNotFoundError:
+                pass
+        for conn in [self.raylet, self.gcs, *self._owner_conns.values()]:
             conn.close()
-        for thread in self._receivers:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2)
         self.store.close()
 
 

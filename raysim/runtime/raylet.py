@@ -39,13 +39,14 @@ from raysim.runtime import procutil, scheduler, zygote
 from raysim.runtime.config import Config
 from raysim.runtime.object_store import ObjectStore, StoreFull
 from raysim.runtime.protocol import EventLoop, LoopConnection, connect_unix
+from raysim.runtime.task_spec import TaskSpec
 from raysim.runtime.worker_pool import BLOCKED, BUSY, STARTING, WorkerPool, WorkerRecord
 from raysim.trace import writer as trace
 
 
 @dataclasses.dataclass(eq=False)
 class TaskRecord:
-    spec: dict
+    spec: TaskSpec
     request: dict[str, int]  # resources held while it runs
     shape: tuple  # scheduling class: tasks with equal requests queue together
     attempt: int = 0
@@ -68,7 +69,6 @@ class ActorRecord:
     worker: WorkerRecord | None = None
     state: str = "PENDING"  # PENDING, ALIVE, DEAD (the GCS holds Ray's full state machine)
     pending: deque = dataclasses.field(default_factory=deque)  # calls before ALIVE
-    in_flight: dict = dataclasses.field(default_factory=dict)  # task_id -> spec
     death: str | None = None
     held: dict = dataclasses.field(default_factory=dict)  # resources held while alive
     exiting: bool = False
@@ -339,7 +339,7 @@ class Raylet:
                    available=scheduler.from_fixed(self.resources.available), wid=worker.wid)
         self._push(worker, record.spec, record.attempt)
 
-    def _push(self, worker: WorkerRecord, spec: dict, attempt: int = 0) -> None:
+    def _push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
         locations = {}
         for oid, inline in spec.deps:
             if inline is None:
@@ -351,14 +351,10 @@ class Raylet:
                          spec.phase)
 
     def handle_task_done(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A task finished; its result already went straight to its owner."""
         worker: WorkerRecord = conn.state
         task_id = body["task_id"]
-        kind = body["task_kind"]
-        if kind == "actor_task":
-            actor = self.actors.get(worker.actor_id)
-            if actor is not None:
-                actor.in_flight.pop(task_id, None)
-        elif kind == "actor_creation":
+        if body["task_kind"] == "actor_creation":
             self._actor_created(worker, body)
         else:
             record = self.running.pop(task_id, None)
@@ -366,21 +362,18 @@ class Raylet:
                 self.resources.release(record.request)
                 trace.emit("task.finished", task=task_id, ok=body["ok"])
             self.pool.make_idle(worker)
-        self._forward_result(body)
         self.schedule()
 
-    def _forward_result(self, body: dict) -> None:
-        owner = self.clients.get(body["owner"])
-        if owner is not None:
-            owner.send("task_done", body)
-
-    def _fail_task(self, spec: dict, exc_type: str, message: str) -> None:
+    def _fail_task(self, spec: TaskSpec, exc_type: str, message: str) -> None:
+        """The task cannot produce its result (its worker died, its actor is dead): tell the
+        owner, through this raylet, with the error its get() will raise."""
         trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False)
-        self._forward_result({"task_id": spec.task_id, "owner": spec.owner,
-                              "task_kind": spec.kind, "ok": False,
-                              "returns": spec.returns,
-                              "results": [_error_result(exc_type, message)
-                                          for _ in spec.returns]})
+        owner = self.clients.get(spec.owner)
+        if owner is not None:
+            owner.send("task_done", {"task_id": spec.task_id, "ok": False,
+                                     "returns": spec.returns, "actor_id": spec.actor_id,
+                                     "results": [_error_result(exc_type, message)
+                                                 for _ in spec.returns]}, spec.phase)
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         worker: WorkerRecord = conn.state
@@ -439,7 +432,7 @@ class Raylet:
             self._fail_pending_calls(actor)
             self._kill_worker(worker)
 
-    def _submit_actor_task(self, spec: dict) -> None:
+    def _submit_actor_task(self, spec: TaskSpec) -> None:
         actor = self.actors.get(spec.actor_id)
         if actor is None:
             self._fail_task(spec, "ActorDiedError",
@@ -453,20 +446,22 @@ class Raylet:
         else:
             actor.pending.append(spec)
 
-    def _push_actor_call(self, actor: ActorRecord, spec: dict) -> None:
+    def _push_actor_call(self, actor: ActorRecord, spec: TaskSpec) -> None:
         # Seed phase 4 step 2: find the actor's worker. This raylet created the actor, so it
         # knows; a raylet on another node would ask the GCS (and cache the answer).
         trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
                    task=spec.task_id, wid=actor.worker.wid, source="local actor table")
-        actor.in_flight[spec.task_id] = spec
         self._push(actor.worker, spec)
 
     def _fail_pending_calls(self, actor: ActorRecord) -> None:
+        """Calls still queued here fail; calls already pushed to the worker are failed by
+        their callers, whom every client of this raylet hears from (``actor_died``)."""
         message = actor.death or "The actor died."
-        for spec in list(actor.in_flight.values()) + list(actor.pending):
+        for spec in list(actor.pending):
             self._fail_task(spec, "ActorDiedError", message)
-        actor.in_flight.clear()
         actor.pending.clear()
+        for client in list(self.clients.values()):
+            client.send("actor_died", {"actor_id": actor.actor_id, "message": message})
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         actor = self.actors.get(body["actor_id"])
@@ -608,6 +603,14 @@ class Raylet:
             os.waitpid(self.zygote_pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        # Owners' result sockets: the session is over, and killed processes cannot remove
+        # their own.
+        for name in os.listdir(self.session_dir):
+            if name.startswith("owner-") and name.endswith(".sock"):
+                try:
+                    os.unlink(os.path.join(self.session_dir, name))
+                except FileNotFoundError:
+                    pass
         self.store.close()
 
 

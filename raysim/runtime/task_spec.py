@@ -26,6 +26,7 @@ class TaskSpec:
         "returns",       # [ObjectID, ...] of the return values
         "owner",         # worker id of the submitter (results are routed to it)
         "owner_holder",  # the submitter as a reference holder: "driver:<id>"/"worker:<id>"
+        "owner_address", # the submitter's socket, where the worker sends the result
         "phase",         # the driver API call this task belongs to (trace)
         "num_cpus",      # None: the default for the kind
         "resources",     # custom resources {name: amount}

@@ -38,6 +38,7 @@ from raysim.runtime import procutil, protocol, serialization
 from raysim.runtime.config import Config
 from raysim.runtime.core_worker import CoreWorker, _ArgRef
 from raysim.runtime.protocol import connect_unix
+from raysim.runtime.task_spec import ACTOR_TASK
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,11 +148,18 @@ class Worker:
                 "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
         core.current_task_id = None
-        body = {"task_id": spec.task_id, "owner": spec.owner, "task_kind": kind,
-                "ok": ok, "results": results, "returns": spec.returns}
-        if error_text is not None:
-            body["error_text"] = error_text
-        core.send(core.raylet, "task_done", body)
+        # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation, the
+        # news that the arguments it held for the task can be released).
+        core.send_to_owner(spec, "task_done", {
+            "task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
+            "results": results, "returns": spec.returns, "actor_id": spec.actor_id})
+        if kind != ACTOR_TASK:
+            # The raylet frees the task's resources (or, for a creation, marks the actor
+            # alive and sends it the calls that waited). Actor calls hold no resources.
+            body = {"task_id": spec.task_id, "task_kind": kind, "ok": ok}
+            if error_text is not None:
+                body["error_text"] = error_text
+            core.send(core.raylet, "task_done", body)
 
     def _function(self, spec: dict) -> Any:
         function_id = spec.function_id

@@ -219,7 +219,11 @@ _message("kv_get", "worker", "gcs", "Fetch an exported function or class.", repl
 _message("submit_task", "driver|worker", "raylet", "Run a task (or create an actor).")
 _message("push_task", "raylet", "worker", "Execute this task now.")
 _message("task_done", "worker|raylet", "raylet|driver|worker",
-         "A task finished: its results inline, or where they were stored.")
+         "A task finished. To its owner (from the worker, or from the raylet when the task "
+         "failed for want of a worker or actor): its results inline, or where they were "
+         "stored. To the raylet: that the worker and its resources are free.")
+_message("actor_died", "raylet", "driver|worker",
+         "An actor died: fail the calls to it you are still waiting for.")
 _message("create_object", "driver|worker", "raylet",
          "Allocate space in the store for an object of this size.", reply="reply")
 _message("seal_object", "driver|worker", "raylet", "The object is written; make it visible.")
