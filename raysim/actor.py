@@ -86,7 +86,7 @@ class ActorClass:
         name = options.get("name")
         namespace = options.get("namespace")
         function_id = self._export(core)
-        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
         task_id = core.new_task_id()
         actor_id = ids.random_hex(12)
         handle_object = ids.return_object_id(task_id, 0)
@@ -116,7 +116,7 @@ class ActorClass:
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())
         core.owned_handles.add(handle_object)
-        core.submit(spec, deps, nested)
+        core.submitter.submit(spec, deps, nested)
         del keep
         return ActorHandle(descriptor)
 
@@ -184,7 +184,7 @@ class ActorMethod:
         descriptor = self._handle._descriptor
         name = f"{descriptor['class_name']}.{self._name}"
         core.begin_phase("method_call", name)
-        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
         task_id = core.new_task_id()
         num_returns = self._options.get("num_returns", 1)
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
@@ -194,7 +194,7 @@ class ActorMethod:
             returns=returns, owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
             actor_id=descriptor["actor_id"],
             method=self._name, phase=trace.get_phase())
-        core.submit(spec, deps, nested)
+        core.submitter.submit(spec, deps, nested)
         del keep
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
         if num_returns == 0:

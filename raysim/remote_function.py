@@ -63,7 +63,7 @@ class RemoteFunction:
         function_id = self._export(core)
         options = self._options
         num_returns = options.get("num_returns", 1)
-        args_bytes, deps, nested, keep = core.serialize_args(args, kwargs)
+        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
         task_id = core.new_task_id()
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         num_cpus, resources = option_utils.resources_of(options)
@@ -74,7 +74,7 @@ class RemoteFunction:
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
             retry_exceptions=options.get("retry_exceptions", False), phase=trace.get_phase())
-        core.submit(spec, deps, nested)
+        core.submitter.submit(spec, deps, nested)
         del keep  # large arguments put for this task: the task holds them now
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
         if num_returns == 0:

@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -34,5 +36,15 @@ def shared_session(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_stray_sessions():
+    """Sessions of the tests live in a directory of their own (short, for Unix socket
+    paths), removed at the end; no test may leave a session running."""
+    base = tempfile.mkdtemp(prefix="raysim-test-")
+    old = os.environ.get("RAYSIM_TEMP_DIR")
+    os.environ["RAYSIM_TEMP_DIR"] = base
     yield
+    if old is None:
+        del os.environ["RAYSIM_TEMP_DIR"]
+    else:
+        os.environ["RAYSIM_TEMP_DIR"] = old
+    shutil.rmtree(base, ignore_errors=True)
     assert not raysim.is_initialized(), "a test left a raysim session running"

@@ -9,18 +9,20 @@ is a thin layer over it.
 Seed steps implemented here:
 
 * phase 2: serialize the model, write it into the store, get an ObjectRef (``put``);
-* phase 3 step 1 / phase 4 step 1: send the task to the raylet (``submit_task``);
-* phase 4 step 5 / 9: receive the result, inline or as a location in the store (``task_done``);
+* phase 4 step 5: a worker's result goes back inline or into the store (``store_result``);
 * phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy.
 
-Threads: the user's thread(s) call the API; one receiver thread per connection reads
-messages and completes what waits on them (replies, task results), so that a task whose
-arguments were pending is submitted as soon as they are ready, even while the user's thread
-is busy elsewhere (Ray's io_service thread does the same).
+Submitting tasks is ``task_submitter.py``'s part; the table of owned objects is
+``memory_store.py``'s; counting references is ``reference_counter.py``'s.
+
+Threads: the user's thread(s) call the API; one I/O thread reads every connection and
+completes what waits on it (replies, task results), so that a task whose arguments were
+pending is submitted as soon as they are ready, even while the user's thread is busy
+elsewhere (Ray's io_service thread does the same).
 
 Runs in: the driver and every worker. Trace events: ``object.serialized``,
 ``object_store.written``, ``object.get``, ``object.inlined``, ``object.promoted``,
-``task.submitted``, ``function.exported``, ``ref.*``, ``phase.begin`` (driver).
+``function.exported``, ``phase.begin`` (driver).
 """
 
 from __future__ import annotations
@@ -37,92 +39,20 @@ import time
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime import ids, protocol, serialization
+from raysim.runtime import ids, memory_store, protocol, serialization
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
 from raysim.runtime.reference_counter import (ACTOR_HANDLE, LOCAL_REFERENCE, PINNED_IN_MEMORY,
                                               ReferenceCounter)
+from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
+                                         OwnedObject)
 from raysim.runtime.store_client import StoreClient
-from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
+from raysim.runtime.task_spec import TaskSpec
+from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
 
-# States of an object this process owns.
-PENDING = 0   # the task that makes it has not finished
-INLINE = 1    # small: its serialized bytes are here, in this process (Ray's memory store)
-STORED = 2    # in the node's shared-memory store
-FAILED = 3    # the task raised or died; get() raises
-
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_EMPTY_ARGS = serialization.serialize(((), {})).to_bytes()
-
-
-class _Owned:
-    """An object this process owns (Ray: an entry of the owner's reference table)."""
-
-    __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
-                 "promote", "reported")
-
-    def __init__(self, state: int = PENDING) -> None:
-        self.state = state
-        self.data: Any = None  # bytes (INLINE) or the error entry (FAILED)
-        self.offset = 0
-        self.size = 0
-        self.waiters: list[threading.Lock] | None = None
-        self.released = False  # every local reference went away while PENDING
-        self.dependents: list | None = None  # tasks waiting for this object as an argument
-        self.promote = False  # copy into the store on arrival: its ref was passed on
-        # What the GCS holds for this process once the object is in the store: the store's
-        # registration makes the owner a LOCAL_REFERENCE holder.
-        self.reported: str | None = LOCAL_REFERENCE if state == STORED else None
-
-
-class _Future:
-    __slots__ = ("_lock", "value")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.value: Any = None
-
-    def set(self, value: Any) -> None:
-        self.value = value
-        self._lock.release()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0))
-
-
-class _WaitingTask:
-    """A submitted task whose arguments this process is still computing."""
-
-    __slots__ = ("spec", "missing", "holders")
-
-    def __init__(self, spec: TaskSpec, missing: int, holders: list[str]) -> None:
-        self.spec = spec
-        self.missing = missing
-        self.holders = holders
-
-
-class _ArgRef:
-    """Stands in a serialized argument list for a top-level ObjectRef argument."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __reduce__(self):
-        return (_ArgRef, (self.index,))
-
-
-class _Callback:
-    """A reply handler run on the receiver thread instead of a waiting caller."""
-
-    __slots__ = ("set",)
-
-    def __init__(self, fn: Callable[[dict], None]) -> None:
-        self.set = fn
 
 
 class ComponentDied(exceptions.RaySystemError):
@@ -145,18 +75,15 @@ class CoreWorker:
         self.store = StoreClient(store_fd, store_capacity)
         self.ids = ids.IdFactory()
         self.refs = ReferenceCounter(self._on_held_changed)
-        self.owned: dict[str, _Owned] = {}
+        self.owned: dict[str, OwnedObject] = {}
         self.owned_handles: set[str] = set()
-        self._owned_lock = threading.RLock()
-        self._futures: dict[int, _Future] = {}
-        self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> spec waiting for arguments
+        self.owned_lock = threading.RLock()
+        self._futures: dict[int, Future] = {}
         self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
         self._deferred: set[str] | None = None  # borrowed ids changed during a task
-        self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
         self._exported: set[str] = set()
         self._io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
-        self._actor_calls: dict[str, dict[str, list[str]]] = {}  # actor -> task -> returns
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
         self._phase_counter = itertools.count(1)
         self._site_cache: dict[tuple, tuple[str, str]] = {}
@@ -167,6 +94,7 @@ class CoreWorker:
         self.current_task_id: str | None = None
         self.current_actor_id: str | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
+        self.submitter = TaskSubmitter(self)
 
     # ------------------------------------------------------------------------------------
     # Connections and the receiver threads
@@ -236,12 +164,12 @@ class CoreWorker:
                 if future is not None:
                     future.set(body)
             elif kind == "task_done":
-                self._task_done(body)
+                self.submitter.task_done(body)
             elif kind == "push_task" or kind == "exit_worker":
                 if self.on_task is not None:
                     self.on_task(dict(body, kind=kind, phase=phase))
             elif kind == "actor_died":
-                self._actor_died(body["actor_id"], body["message"])
+                self.submitter.actor_died(body["actor_id"], body["message"])
             elif kind == "task_infeasible":
                 print(f"raysim: warning: task {body['name']} cannot be scheduled: "
                       f"{body['reason']}", file=sys.stderr)
@@ -269,10 +197,10 @@ class CoreWorker:
                  f"The {component} process of this raysim session died, so the result can "
                  f"never arrive. Tip: the trace (process.exited, process.stopping) shows why; "
                  f"call raysim.shutdown() and raysim.init() to start a new session."]
-        with self._owned_lock:
+        with self.owned_lock:
             for slot in self.owned.values():
                 if slot.state == PENDING:
-                    self._complete(slot, FAILED, error)
+                    self.complete(slot, FAILED, error)
         for future in list(self._futures.values()):
             future.set({"error": "component_died", "component": component})
         self._futures.clear()
@@ -284,7 +212,7 @@ class CoreWorker:
         """Send a request and wait for its reply (delivered by the receiver thread)."""
         if self.dead_component is not None:
             self._raise_dead()
-        future = _Future()
+        future = Future()
         msg_id = next_id = protocol.next_msg_id()
         self._futures[next_id] = future
         try:
@@ -353,7 +281,7 @@ class CoreWorker:
         if object_id in self.owned_handles:
             if held is None:
                 self.owned_handles.discard(object_id)
-                self._gcs_send("remove_ref", {"objects": [object_id]})
+                self.gcs_send("remove_ref", {"objects": [object_id]})
             return
         # A borrowed object or a handle to someone else's actor.
         if self._deferred is not None and threading.current_thread() is threading.main_thread():
@@ -361,13 +289,13 @@ class CoreWorker:
             return
         self._report_borrow(object_id, held)
 
-    def _owned_held_changed(self, object_id: str, slot: _Owned, held: str | None) -> None:
-        with self._owned_lock:
+    def _owned_held_changed(self, object_id: str, slot: OwnedObject, held: str | None) -> None:
+        with self.owned_lock:
             if slot.state == STORED and held != slot.reported:
                 if held is None:
-                    self._gcs_send("remove_ref", {"objects": [object_id]})
+                    self.gcs_send("remove_ref", {"objects": [object_id]})
                 else:
-                    self._gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
+                    self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
                 slot.reported = held
             if held is None:
                 if slot.state == PENDING:
@@ -381,7 +309,7 @@ class CoreWorker:
             return
         if held is None:
             self._reported.pop(object_id, None)
-            self._gcs_send("remove_ref", {"objects": [object_id]})
+            self.gcs_send("remove_ref", {"objects": [object_id]})
             return
         self._reported[object_id] = held
         on_receiver = threading.current_thread() is self._io_thread
@@ -390,7 +318,7 @@ class CoreWorker:
             # theirs, or the object could be freed under us: wait for the GCS to confirm.
             self.request(self.gcs, "borrow_ref", {"objects": [object_id], "ref_type": held})
         else:
-            self._gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
+            self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
 
     def begin_deferring_borrows(self) -> None:
         self._deferred = set()
@@ -408,14 +336,14 @@ class CoreWorker:
                 continue
             if held is None:
                 self._reported.pop(object_id, None)
-                self._gcs_send("remove_ref", {"objects": [object_id]})
+                self.gcs_send("remove_ref", {"objects": [object_id]})
             else:
                 self._reported[object_id] = held
                 adds.setdefault(held, []).append(object_id)
         for ref_type, objects in adds.items():
             self.request(self.gcs, "borrow_ref", {"objects": objects, "ref_type": ref_type})
 
-    def _gcs_send(self, kind: str, body: dict) -> None:
+    def gcs_send(self, kind: str, body: dict) -> None:
         try:
             self.gcs.send(kind, body)
         except ConnectionClosed:
@@ -429,18 +357,18 @@ class CoreWorker:
 
     def put(self, value: Any) -> str:
         """Seed phase 2: serialize, write into the store, register. Returns the object id."""
-        obj = self._serialize(value, "put")
+        obj = self.serialize_value(value, "put")
         object_id = self.ids.put_object_id()
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
-        contained = self._pass_on(obj.contained_refs)
-        slot = _Owned(STORED)
+        contained = self.pass_on(obj.contained_refs)
+        slot = OwnedObject(STORED)
         self._store_object(object_id, obj, contained, slot)
-        with self._owned_lock:
+        with self.owned_lock:
             self.owned[object_id] = slot
         return object_id
 
-    def _serialize(self, value: Any, what: str) -> serialization.SerializedObject:
+    def serialize_value(self, value: Any, what: str) -> serialization.SerializedObject:
         try:
             return serialization.serialize(value)
         except Exception as e:
@@ -451,7 +379,7 @@ class CoreWorker:
             ) from e
 
     def _store_object(self, object_id: str, obj: serialization.SerializedObject,
-                      contained: list[str], slot: _Owned, owner: str | None = None) -> None:
+                      contained: list[str], slot: OwnedObject, owner: str | None = None) -> None:
         """create -> write -> seal, as plasma does; readers never see a partial object."""
         reply = self.request(self.raylet, "create_object",
                              {"object_id": object_id, "size": obj.total_size})
@@ -473,7 +401,7 @@ class CoreWorker:
         slot.state = STORED
         slot.reported = LOCAL_REFERENCE
 
-    def _pass_on(self, refs: list) -> list[str]:
+    def pass_on(self, refs: list) -> list[str]:
         """Refs captured in a value being sent elsewhere: make sure others can read them.
 
         An inline value lives only in its owner's memory, so when its ref leaves this process
@@ -486,14 +414,14 @@ class CoreWorker:
             slot = self.owned.get(object_id)
             if slot is None:
                 continue
-            with self._owned_lock:
+            with self.owned_lock:
                 if slot.state == INLINE:
-                    self._promote(object_id, slot)
+                    self.promote(object_id, slot)
                 elif slot.state == PENDING:
                     slot.promote = True
         return out
 
-    def _promote(self, object_id: str, slot: _Owned) -> None:
+    def promote(self, object_id: str, slot: OwnedObject) -> None:
         data = slot.data
         view = memoryview(data)
         obj = serialization.SerializedObject(b"", [], [])
@@ -542,7 +470,7 @@ class CoreWorker:
                    zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
         return value
 
-    def _locate(self, object_ids: list[str], deadline: float | None) -> dict[str, _Owned]:
+    def _locate(self, object_ids: list[str], deadline: float | None) -> dict[str, OwnedObject]:
         """Objects this process does not own are always in the store: ask the raylet where
         (it answers once they are sealed)."""
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -551,16 +479,16 @@ class CoreWorker:
                                  timeout=timeout)
         located = {}
         for object_id, (offset, size) in reply["locations"].items():
-            slot = _Owned(STORED)
+            slot = OwnedObject(STORED)
             slot.offset, slot.size = offset, size
             located[object_id] = slot
         return located
 
-    def _wait_for(self, slots: list[_Owned], num: int, deadline: float | None) -> None:
+    def _wait_for(self, slots: list[OwnedObject], num: int, deadline: float | None) -> None:
         """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
         lock = threading.Lock()
         lock.acquire()
-        with self._owned_lock:
+        with self.owned_lock:
             pending = [s for s in slots if s.state == PENDING]
             if len(slots) - len(pending) >= num:
                 return
@@ -584,7 +512,7 @@ class CoreWorker:
                             raise exceptions.GetTimeoutError(
                                 "Get timed out: some object(s) not ready.")
         finally:
-            with self._owned_lock:
+            with self.owned_lock:
                 for slot in pending:
                     if slot.waiters and lock in slot.waiters:
                         slot.waiters.remove(lock)
@@ -614,18 +542,18 @@ class CoreWorker:
                     ready[i] = False
         return ready
 
-    def _probe_borrowed(self, object_id: str) -> _Owned:
+    def _probe_borrowed(self, object_id: str) -> OwnedObject:
         """A slot that turns STORED when the raylet reports the object sealed."""
-        slot = _Owned(PENDING)
+        slot = OwnedObject(PENDING)
 
         def on_reply(body: dict) -> None:
-            with self._owned_lock:
+            with self.owned_lock:
                 if "locations" in body:
                     slot.offset, slot.size = body["locations"][object_id]
-                    self._complete(slot, STORED, None)
+                    self.complete(slot, STORED, None)
 
         msg_id = protocol.next_msg_id()
-        self._futures[msg_id] = _Callback(on_reply)  # type: ignore[assignment]
+        self._futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
         try:
             self.raylet.send("get_objects", {"objects": [object_id]}, msg_id=msg_id)
         except ConnectionClosed:
@@ -642,7 +570,7 @@ class CoreWorker:
         return exc_type(entry[2])
 
     # ------------------------------------------------------------------------------------
-    # Tasks
+    # Functions and tasks
 
     def export_function(self, function_id: str, name: str, pickled: bytes) -> None:
         """Ray's function manager: pickle once, store in the GCS KV, workers fetch it."""
@@ -658,187 +586,8 @@ class CoreWorker:
     def new_task_id(self) -> str:
         return self.ids.task_id()
 
-    def serialize_args(self, args: tuple, kwargs: dict) -> tuple[bytes, list[str], list, list]:
-        """Top-level ObjectRef arguments become dependencies, resolved to values before the
-        task runs; refs nested inside other values stay refs. Arguments too large to travel
-        inline are put in the store first and passed by reference, as Ray does.
-
-        Returns (args bytes, dependency ids, nested refs, refs to keep alive until sent).
-        """
-        from raysim.object_ref import ObjectRef
-        if not args and not kwargs:
-            return _EMPTY_ARGS, [], [], []
-        deps: list[str] = []
-
-        def by_ref(ref: ObjectRef) -> _ArgRef:
-            deps.append(ref.id)
-            return _ArgRef(len(deps) - 1)
-
-        new_args = [by_ref(a) if type(a) is ObjectRef else a for a in args]
-        new_kwargs = {k: by_ref(v) if type(v) is ObjectRef else v for k, v in kwargs.items()}
-        obj = self._serialize((tuple(new_args), new_kwargs), "argument")
-        keep: list = []
-        threshold = self.config.max_direct_call_object_size
-        if obj.total_size >= threshold:
-            # Seldom: find the big ones, put each in the store, and pickle again.
-            for container, key in [(new_args, i) for i in range(len(new_args))] + \
-                    [(new_kwargs, k) for k in new_kwargs]:
-                value = container[key]
-                if isinstance(value, _ArgRef) or serialization._is_plain(value):
-                    continue
-                if self._serialize(value, "argument").total_size >= threshold:
-                    ref = ObjectRef(self.put(value), self.wid)
-                    keep.append(ref)
-                    container[key] = by_ref(ref)
-            obj = self._serialize((tuple(new_args), new_kwargs), "argument")
-        return obj.to_bytes(), deps, obj.contained_refs, keep
-
-    def submit(self, spec: TaskSpec, deps: list[str], nested: list) -> None:
-        """Seed phase 3 step 1 / phase 4 step 1: hand the task to the raylet.
-
-        Dependencies this process owns and that are still being computed are waited for
-        here, as Ray's submitter does; the task is sent when the last one arrives.
-        """
-        task_id = spec.task_id
-        nested_ids = self._pass_on(nested)
-        holders = list(nested_ids)
-        entries: list[list] = []
-        waiting = 0
-        failed = None
-        with self._owned_lock:
-            for object_id in deps:
-                slot = self.owned.get(object_id)
-                if slot is None or slot.state == STORED:
-                    entries.append([object_id, None])
-                    holders.append(object_id)
-                elif slot.state == INLINE:
-                    entries.append([object_id, slot.data])
-                elif slot.state == FAILED:
-                    failed = slot.data
-                    entries.append([object_id, None])
-                else:
-                    entries.append([object_id, None])
-                    if slot.dependents is None:
-                        slot.dependents = []
-                    slot.dependents.append(task_id)
-                    waiting += 1
-            spec.deps = entries
-            for object_id in spec.returns:
-                self.owned[object_id] = _Owned()
-        trace.emit("task.submitted", task=task_id, task_kind=spec.kind, name=spec.name,
-                   actor=spec.actor_id, returns=spec.returns, deps=list(deps),
-                   args_size=len(spec.args))
-        if failed is not None:
-            self._fail_returns(spec, failed)
-            return
-        if waiting:
-            self._waiting_tasks[task_id] = _WaitingTask(spec, waiting, holders)
-            return
-        self._send_task(spec, holders)
-
-    def _send_task(self, spec: TaskSpec, holders: list[str]) -> None:
-        task_id = spec.task_id
-        if spec.kind == ACTOR_TASK and spec.returns:
-            self._actor_calls.setdefault(spec.actor_id, {})[task_id] = spec.returns
-        if holders:
-            # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
-            self._task_holders[task_id] = holders
-            self._gcs_send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
-                                       "ref_type": "USED_BY_PENDING_TASK"})
-        self.send(self.raylet, "submit_task", {"spec": spec, "task_id": task_id})
-
-    def _dependency_ready(self, object_id: str, slot: _Owned) -> None:
-        """Called with _owned_lock held when an owned object leaves PENDING."""
-        for task_id in slot.dependents or ():
-            waiting = self._waiting_tasks.get(task_id)
-            if waiting is None:
-                continue
-            if slot.state == FAILED:
-                self._waiting_tasks.pop(task_id)
-                self._fail_returns(waiting.spec, slot.data)
-                continue
-            for entry in waiting.spec.deps:
-                if entry[0] == object_id:
-                    if slot.state == INLINE:
-                        entry[1] = slot.data
-                    else:
-                        waiting.holders.append(object_id)
-            waiting.missing -= 1
-            if waiting.missing == 0:
-                self._waiting_tasks.pop(task_id)
-                self._send_task(waiting.spec, waiting.holders)
-        slot.dependents = None
-
-    def _fail_returns(self, spec: TaskSpec, error: list) -> None:
-        with self._owned_lock:
-            for object_id in spec.returns:
-                slot = self.owned.get(object_id)
-                if slot is not None and slot.state == PENDING:
-                    self._complete(slot, FAILED, error)
-                    self._dependency_ready(object_id, slot)
-
-    def _actor_died(self, actor_id: str, message: str) -> None:
-        """The raylet says an actor died: its calls still pending here will never finish."""
-        calls = self._actor_calls.pop(actor_id, {})
-        error = ["raised", "ActorDiedError", message]
-        with self._owned_lock:
-            for returns in calls.values():
-                for object_id in returns:
-                    slot = self.owned.get(object_id)
-                    if slot is not None and slot.state == PENDING:
-                        self._complete(slot, FAILED, error)
-                        self._dependency_ready(object_id, slot)
-
-    def _task_done(self, body: dict) -> None:
-        """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
-        task_id = body["task_id"]
-        actor_id = body.get("actor_id")
-        if actor_id is not None:
-            calls = self._actor_calls.get(actor_id)
-            if calls is not None:
-                calls.pop(task_id, None)
-        holders = self._task_holders.pop(task_id, None)
-        returns = body.get("returns") or ()
-        releases = []
-        with self._owned_lock:
-            for object_id, result in zip(returns, body["results"]):
-                slot = self.owned.get(object_id)
-                if slot is None or slot.state != PENDING:
-                    if result[0] == "stored":
-                        releases.append(object_id)  # nobody here wants it any more
-                    continue
-                kind = result[0]
-                if kind == "inline":
-                    self._complete(slot, INLINE, result[1])
-                    if slot.promote:
-                        self._promote(object_id, slot)
-                elif kind == "stored":
-                    slot.offset, slot.size = result[2], result[3]
-                    slot.reported = LOCAL_REFERENCE
-                    self._complete(slot, STORED, None)
-                else:
-                    self._complete(slot, FAILED, result)
-                if slot.released:
-                    if slot.state == STORED:
-                        releases.append(object_id)
-                    if not slot.dependents:
-                        self.owned.pop(object_id, None)
-                self._dependency_ready(object_id, slot)
-        if releases:
-            self._gcs_send("remove_ref", {"objects": releases})
-        if holders:
-            self._gcs_send("remove_ref", {"objects": holders, "holder": f"task:{task_id}"})
-
-    def _complete(self, slot: _Owned, state: int, data: Any) -> None:
-        slot.data = data
-        slot.state = state
-        if slot.waiters:
-            for lock in slot.waiters:
-                try:
-                    lock.release()
-                except RuntimeError:
-                    pass  # already woken by another object
-            slot.waiters = None
+    def complete(self, slot: OwnedObject, state: int, data: Any) -> None:
+        memory_store.complete(slot, state, data)
 
     # ------------------------------------------------------------------------------------
     # Results of tasks this worker runs
@@ -848,8 +597,8 @@ class CoreWorker:
 
         A stored result belongs to the caller (``owner``), not to this worker: the caller
         holds its first reference."""
-        obj = self._serialize(value, "return")
-        contained = self._pass_on(obj.contained_refs)
+        obj = self.serialize_value(value, "return")
+        contained = self.pass_on(obj.contained_refs)
         threshold = self.config.max_direct_call_object_size
         if obj.total_size < threshold:
             trace.emit("object.inlined", obj=object_id, size=obj.total_size,
@@ -857,7 +606,7 @@ class CoreWorker:
             return ["inline", obj.to_bytes()]
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
-        slot = _Owned(STORED)
+        slot = OwnedObject(STORED)
         self._store_object(object_id, obj, contained, slot, owner)
         return ["stored", self.node_id, slot.offset, slot.size]
 

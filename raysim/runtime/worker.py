@@ -36,7 +36,8 @@ import cloudpickle
 from raysim import exceptions
 from raysim.runtime import procutil, protocol, serialization
 from raysim.runtime.config import Config
-from raysim.runtime.core_worker import CoreWorker, _ArgRef
+from raysim.runtime.core_worker import CoreWorker
+from raysim.runtime.task_submitter import _ArgRef
 from raysim.runtime.protocol import connect_unix
 from raysim.runtime.task_spec import ACTOR_TASK
 from raysim.trace import writer as trace
