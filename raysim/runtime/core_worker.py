@@ -43,8 +43,7 @@ from raysim.runtime import ids, memory_store, protocol, serialization
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
-from raysim.runtime.reference_counter import (ACTOR_HANDLE, LOCAL_REFERENCE, PINNED_IN_MEMORY,
-                                              ReferenceCounter)
+from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
 from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
                                          OwnedObject)
 from raysim.runtime.store_client import StoreClient

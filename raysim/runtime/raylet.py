@@ -25,7 +25,6 @@ every message.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -39,39 +38,11 @@ from raysim.runtime import procutil, scheduler, zygote
 from raysim.runtime.config import Config
 from raysim.runtime.object_store import ObjectStore, StoreFull
 from raysim.runtime.protocol import EventLoop, LoopConnection, connect_unix
-from raysim.runtime.task_spec import TaskSpec
-from raysim.runtime.worker_pool import BLOCKED, BUSY, STARTING, WorkerPool, WorkerRecord
+from raysim.runtime.actor_manager import LocalActorManager
+from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.scheduler import TaskRecord
+from raysim.runtime.worker_pool import BLOCKED, BUSY, WorkerPool, WorkerRecord
 from raysim.trace import writer as trace
-
-
-@dataclasses.dataclass(eq=False)
-class TaskRecord:
-    spec: TaskSpec
-    request: dict[str, int]  # resources held while it runs
-    shape: tuple  # scheduling class: tasks with equal requests queue together
-    attempt: int = 0
-    worker: WorkerRecord | None = None
-    missing: set | None = None  # store dependencies not yet sealed here
-
-    @property
-    def task_id(self) -> str:
-        return self.spec.task_id
-
-    @property
-    def phase(self) -> int | None:
-        return self.spec.phase
-
-
-@dataclasses.dataclass(eq=False)
-class ActorRecord:
-    actor_id: str
-    creation: TaskRecord
-    worker: WorkerRecord | None = None
-    state: str = "PENDING"  # PENDING, ALIVE, DEAD (the GCS holds Ray's full state machine)
-    pending: deque = dataclasses.field(default_factory=deque)  # calls before ALIVE
-    death: str | None = None
-    held: dict = dataclasses.field(default_factory=dict)  # resources held while alive
-    exiting: bool = False
 
 
 def _error_result(exc_type: str, message: str) -> list:
@@ -100,7 +71,7 @@ class Raylet:
         self.ready: dict[tuple, deque[TaskRecord]] = {}  # by shape, dependencies ready
         self.waiting_deps: dict[str, list[TaskRecord]] = {}  # object id -> tasks
         self.running: dict[str, TaskRecord] = {}
-        self.actors: dict[str, ActorRecord] = {}
+        self.actors = LocalActorManager(self)
         self.infeasible: list[TaskRecord] = []
         self.gcs = self._connect_gcs()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
@@ -164,7 +135,7 @@ class Raylet:
         if worker is None:
             return
         if worker.role == "actor":
-            self._actor_worker_ready(worker)
+            self.actors.worker_ready(worker)
         self.schedule()
 
     def on_close(self, conn: LoopConnection) -> None:
@@ -239,21 +210,16 @@ class Raylet:
 
     def handle_submit_task(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         spec = body["spec"]
-        if spec.kind == "actor_task":
-            self._submit_actor_task(spec)
+        if spec.kind == ACTOR_TASK:
+            self.actors.submit_call(spec)
             return
-        if spec.kind == "actor_creation":
+        if spec.kind == ACTOR_CREATION:
             request = scheduler.placement_request(spec)
-            self.gcs.send("actor_update", {
-                "actor_id": spec.actor_id, "state": "PENDING_CREATION",
-                "class_name": spec.name, "handle_object": spec.handle_object,
-                "owner": spec.owner_holder, "name": spec.actor_name,
-                "namespace": spec.namespace, "descriptor": spec.descriptor})
         else:
             request = scheduler.task_request(spec)
         record = TaskRecord(spec, request, tuple(sorted(request.items())))
-        if spec.kind == "actor_creation":
-            self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record)
+        if spec.kind == ACTOR_CREATION:
+            self.actors.register(record)
         self._add_task(record)
         self.schedule()
 
@@ -302,9 +268,9 @@ class Raylet:
                 record = queue[0]
                 if not self.resources.fits(record.request):
                     break
-                if record.spec.kind == "actor_creation":
+                if record.spec.kind == ACTOR_CREATION:
                     queue.popleft()
-                    self._place_actor(record)
+                    self.actors.place(record)
                     continue
                 worker = self.pool.pop_idle()
                 if worker is None:
@@ -337,9 +303,9 @@ class Raylet:
         trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                    decision="dispatch", resources=scheduler.from_fixed(record.request),
                    available=scheduler.from_fixed(self.resources.available), wid=worker.wid)
-        self._push(worker, record.spec, record.attempt)
+        self.push(worker, record.spec, record.attempt)
 
-    def _push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
+    def push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
         locations = {}
         for oid, inline in spec.deps:
             if inline is None:
@@ -354,8 +320,8 @@ class Raylet:
         """A task finished; its result already went straight to its owner."""
         worker: WorkerRecord = conn.state
         task_id = body["task_id"]
-        if body["task_kind"] == "actor_creation":
-            self._actor_created(worker, body)
+        if body["task_kind"] == ACTOR_CREATION:
+            self.actors.created(worker, body)
         else:
             record = self.running.pop(task_id, None)
             if record is not None:
@@ -364,7 +330,7 @@ class Raylet:
             self.pool.make_idle(worker)
         self.schedule()
 
-    def _fail_task(self, spec: TaskSpec, exc_type: str, message: str) -> None:
+    def fail_task(self, spec: TaskSpec, exc_type: str, message: str) -> None:
         """The task cannot produce its result (its worker died, its actor is dead): tell the
         owner, through this raylet, with the error its get() will raise."""
         trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False)
@@ -390,109 +356,13 @@ class Raylet:
             self.resources.acquire(worker.lent, force=True)
             worker.lent = None
 
-    # -- actors ------------------------------------------------------------------------------
-
-    def _place_actor(self, record: TaskRecord) -> None:
-        spec = record.spec
-        actor = self.actors[spec.actor_id]
-        self.resources.acquire(record.request)
-        worker = self.pool.start("actor", actor.actor_id)
-        actor.worker = worker
-        record.worker = worker
-        trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
-                   decision="start_actor_worker",
-                   resources=scheduler.from_fixed(record.request),
-                   available=scheduler.from_fixed(self.resources.available), wid=worker.wid)
-
-    def _actor_worker_ready(self, worker: WorkerRecord) -> None:
-        actor = self.actors.get(worker.actor_id)
-        if actor is None:
-            return
-        self._push(worker, actor.creation.spec)
-
-    def _actor_created(self, worker: WorkerRecord, body: dict) -> None:
-        actor = self.actors.get(worker.actor_id)
-        if actor is None:
-            return
-        record = actor.creation
-        # Placement resources are given back; an actor holds only what it asked for.
-        self.resources.release(record.request)
-        trace.emit("task.finished", phase=record.phase, task=record.task_id, ok=body["ok"])
-        held = scheduler.task_request(record.spec)
-        if body["ok"]:
-            self.resources.acquire(held, force=True)
-            actor.held = held
-            actor.state = "ALIVE"
-            while actor.pending:
-                self._push_actor_call(actor, actor.pending.popleft())
-        else:
-            actor.state = "DEAD"
-            actor.death = ("The actor died because of an error raised in its creation task, "
-                           f"{record.spec.name}.__init__():\n{body.get('error_text', '')}")
-            self._fail_pending_calls(actor)
-            self._kill_worker(worker)
-
-    def _submit_actor_task(self, spec: TaskSpec) -> None:
-        actor = self.actors.get(spec.actor_id)
-        if actor is None:
-            self._fail_task(spec, "ActorDiedError",
-                            f"The actor {spec.actor_id} is unknown to this node; it may have "
-                            f"been created by another session.")
-            return
-        if actor.state == "DEAD":
-            self._fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
-        elif actor.state == "ALIVE":
-            self._push_actor_call(actor, spec)
-        else:
-            actor.pending.append(spec)
-
-    def _push_actor_call(self, actor: ActorRecord, spec: TaskSpec) -> None:
-        # Seed phase 4 step 2: find the actor's worker. This raylet created the actor, so it
-        # knows; a raylet on another node would ask the GCS (and cache the answer).
-        trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
-                   task=spec.task_id, wid=actor.worker.wid, source="local actor table")
-        self._push(actor.worker, spec)
-
-    def _fail_pending_calls(self, actor: ActorRecord) -> None:
-        """Calls still queued here fail; calls already pushed to the worker are failed by
-        their callers, whom every client of this raylet hears from (``actor_died``)."""
-        message = actor.death or "The actor died."
-        for spec in list(actor.pending):
-            self._fail_task(spec, "ActorDiedError", message)
-        actor.pending.clear()
-        for client in list(self.clients.values()):
-            client.send("actor_died", {"actor_id": actor.actor_id, "message": message})
-
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        actor = self.actors.get(body["actor_id"])
-        if actor is None or actor.state == "DEAD":
-            return
-        reason = body.get("reason", "killed")
-        if body.get("graceful") and actor.worker is not None and actor.worker.conn is not None:
-            # Out of scope: let already-submitted calls finish, then exit (as Ray does).
-            actor.exiting = True
-            actor.death = f"The actor is dead because {reason}."
-            actor.worker.conn.send("exit_worker", {"actor_id": actor.actor_id,
-                                                   "reason": reason})
-            return
-        actor.death = f"The actor was killed: {reason}."
-        actor.state = "DEAD"
-        self._fail_pending_calls(actor)
-        if actor.worker is not None:
-            self._kill_worker(actor.worker)
-        self._actor_dead(actor, reason)
-
-    def _actor_dead(self, actor: ActorRecord, reason: str) -> None:
-        actor.state = "DEAD"
-        if actor.held:
-            self.resources.release(actor.held)
-            actor.held = {}
-        self.gcs.send("actor_update", {"actor_id": actor.actor_id, "state": "DEAD",
-                                       "reason": reason})
+        self.actors.kill(body["actor_id"], body.get("reason", "killed"),
+                         graceful=body.get("graceful", False))
 
     # -- worker lifecycle --------------------------------------------------------------------
 
-    def _kill_worker(self, worker: WorkerRecord) -> None:
+    def kill_worker(self, worker: WorkerRecord) -> None:
         if worker.pid:
             try:
                 os.kill(worker.pid, signal.SIGKILL)
@@ -501,20 +371,10 @@ class Raylet:
 
     def _worker_died(self, worker: WorkerRecord, how: str) -> None:
         self.pool.remove(worker)
-        actor = self.actors.get(worker.actor_id) if worker.actor_id else None
-        reason = actor.death if actor is not None and actor.death else how
-        self.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id,
-                                        "reason": reason})
         if worker.actor_id is not None:
-            if actor is not None and actor.state != "DEAD":
-                if actor.state == "PENDING":
-                    self.resources.release(actor.creation.request)
-                if not actor.death:
-                    actor.death = (f"The actor's worker process (pid {worker.pid}) died "
-                                   f"unexpectedly: {how}.")
-                self._fail_pending_calls(actor)
-                self._actor_dead(actor, actor.death)
+            self.actors.worker_died(worker, how)
             return
+        self.gcs.send("worker_exited", {"wid": worker.wid, "reason": how})
         record = worker.task
         if record is None:
             return
@@ -531,7 +391,7 @@ class Raylet:
                        reason=f"worker {worker.wid} died ({how}); attempt {record.attempt + 1}")
             self._enqueue_ready(record)
         else:
-            self._fail_task(record.spec, "WorkerCrashedError",
+            self.fail_task(record.spec, "WorkerCrashedError",
                             f"The worker died unexpectedly while executing task "
                             f"{record.spec.name} ({how}), after {record.attempt + 1} "
                             f"attempt(s). Tip: see process.exited in the trace for its exit "
@@ -562,9 +422,7 @@ class Raylet:
             "waiting_for_dependencies": len(self.waiting_deps),
             "infeasible": [r.task_id for r in self.infeasible],
             "running": list(self.running),
-            "actors": {aid: {"state": a.state, "wid": a.worker.wid if a.worker else None,
-                             "pid": a.worker.pid if a.worker else None}
-                       for aid, a in self.actors.items()},
+            "actors": self.actors.snapshot(),
         }
 
     def handle_shutdown(self, conn: LoopConnection, msg_id: int, body: dict) -> None:

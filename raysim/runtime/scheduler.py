@@ -26,7 +26,10 @@ Runs in: the raylet process. Trace events: ``scheduler.decision``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.task_spec import TaskSpec
 
 # Resources are kept in fixed point, 1/10000 of a unit, like Ray's FixedPoint.
 _SCALE = 10000
@@ -68,7 +71,7 @@ class ResourceSet:
         return {"total": from_fixed(self.total), "available": from_fixed(self.available)}
 
 
-def task_request(spec: dict) -> dict[str, int]:
+def task_request(spec: TaskSpec) -> dict[str, int]:
     """The resources a task holds while it runs."""
     resources = dict(spec.resources or {})
     num_cpus = spec.num_cpus
@@ -80,9 +83,29 @@ def task_request(spec: dict) -> dict[str, int]:
     return to_fixed(resources)
 
 
-def placement_request(spec: dict) -> dict[str, int]:
+def placement_request(spec: TaskSpec) -> dict[str, int]:
     """The resources an actor creation needs free to be placed (Ray: 1 CPU by default)."""
     resources = dict(spec.resources or {})
     num_cpus = spec.num_cpus
     resources["CPU"] = 1 if num_cpus is None else num_cpus
     return to_fixed(resources)
+
+
+@dataclasses.dataclass(eq=False)
+class TaskRecord:
+    """A task as the raylet's scheduler sees it, from submission until it finishes."""
+
+    spec: TaskSpec
+    request: dict[str, int]  # resources held while it runs
+    shape: tuple  # scheduling class: tasks with equal requests queue together
+    attempt: int = 0
+    worker: object = None  # the WorkerRecord running it
+    missing: set | None = None  # store dependencies not yet sealed here
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+    @property
+    def phase(self) -> int | None:
+        return self.spec.phase

@@ -26,8 +26,6 @@ Runs in: the driver and workers, as part of their core worker. Trace events:
 
 from __future__ import annotations
 
-from typing import Any
-
 from raysim.runtime import serialization
 from raysim.object_ref import ObjectRef
 from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
