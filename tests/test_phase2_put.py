@@ -23,12 +23,17 @@ def test_put_follows_the_seed_steps_in_order(ray_start, trace_file):
     model_ref = raysim.put(load_trained_model())
     assert isinstance(model_ref, raysim.ObjectRef)
     oid = model_ref.hex()
-    events = wait_for(trace_file, lambda ev: of(ev, "gcs.ref_added", obj=oid),
-                      what="the GCS to count the driver's reference")
+    kinds = ("object.serialized", "object_store.create", "object_store.written",
+             "object_store.sealed", "gcs.object_added", "gcs.ref_added")
+
+    def steps_of(events):
+        return [e for e in events if e.get("obj") == oid and e["ev"] in kinds]
+
+    # Each process writes its events when it next goes idle: wait for all six.
+    events = wait_for(trace_file, lambda ev: len(steps_of(ev)) == 6,
+                      what="the six steps of a put")
     driver = ray_start["address_info"]
-    steps = [e for e in events if e.get("obj") == oid and e["ev"] in (
-        "object.serialized", "object_store.create", "object_store.written",
-        "object_store.sealed", "gcs.object_added", "gcs.ref_added")]
+    steps = steps_of(events)
     assert [(e["ev"], e["proc"]) for e in steps] == [
         ("object.serialized", "driver"),       # 1. driver pickles the model
         ("object_store.create", "raylet"),     # 2. space in the store's shared memory...
@@ -60,7 +65,8 @@ def test_dropping_the_last_ref_frees_the_object(ray_start, trace_file):
     oid = ref.hex()
     del ref
     gc.collect()
-    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid),
+    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid) and
+                      of(ev, "gcs.object_freed", obj=oid) and of(ev, "ref.released", obj=oid),
                       what="the store to delete the object")
     assert of(events, "gcs.ref_removed", obj=oid)[-1]["count"] == 0
     assert of(events, "gcs.object_freed", obj=oid)
@@ -119,7 +125,8 @@ def test_object_is_freed_once_its_ref_is_gone_and_the_task_using_it_is_done(ray_
     del ref
     gc.collect()
     assert raysim.get(result) == 200_000.0
-    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid),
+    events = wait_for(trace_file, lambda ev: of(ev, "object_store.deleted", obj=oid) and
+                      len(of(ev, "gcs.ref_removed", obj=oid)) >= 2,
                       what="the store to delete the argument once the task is done")
     holders = [e["holder"] for e in of(events, "gcs.ref_removed", obj=oid)]
     assert any(h.startswith("task:") for h in holders) and any(h.startswith("driver:")

@@ -50,7 +50,9 @@ def test_creation_steps_in_order_for_one_actor(ray_start, trace_file):
     model_ref = raysim.put(load_trained_model())
     actor = BatchPredictor.remote(model_ref)
     aid = actor._actor_id
-    events = wait_for(trace_file, lambda ev: of(ev, "gcs.actor_state", actor=aid, state="ALIVE"))
+    events = wait_for(trace_file, lambda ev: of(ev, "gcs.actor_state", actor=aid, state="ALIVE")
+                      and of(ev, "actor.state", actor=aid) and of(ev, "function.loaded"),
+                      what="the actor's creation, in GCS and worker")
     (submitted,) = of(events, "task.submitted", task_kind="actor_creation")
     task = submitted["task"]
     (decision,) = of(events, "scheduler.decision", task=task, decision="start_actor_worker")

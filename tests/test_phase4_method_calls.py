@@ -20,7 +20,11 @@ def test_prediction_count_and_result_paths(ray_start, trace_file, tmp_path):
     assert len(big_df) == 1_000_000 and len(small_df) == 50_000
 
     big_id, small_id = futures[0].hex(), futures[1].hex()
-    events = wait_for(trace_file, lambda ev: len(of(ev, "actor.state")) >= 4)
+    events = wait_for(trace_file, lambda ev: len(of(ev, "actor.state")) >= 4 and
+                      of(ev, "gcs.object_added", obj=big_id) and
+                      of(ev, "object_store.sealed", obj=big_id) and
+                      of(ev, "object.inlined", obj=small_id),
+                      what="both results' paths, in every process")
     # The ~1 MB result was written to the store by the actor's worker and registered.
     (sealed,) = of(events, "object_store.sealed", obj=big_id)
     assert 1_000_000 <= sealed["size"] < 1_100_000
