@@ -96,7 +96,7 @@ class CoreWorker:
         self.submitter = TaskSubmitter(self)
 
     # ------------------------------------------------------------------------------------
-    # Connections and the receiver threads
+    # Connections and the I/O thread
 
     def start(self) -> None:
         """Listen for results and start the I/O thread.
@@ -208,7 +208,7 @@ class CoreWorker:
 
     def request(self, conn: BlockingConnection, kind: str, body: dict,
                 timeout: float | None = None) -> dict:
-        """Send a request and wait for its reply (delivered by the receiver thread)."""
+        """Send a request and wait for its reply (delivered by the I/O thread)."""
         if self.dead_component is not None:
             self._raise_dead()
         future = Future()

@@ -62,7 +62,7 @@ class Future:
 
 
 class Callback:
-    """A reply handler run on the receiver thread instead of a waiting caller."""
+    """A reply handler run on the I/O thread instead of a waiting caller."""
 
     __slots__ = ("set",)
 

@@ -16,7 +16,7 @@ Two ways to hold a connection:
 * ``EventLoop`` (GCS, raylet, zygote): one thread, a ``selectors`` loop over non-blocking
   sockets with per-connection output buffers, so a slow reader never blocks the server.
 * ``BlockingConnection`` (driver, workers): a blocking socket whose reads happen on one
-  receiver thread (see ``core_worker.py``) and whose writes take a lock.
+  I/O thread (see ``core_worker.py``) and whose writes take a lock.
 
 Sockets are Unix-domain, in the session directory (mode 0700): nothing listens on a network
 interface. The peer's pid comes from the kernel (``SO_PEERCRED``), not from the peer's word.
@@ -192,7 +192,7 @@ class BlockingConnection(Connection):
         return self.reader.feed(data)
 
     def request(self, kind: str, body: dict, phase: int | None = None) -> Any:
-        """Send and wait for the reply on this thread (only before a receiver thread runs)."""
+        """Send and wait for the reply on this thread (only before a I/O thread runs)."""
         msg_id = self.send(kind, body, phase)
         trace.flush()  # about to wait: what happened so far goes to the file first
         while True:
@@ -200,7 +200,7 @@ class BlockingConnection(Connection):
             for i, message in enumerate(messages):
                 if message[0] == "reply" and message[3].get("reply_to") == msg_id:
                     self.trace_recv(message[0], message[1], message[2])
-                    # Whatever came in behind the reply is for the receiver thread.
+                    # Whatever came in behind the reply is for the I/O thread.
                     self.backlog = messages[i + 1:] + self.backlog
                     return message[3]
                 raise ConnectionClosed(f"unexpected {message[0]!r} before reply")

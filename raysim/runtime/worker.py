@@ -7,7 +7,7 @@ it runs ``predict``, updates ``prediction_count``, and sends the result back inl
 through the store.
 
 A worker is forked from the zygote (``zygote.py``), connects to its raylet and to the GCS,
-and then loops: take the next ``push_task`` (delivered by the core worker's receiver thread),
+and then loops: take the next ``push_task`` (delivered by the core worker's I/O thread),
 run it, send ``task_done``. Methods of one actor therefore run one at a time, in the order the
 raylet pushed them, which is the order the caller submitted them.
 
