@@ -192,7 +192,7 @@ class BlockingConnection(Connection):
         return self.reader.feed(data)
 
     def request(self, kind: str, body: dict, phase: int | None = None) -> Any:
-        """Send and wait for the reply on this thread (only before a I/O thread runs)."""
+        """Send and wait for the reply on this thread (only before the I/O thread runs)."""
         msg_id = self.send(kind, body, phase)
         trace.flush()  # about to wait: what happened so far goes to the file first
         while True:
