@@ -81,6 +81,7 @@ class CoreWorker:
         self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
         self._deferred: set[str] | None = None  # borrowed ids changed during a task
         self._exported: set[str] = set()
+        self._released_since_put = False
         self._io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
@@ -293,6 +294,7 @@ class CoreWorker:
             if slot.state == STORED and held != slot.reported:
                 if held is None:
                     self.gcs_send("remove_ref", {"objects": [object_id]})
+                    self._released_since_put = True
                 else:
                     self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
                 slot.reported = held
@@ -357,6 +359,14 @@ class CoreWorker:
     def put(self, value: Any) -> str:
         """Seed phase 2: serialize, write into the store, register. Returns the object id."""
         obj = self.serialize_value(value, "put")
+        big = obj.total_size >= self.config.object_store_page_align_threshold
+        if self._released_since_put and big:
+            # The space of an object this process just dropped is freed by the GCS telling
+            # the raylet, while this put goes straight to the raylet. Let the GCS catch up
+            # first, so the new object can reuse that space, whose pages this process has
+            # already touched (a fresh page costs a fault; a reused one, a memcpy).
+            self._released_since_put = False
+            self.request(self.gcs, "sync", {})
         object_id = self.ids.put_object_id()
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)

@@ -200,6 +200,10 @@ class GcsServer:
 
     # -- reporting and shutdown ---------------------------------------------------------------
 
+    def handle_sync(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """Answered after everything this client sent before it has been handled."""
+        conn.reply(msg_id, {})
+
     def handle_snapshot(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         conn.reply(msg_id, self.snapshot())
 

@@ -247,6 +247,9 @@ _message("worker_exited", "zygote|raylet", "raylet|gcs",
 _message("worker_blocked", "worker", "raylet",
          "The worker waits in get(); lend its CPU to other tasks.")
 _message("worker_unblocked", "worker", "raylet", "The worker's get() returned.")
+_message("sync", "driver|worker", "gcs",
+         "Answered once the GCS has handled everything sent before it (a barrier).",
+         reply="reply")
 _message("snapshot", "driver", "gcs|raylet", "Report your tables.", reply="reply")
 _message("start_worker", "raylet", "zygote", "Fork a worker process.")
 _message("shutdown", "driver", "gcs|raylet", "Stop the session.")
