@@ -124,6 +124,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                        **trace.header(session, session_dir, config.to_dict(), "seed"))
             trace.set_phase(0)
             trace.emit("phase.begin", phase=0, api="init", site=None, code=None, detail=None)
+            trace.flush()  # the header is the file's first line: written before any process starts
         trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
         # What the zygote imports before forking workers, and where workers run: known now, so
         # the zygote starts importing while the driver is still connecting.

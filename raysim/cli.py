@@ -1,19 +1,102 @@
-"""The ``raysim`` command line. The tracer's commands (trace, replay, export) build on it."""
+"""The ``raysim`` command line.
+
+``raysim trace [--out DIR] SCRIPT [ARGS...]`` runs a Ray script on raysim, unmodified
+(``import ray`` means raysim while it runs), writes its trace to ``DIR/trace.jsonl`` and
+prints what happened, phase by phase. Options come before the script, as with
+``python -m cProfile``; everything after the script is the script's own argv.
+
+Bad input (a script that does not exist, a trace that is not one) gets a one-line error and
+a non-zero exit code, never a Python traceback of raysim's own.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import runpy
 import sys
+import traceback
 
 import raysim
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="raysim", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="raysim", description="Watch how a Ray program really runs inside.")
     parser.add_argument("--version", action="version", version=f"raysim {raysim.__version__}")
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    trace = commands.add_parser(
+        "trace", help="run a Ray script on raysim and show what happened inside",
+        description="Run SCRIPT with `import ray` resolving to raysim, write its trace to "
+                    "DIR/trace.jsonl and print the phases of the run.")
+    trace.add_argument("--out", default="raysim-trace", metavar="DIR",
+                       help="directory for trace.jsonl (default: ./raysim-trace)")
+    trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
+    trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                       help="arguments passed to the script")
+    options = parser.parse_args(argv)
+    if options.command == "trace":
+        return trace_command(options.script, options.args, options.out)
     parser.print_help()
     return 0
+
+
+def trace_command(script: str, args: list[str], out_dir: str) -> int:
+    if not os.path.isfile(script):
+        print(f"raysim: error: no script {script!r} (it does not exist or is not a file)",
+              file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        print(f"raysim: error: cannot create the output directory {out_dir!r}: {e.strerror}",
+              file=sys.stderr)
+        return 2
+    trace_path = os.path.abspath(os.path.join(out_dir, "trace.jsonl"))
+    code = run_script(script, args, trace_path)
+    if os.path.exists(trace_path):
+        print(f"raysim: trace written to {trace_path}", file=sys.stderr)
+    return code
+
+
+def run_script(script: str, args: list[str], trace_path: str) -> int:
+    """Run ``script`` as ``__main__`` on raysim; return its exit code.
+
+    The script's own output stays as it is; if it raises, its traceback is printed as Python
+    would, and whatever ran until then is in the trace.
+    """
+    from raysim import ray_alias
+
+    os.environ["RAYSIM_TRACE"] = trace_path
+    ray_alias.install()
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [script] + list(args)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    code = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+    except BaseException as e:
+        _print_script_traceback(e, script)
+        code = 1
+    finally:
+        raysim.shutdown()  # every process writes its last events before we read them
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        ray_alias.uninstall()
+        os.environ.pop("RAYSIM_TRACE", None)
+    return code
+
+
+def _print_script_traceback(error: BaseException, script: str) -> None:
+    """The traceback as ``python script.py`` would print it: from the script's frame on."""
+    tb = error.__traceback__
+    target = os.path.abspath(script)
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != target:
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb or error.__traceback__)
 
 
 if __name__ == "__main__":

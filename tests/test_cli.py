@@ -1,0 +1,79 @@
+"""The raysim command line: `raysim trace` runs Ray scripts unmodified; bad input gets a
+one-line error and a non-zero exit code."""
+
+import os
+import subprocess
+import sys
+
+import orjson
+
+_EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "seed_example.py")
+
+
+def _raysim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "raysim.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def _events(path):
+    with open(path, "rb") as f:
+        return [orjson.loads(line) for line in f]
+
+
+def test_trace_runs_a_plain_ray_script_and_passes_its_arguments(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("import sys\nimport ray\nimport ray.exceptions\n"
+                      "ray.init(num_cpus=1)\n"
+                      "@ray.remote\ndef double(x):\n    return 2 * x\n"
+                      "print('got', ray.get(double.remote(21)), sys.argv[1:])\n")
+    out = _raysim("trace", "--out", str(tmp_path / "out"), str(script), "--flag", "x")
+    assert out.returncode == 0, out.stderr
+    assert "got 42 ['--flag', 'x']" in out.stdout
+    events = _events(tmp_path / "out" / "trace.jsonl")
+    assert events[0]["ev"] == "trace.header"
+    assert any(e["ev"] == "task.execute" and e["name"] == "double" for e in events)
+
+
+def test_trace_runs_the_founding_document_code_with_import_ray(tmp_path):
+    code = open(_EXAMPLE).read().replace("import raysim as ray\n", "import ray\n")
+    assert "\nimport ray\n" in code
+    script = tmp_path / "seed.py"
+    script.write_text(code.replace('os.path.dirname(os.path.abspath(__file__))',
+                                   repr(str(tmp_path))))
+    out = _raysim("trace", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("prediction_count=1") == 3
+
+
+def test_missing_script_is_a_one_line_error(tmp_path):
+    out = _raysim("trace", str(tmp_path / "nope.py"))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "nope.py" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_failing_script_shows_its_traceback_keeps_the_trace_and_its_exit_code(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\nref = ray.put(1)\n"
+                      "raise ValueError('boom')\n")
+    out = _raysim("trace", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 1
+    assert 'fails.py", line 4' in out.stderr and "ValueError: boom" in out.stderr
+    assert "raysim/cli.py" not in out.stderr
+    events = _events(tmp_path / "out" / "trace.jsonl")
+    assert any(e["ev"] == "object_store.sealed" for e in events), "the trace so far is kept"
+    exits = tmp_path / "exits.py"
+    exits.write_text("import sys\nsys.exit(3)\n")
+    assert _raysim("trace", "--out", str(tmp_path / "o2"), str(exits)).returncode == 3
+
+
+def test_unsupported_parts_of_ray_say_so(tmp_path):
+    script = tmp_path / "data.py"
+    script.write_text("import ray.data\n")
+    out = _raysim("trace", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 1 and "core API only" in out.stderr
+
+
+def test_help_on_every_command():
+    assert "trace" in _raysim("--help").stdout
+    assert "SCRIPT" in _raysim("trace", "--help").stdout
