@@ -19,7 +19,7 @@ from raysim import exceptions
 from raysim.object_ref import ObjectRef
 from raysim.runtime import ids
 from raysim.runtime.config import Config, default_object_store_memory
-from raysim.runtime.core_worker import CoreWorker
+from raysim.runtime.core_worker import CoreWorker, user_call_site
 from raysim.trace import writer as trace
 
 _core: CoreWorker | None = None
@@ -123,7 +123,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
             trace.emit("trace.header", phase=0,
                        **trace.header(session, session_dir, config.to_dict(), "seed"))
             trace.set_phase(0)
-            trace.emit("phase.begin", phase=0, api="init", site=None, code=None, detail=None)
+            site, code = user_call_site()
+            trace.emit("phase.begin", phase=0, api="init", site=site, code=code, detail=None)
             trace.flush()  # the header is the file's first line: written before any process starts
         trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
         # What the zygote imports before forking workers, and where workers run: known now, so

@@ -54,6 +54,26 @@ from raysim.trace import writer as trace
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_site_cache: dict[tuple, tuple[str, str]] = {}
+
+
+def user_call_site() -> tuple[str, str]:
+    """("file.py:12", "that line's code") of the user code that called into raysim."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "", ""
+    key = (frame.f_code, frame.f_lineno)
+    cached = _site_cache.get(key)
+    if cached is None:
+        filename = frame.f_code.co_filename
+        code = linecache.getline(filename, frame.f_lineno).strip()
+        cached = (f"{os.path.basename(filename)}:{frame.f_lineno}", code)
+        _site_cache[key] = cached
+    return cached
+
+
 class ComponentDied(exceptions.RaySystemError):
     pass
 
@@ -86,7 +106,6 @@ class CoreWorker:
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
         self._phase_counter = itertools.count(1)
-        self._site_cache: dict[tuple, tuple[str, str]] = {}
         self.dead_component: str | None = None
         self.closing = False
         # Set by the worker process: runs push_task / exit_worker messages.
@@ -250,23 +269,9 @@ class CoreWorker:
             return
         phase = next(self._phase_counter)
         trace.set_phase(phase)
-        site, code = self._call_site()
+        site, code = user_call_site()
         trace.emit("phase.begin", phase=phase, api=api, site=site, code=code, detail=detail)
 
-    def _call_site(self) -> tuple[str, str]:
-        frame = sys._getframe(2)
-        while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
-            frame = frame.f_back
-        if frame is None:
-            return "", ""
-        key = (frame.f_code, frame.f_lineno)
-        cached = self._site_cache.get(key)
-        if cached is None:
-            filename = frame.f_code.co_filename
-            code = linecache.getline(filename, frame.f_lineno).strip()
-            cached = (f"{os.path.basename(filename)}:{frame.f_lineno}", code)
-            self._site_cache[key] = cached
-        return cached
 
     # ------------------------------------------------------------------------------------
     # References
