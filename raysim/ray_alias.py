@@ -33,7 +33,6 @@ class _RayFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Alias the modules (idempotent)."""
-    import raysim  # noqa: F401  (the package itself)
     for alias, target in _ALIASES.items():
         sys.modules[alias] = importlib.import_module(target)
     if not any(isinstance(f, _RayFinder) for f in sys.meta_path):
