@@ -90,7 +90,8 @@ class ActorTable:
                 self.by_name.pop((entry.namespace or "", entry.name), None)
         trace.emit("gcs.actor_state", actor=actor_id, state=state, class_name=entry.class_name,
                    worker_pid=entry.pid, wid=entry.wid, actor_node=entry.node,
-                   name=entry.name, reason=reason)
+                   name=entry.name, reason=reason, handle_object=entry.handle_object,
+                   namespace=entry.namespace)
         return entry
 
     def lookup_name(self, name: str, namespace: str | None) -> ActorEntry | None:

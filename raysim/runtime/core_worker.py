@@ -194,6 +194,8 @@ class CoreWorker:
                       f"{body['reason']}", file=sys.stderr)
             else:
                 raise RaySimInternalError(f"unexpected message {kind!r}")
+        # What this thread does next (a garbage-collected ref, say) is no message's doing.
+        trace.set_phase(None)
 
     def send_to_owner(self, spec: TaskSpec, kind: str, body: dict) -> None:
         """Send a task's result straight to the process that owns it."""

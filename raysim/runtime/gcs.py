@@ -79,7 +79,7 @@ class GcsServer:
         conn.peer_kind, conn.peer_id = "driver", body["wid"]
         self.driver_conn = conn
         self.jobs[body["job"]] = {"driver_pid": conn.peer_pid, "wid": body["wid"]}
-        trace.emit("job.registered", job=body["job"], driver_pid=conn.peer_pid)
+        trace.emit("job.registered", job=body["job"], driver_pid=conn.peer_pid, wid=body["wid"])
         conn.reply(msg_id, {})
 
     def handle_register_node(self, conn: LoopConnection, msg_id: int, body: dict) -> None:

@@ -168,7 +168,7 @@ class Raylet:
                                 "largest_free": self.store.allocator.largest_free()})
             return
         trace.emit("object_store.create", obj=object_id, size=size, offset=entry.offset,
-                   owner=conn.peer_name)
+                   owner=conn.peer_name, used=self.store.used)
         conn.reply(msg_id, {"offset": entry.offset})
 
     def handle_seal_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:

@@ -57,8 +57,9 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
             trace.writer().drop_inherited("worker")
         protocol.reset_after_fork()
         Worker(wid, role, actor_id, session).run()
-    except (SystemExit, KeyboardInterrupt, protocol.ConnectionClosed):
-        pass
+    except (SystemExit, KeyboardInterrupt, protocol.ConnectionClosed) as e:
+        reason = "shutdown" if isinstance(e, SystemExit) else type(e).__name__
+        trace.emit("process.stopping", reason=reason)
     except BaseException:  # pragma: no cover - printed to the worker's stderr
         traceback.print_exc()
         code = 1
@@ -161,6 +162,7 @@ class Worker:
             if error_text is not None:
                 body["error_text"] = error_text
             core.send(core.raylet, "task_done", body)
+        trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
 
     def _function(self, spec: dict) -> Any:
         function_id = spec.function_id

@@ -30,7 +30,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -94,7 +94,8 @@ _event("process.stopping", "any", "The process is shutting down.", reason="str")
 _event("node.registered", "gcs", "A raylet registered its node with the GCS node table.",
        seed="Phase 1", node_id="str", raylet_pid="int", resources="dict",
        store_capacity="int")
-_event("job.registered", "gcs", "The driver registered its job.", job="str", driver_pid="int")
+_event("job.registered", "gcs", "The driver registered its job.", job="str", driver_pid="int",
+       wid="str?")
 _event("worker.registered", "raylet", "A worker or driver connected to its raylet.",
        seed="Phase 1: workers idle, waiting for tasks", wid="str", worker_pid="int",
        role="str")
@@ -115,7 +116,7 @@ _event("object.serialized", "any", "A value was pickled (cloudpickle, protocol 5
        buffers="int", dur="int", type="str?")
 _event("object_store.create", "raylet",
        "The store allocated space for an object (not yet visible to readers).",
-       seed="Phase 2 step 2", obj="str", size="int", offset="int", owner="str")
+       seed="Phase 2 step 2", obj="str", size="int", offset="int", owner="str", used="int?")
 _event("object_store.written", "any",
        "The writer copied the serialized object into its shared-memory allocation.",
        seed="Phase 2 step 2: driver writes to local Object Store shared memory",
@@ -195,7 +196,7 @@ _event("actor.state", "worker",
 _event("gcs.actor_state", "gcs", "An actor's row in the GCS actor table changed state.",
        seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
        class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
-       name="str?", reason="str?")
+       name="str?", reason="str?", handle_object="str?", namespace="str?")
 
 # --------------------------------------------------------------------------------------------
 # Messages between processes
