@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 import raysim as ray
+from bench_core import Counter, noop  # the same no-op task and actor as the core benchmark
 from raysim.trace import state as trace_state
 from raysim.trace.loader import load
 
@@ -56,21 +57,6 @@ TARGETS: dict[str, str] = {
     "trace_state_at_median": "<= 50",
     "trace_state_at_max": "<= 50",
 }
-
-
-@ray.remote
-def noop() -> None:
-    return None
-
-
-@ray.remote
-class Counter:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def m(self) -> int:
-        self.n += 1
-        return self.n
 
 
 def emit(name: str, value: float | int, unit: str, **extra: Any) -> None:
