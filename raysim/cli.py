@@ -55,8 +55,23 @@ def trace_command(script: str, args: list[str], out_dir: str) -> int:
     trace_path = os.path.abspath(os.path.join(out_dir, "trace.jsonl"))
     code = run_script(script, args, trace_path)
     if os.path.exists(trace_path):
+        show_trace(trace_path)
         print(f"raysim: trace written to {trace_path}", file=sys.stderr)
     return code
+
+
+def show_trace(trace_path: str) -> None:
+    """Print the run phase by phase: code line, messages, what is stored where."""
+    from rich.console import Console
+
+    from raysim.trace import load, phases_view
+
+    try:
+        trace = load(trace_path)
+    except (ValueError, OSError) as e:
+        print(f"raysim: error: cannot read the trace: {e}", file=sys.stderr)
+        return
+    phases_view.render(trace, Console())
 
 
 def run_script(script: str, args: list[str], trace_path: str) -> int:

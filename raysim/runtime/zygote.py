@@ -114,6 +114,7 @@ class Zygote:
                         trace.set_phase(phase)
                         self.conn.trace_recv(kind, msg_id, phase)
                         getattr(self, "handle_" + kind)(body)
+                        trace.set_phase(None)  # a child's exit later is no call's doing
             self._reap()
 
     def handle_start_worker(self, body: dict) -> None:
