@@ -42,7 +42,9 @@ def test_trace_runs_the_founding_document_code_with_import_ray(tmp_path):
                                    repr(str(tmp_path))))
     out = _raysim("trace", "--out", str(tmp_path / "out"), str(script))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("prediction_count=1") == 3
+    script_lines = [l for l in out.stdout.splitlines() if l.startswith("data")]
+    assert len(script_lines) == 3 and all("prediction_count=1" in l for l in script_lines)
+    assert "Phase 3: actor_creation x3" in out.stdout, "then the run, phase by phase"
 
 
 def test_missing_script_is_a_one_line_error(tmp_path):
