@@ -1,5 +1,7 @@
 """The ``raysim`` command line.
 
+``raysim replay TRACE`` prints a saved trace the same way.
+
 ``raysim trace [--out DIR] SCRIPT [ARGS...]`` runs a Ray script on raysim, unmodified
 (``import ray`` means raysim while it runs), writes its trace to ``DIR/trace.jsonl`` and
 prints what happened, phase by phase. Options come before the script, as with
@@ -34,9 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
+    replay = commands.add_parser(
+        "replay", help="show a saved trace phase by phase",
+        description="Read TRACE (a trace.jsonl written by raysim) and print the run phase by "
+                    "phase: code line, messages, what is stored where.")
+    replay.add_argument("trace", metavar="TRACE", help="the trace file")
     options = parser.parse_args(argv)
     if options.command == "trace":
         return trace_command(options.script, options.args, options.out)
+    if options.command == "replay":
+        return 0 if show_trace(options.trace) else 1
     parser.print_help()
     return 0
 
@@ -60,18 +69,22 @@ def trace_command(script: str, args: list[str], out_dir: str) -> int:
     return code
 
 
-def show_trace(trace_path: str) -> None:
+def show_trace(trace_path: str) -> bool:
     """Print the run phase by phase: code line, messages, what is stored where."""
     from rich.console import Console
 
     from raysim.trace import load, phases_view
 
+    if not os.path.isfile(trace_path):
+        print(f"raysim: error: no trace file {trace_path!r}", file=sys.stderr)
+        return False
     try:
         trace = load(trace_path)
     except (ValueError, OSError) as e:
-        print(f"raysim: error: cannot read the trace: {e}", file=sys.stderr)
-        return
+        print(f"raysim: error: {e}", file=sys.stderr)  # names the file, the line, the fault
+        return False
     phases_view.render(trace, Console())
+    return True
 
 
 def run_script(script: str, args: list[str], trace_path: str) -> int:

@@ -79,3 +79,26 @@ def test_unsupported_parts_of_ray_say_so(tmp_path):
 def test_help_on_every_command():
     assert "trace" in _raysim("--help").stdout
     assert "SCRIPT" in _raysim("trace", "--help").stdout
+
+
+def test_replay_shows_a_saved_trace_and_refuses_what_is_not_one(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\nref = ray.put(7)\n"
+                      "print(ray.get(ref))\n")
+    assert _raysim("trace", "--out", str(tmp_path / "out"), str(script)).returncode == 0
+    trace = tmp_path / "out" / "trace.jsonl"
+    out = _raysim("replay", str(trace))
+    assert out.returncode == 0 and "Phase 2: put" in out.stdout
+    assert "ref = ray.put(7)" in out.stdout
+    missing = _raysim("replay", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1 and "no trace file" in missing.stderr
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n")
+    bad = _raysim("replay", str(garbage))
+    assert bad.returncode == 1 and "garbage.jsonl" in bad.stderr
+    assert "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text(trace.read_text().replace('"schema_version":"1.1"',
+                                               '"schema_version":"9.0"', 1))
+    refused = _raysim("replay", str(newer))
+    assert refused.returncode == 1 and "upgrade raysim" in refused.stderr
