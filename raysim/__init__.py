@@ -22,6 +22,7 @@ _PUBLIC = {
     "init": "raysim.api", "is_initialized": "raysim.api", "kill": "raysim.api",
     "nodes": "raysim.api", "put": "raysim.api", "remote": "raysim.api",
     "shutdown": "raysim.api", "snapshot": "raysim.api", "trace_path": "raysim.api",
+    "timeline": "raysim.api",
     "wait": "raysim.api", "exceptions": "raysim.exceptions",
 }
 

@@ -10,6 +10,7 @@ Runs in: the driver, and in workers for calls made from inside tasks.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import threading
@@ -372,6 +373,29 @@ def trace_path() -> str | None:
     _require_core()
     writer = trace.writer()
     return writer.path if writer is not None else None
+
+
+def timeline(filename: str | None = None) -> list[dict] | None:
+    """The session so far as Chrome/Perfetto trace events, as Ray's ``ray.timeline()``.
+
+    With ``filename`` the events are written there as JSON (open it in ui.perfetto.dev or
+    chrome://tracing); without, they are returned. raysim's timeline holds every process,
+    message and store counter of the trace, not only task slices.
+    """
+    from raysim.trace import chrome, load
+
+    _require_core()
+    writer = trace.writer()
+    if writer is None:
+        raise RuntimeError("raysim.timeline() needs a trace; this session runs with tracing "
+                           "off. Tip: call raysim.init() without tracing=False.")
+    trace.flush()
+    events = chrome.to_chrome(load(writer.path))["traceEvents"]
+    if filename is None:
+        return events
+    with open(filename, "w") as f:
+        json.dump(events, f)
+    return None
 
 
 class RuntimeContext:

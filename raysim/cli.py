@@ -1,6 +1,7 @@
 """The ``raysim`` command line.
 
-``raysim replay TRACE`` prints a saved trace the same way.
+``raysim replay TRACE`` prints a saved trace the same way; ``raysim export TRACE --format
+chrome|parquet|csv`` converts one (``--chrome`` on ``trace`` does it right away).
 
 ``raysim trace [--out DIR] SCRIPT [ARGS...]`` runs a Ray script on raysim, unmodified
 (``import ray`` means raysim while it runs), writes its trace to ``DIR/trace.jsonl`` and
@@ -14,6 +15,7 @@ a non-zero exit code, never a Python traceback of raysim's own.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import runpy
 import sys
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                     "DIR/trace.jsonl and print the phases of the run.")
     trace.add_argument("--out", default="raysim-trace", metavar="DIR",
                        help="directory for trace.jsonl (default: ./raysim-trace)")
+    trace.add_argument("--chrome", action="store_true",
+                       help="also write DIR/trace.chrome.json for ui.perfetto.dev / "
+                            "chrome://tracing")
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
@@ -41,16 +46,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Read TRACE (a trace.jsonl written by raysim) and print the run phase by "
                     "phase: code line, messages, what is stored where.")
     replay.add_argument("trace", metavar="TRACE", help="the trace file")
+    export = commands.add_parser(
+        "export", help="convert a saved trace",
+        description="Convert TRACE to a Chrome/Perfetto trace, or its events to Parquet or CSV.")
+    export.add_argument("trace", metavar="TRACE", help="the trace file")
+    export.add_argument("--format", required=True, choices=("chrome", "parquet", "csv"))
+    export.add_argument("-o", "--output", metavar="FILE",
+                        help="where to write (default: TRACE with the format's extension)")
     options = parser.parse_args(argv)
     if options.command == "trace":
-        return trace_command(options.script, options.args, options.out)
+        return trace_command(options.script, options.args, options.out, options.chrome)
+    if options.command == "export":
+        return export_command(options.trace, options.format, options.output)
     if options.command == "replay":
         return 0 if show_trace(options.trace) else 1
     parser.print_help()
     return 0
 
 
-def trace_command(script: str, args: list[str], out_dir: str) -> int:
+def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = False) -> int:
     if not os.path.isfile(script):
         print(f"raysim: error: no script {script!r} (it does not exist or is not a file)",
               file=sys.stderr)
@@ -66,22 +80,63 @@ def trace_command(script: str, args: list[str], out_dir: str) -> int:
     if os.path.exists(trace_path):
         show_trace(trace_path)
         print(f"raysim: trace written to {trace_path}", file=sys.stderr)
+        if chrome:
+            export_command(trace_path, "chrome", os.path.join(out_dir, "trace.chrome.json"))
     return code
+
+
+_EXTENSIONS = {"chrome": ".chrome.json", "parquet": ".parquet", "csv": ".csv"}
+
+
+def export_command(trace_path: str, fmt: str, output: str | None) -> int:
+    """Write the trace as a Chrome/Perfetto trace, or its events table as Parquet or CSV."""
+    trace = _load_or_say(trace_path)
+    if trace is None:
+        return 1
+    output = output or os.path.splitext(trace_path)[0] + _EXTENSIONS[fmt]
+    try:
+        if fmt == "chrome":
+            from raysim.trace import chrome
+            chrome.write_chrome(trace, output)
+        else:
+            frame = trace.events.copy()
+            for column in frame.columns:  # nested values (dicts, lists) as JSON text
+                if frame[column].dtype == object and frame[column].map(
+                        lambda v: isinstance(v, (dict, list))).any():
+                    frame[column] = frame[column].map(
+                        lambda v: None if v is None else json.dumps(v))
+            if fmt == "parquet":
+                frame.to_parquet(output, index=False)
+            else:
+                frame.to_csv(output, index=False)
+    except OSError as e:
+        print(f"raysim: error: cannot write {output!r}: {e.strerror}", file=sys.stderr)
+        return 1
+    print(f"raysim: {fmt} written to {output}", file=sys.stderr)
+    return 0
+
+
+def _load_or_say(trace_path: str):
+    from raysim.trace import load
+
+    if not os.path.isfile(trace_path):
+        print(f"raysim: error: no trace file {trace_path!r}", file=sys.stderr)
+        return None
+    try:
+        return load(trace_path)
+    except (ValueError, OSError) as e:
+        print(f"raysim: error: {e}", file=sys.stderr)  # names the file, the line, the fault
+        return None
 
 
 def show_trace(trace_path: str) -> bool:
     """Print the run phase by phase: code line, messages, what is stored where."""
     from rich.console import Console
 
-    from raysim.trace import load, phases_view
+    from raysim.trace import phases_view
 
-    if not os.path.isfile(trace_path):
-        print(f"raysim: error: no trace file {trace_path!r}", file=sys.stderr)
-        return False
-    try:
-        trace = load(trace_path)
-    except (ValueError, OSError) as e:
-        print(f"raysim: error: {e}", file=sys.stderr)  # names the file, the line, the fault
+    trace = _load_or_say(trace_path)
+    if trace is None:
         return False
     phases_view.render(trace, Console())
     return True

@@ -102,3 +102,26 @@ def test_replay_shows_a_saved_trace_and_refuses_what_is_not_one(tmp_path):
                                                '"schema_version":"9.0"', 1))
     refused = _raysim("replay", str(newer))
     assert refused.returncode == 1 and "upgrade raysim" in refused.stderr
+
+
+def test_export_writes_chrome_parquet_and_csv(tmp_path):
+    import pandas as pd
+
+    script = tmp_path / "job.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\n"
+                      "@ray.remote\ndef f():\n    return 1\nray.get([f.remote() for _ in range(3)])\n")
+    out = _raysim("trace", "--chrome", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 0, out.stderr
+    trace = tmp_path / "out" / "trace.jsonl"
+    chrome = orjson.loads((tmp_path / "out" / "trace.chrome.json").read_bytes())
+    assert sum(1 for e in chrome["traceEvents"] if e.get("cat") == "task") == 3
+    lines = len(trace.read_bytes().splitlines())
+    assert _raysim("export", str(trace), "--format", "parquet", "-o",
+                   str(tmp_path / "e.parquet")).returncode == 0
+    frame = pd.read_parquet(tmp_path / "e.parquet")
+    assert len(frame) == lines and (frame["ev"] == "task.execute").sum() == 3
+    assert _raysim("export", str(trace), "--format", "csv", "-o",
+                   str(tmp_path / "e.csv")).returncode == 0
+    assert len(pd.read_csv(tmp_path / "e.csv")) == lines
+    bad = _raysim("export", str(tmp_path / "nope"), "--format", "csv")
+    assert bad.returncode == 1 and "no trace file" in bad.stderr
