@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import raysim
 from raysim.trace import chrome, load
-from seed_model import BatchPredictor, load_trained_model, write_parquet
+from seed_model import run_seed_program
 
 
 def _check_structure(doc: dict) -> None:
@@ -30,15 +30,8 @@ def _check_structure(doc: dict) -> None:
 
 
 def test_export_of_the_founding_example_is_well_formed(trace_file, tmp_path):
-    raysim.init(num_cpus=2, trace_path=trace_file)
-    try:
-        model_ref = raysim.put(load_trained_model())
-        actors = [BatchPredictor.remote(model_ref) for _ in range(3)]
-        paths = [write_parquet(tmp_path / f"d{i}.parquet", 200_000) for i in range(3)]
-        raysim.get([actors[i].predict.remote(paths[i]) for i in range(3)])
-        live = raysim.timeline()
-    finally:
-        raysim.shutdown()
+    live = run_seed_program(trace_file, tmp_path, rows=200_000,
+                            before_shutdown=raysim.timeline)
     assert any(e.get("cat") == "task" for e in live), "timeline() of the live session"
     doc = chrome.to_chrome(load(trace_file))
     _check_structure(doc)

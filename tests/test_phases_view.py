@@ -6,7 +6,7 @@ from rich.console import Console
 
 import raysim
 from raysim.trace import load, phases_view
-from seed_model import BatchPredictor, load_trained_model, write_parquet
+from seed_model import run_seed_program
 
 
 def _render(trace) -> str:
@@ -16,15 +16,7 @@ def _render(trace) -> str:
 
 
 def test_seed_phases_are_told_panel_by_panel(trace_file, tmp_path):
-    raysim.init(num_cpus=2, trace_path=trace_file)
-    try:
-        model_ref = raysim.put(load_trained_model())
-        actors = [BatchPredictor.remote(model_ref) for _ in range(3)]
-        paths = [write_parquet(tmp_path / f"d{i}.parquet", 1000) for i in range(3)]
-        futures = [actors[i].predict.remote(paths[i]) for i in range(3)]
-        raysim.get(futures)
-    finally:
-        raysim.shutdown()
+    run_seed_program(trace_file, tmp_path)
     text = _render(load(trace_file))
     titles = [line for line in text.splitlines() if "Phase " in line and "─" in line]
     assert [t.split("Phase ")[1].split(" ─")[0] for t in titles] == [
