@@ -138,7 +138,7 @@ def show_trace(trace_path: str) -> bool:
     trace = _load_or_say(trace_path)
     if trace is None:
         return False
-    phases_view.render(trace, Console())
+    phases_view.render_run(trace, Console())
     return True
 
 

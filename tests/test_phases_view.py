@@ -46,3 +46,18 @@ def test_a_long_run_is_summarised(trace_file):
     text = _render(load(trace_file))
     assert "(summarised)" in text and "Phase 1:" not in text
     assert "put" in text and "30" in text
+
+
+def test_timeline_shows_actors_running_in_parallel(trace_file, tmp_path):
+    from raysim.trace.timeline_view import timeline_text
+
+    run_seed_program(trace_file, tmp_path, rows=300_000)
+    text = timeline_text(load(trace_file), width=120).plain
+    lanes = {line.split()[0]: line for line in text.splitlines()
+             if line and line.split()[0] in ("driver", "gcs", "raylet") or "worker#" in line}
+    assert {"driver", "gcs", "raylet"} <= set(lanes)
+    busy = [line for name, line in lanes.items() if name.startswith("worker#") and "█" in line]
+    assert len(busy) >= 3, "three actors' workers ran their methods"
+    columns = [{i for i, ch in enumerate(line) if ch == "█"} for line in busy]
+    assert any(a & b for i, a in enumerate(columns) for b in columns[i + 1:]), \
+        "at least two actors ran at the same time"

@@ -161,6 +161,21 @@ def render(trace, console: Console) -> None:
                                   stored_where(state, names)), title=title))
 
 
+def render_run(trace, console: Console) -> None:
+    """What ``raysim trace`` prints: the phases, the reference counts of the objects the
+    driver put, and a timeline."""
+    from raysim.trace.refcounts import ref_count_table
+    from raysim.trace.timeline_view import timeline_panel
+
+    render(trace, console)
+    puts = [e["obj"] for e in trace.records
+            if e["ev"] == "object.serialized" and e["proc"] == "driver" and e.get("obj")]
+    for object_id in puts[:3]:
+        console.print(ref_count_table(trace, object_id,
+                                      title=f"reference count of {object_id} (put by the driver)"))
+    console.print(timeline_panel(trace, max(40, console.width - 20)))
+
+
 def _summary(trace, groups: list[PhaseGroup], console: Console) -> None:
     table = Table(title=f"{len(trace):,} events in {len(groups)} phases (summarised)")
     for column in ("api", "calls", "first line"):

@@ -1,0 +1,87 @@
+"""A character-cell timeline: one lane per process, the run from left to right.
+
+Seed, phase 4: "All 3 actors execute their predict methods simultaneously on different
+workers" and "actors process methods serially". In this view that reads directly: each
+worker's lane shows its task or method executions as solid bars, in parallel across lanes
+and one after another within a lane. Lighter bars are object work (serializing, writing to
+the store, reading from it); dots are messages sent; the top row numbers the driver's calls
+where they began.
+
+Runs in: the reader's process (rich). A matplotlib version belongs beside it.
+"""
+
+from __future__ import annotations
+
+from rich.panel import Panel
+from rich.text import Text
+
+_TASK, _OBJECT, _MESSAGE = "█", "▒", "·"
+_OBJECT_EVENTS = ("object.serialized", "object_store.written", "object.get",
+                  "task.args_resolved")
+
+
+def _lanes(trace) -> list[tuple[int, str]]:
+    lanes: list[tuple[int, str]] = []
+    seen = set()
+    workers = 0
+    for event in trace.records:
+        pid = event["pid"]
+        if pid in seen:
+            continue
+        seen.add(pid)
+        name = event["proc"]
+        if name == "worker":
+            workers += 1
+            name = f"worker#{workers}"
+        lanes.append((pid, name))
+    return lanes
+
+
+def timeline_text(trace, width: int = 100) -> Text:
+    records = trace.records
+    if not records:
+        return Text("(empty trace)")
+    t0, t1 = records[0]["ts"], records[-1]["ts"]
+    span = max(t1 - t0, 1)
+
+    def col(ts: int) -> int:
+        return min(width - 1, max(0, (ts - t0) * width // span))
+
+    lanes = _lanes(trace)
+    rows = {pid: [" "] * width for pid, _ in lanes}
+    for event in records:
+        ev = event["ev"]
+        row = rows[event["pid"]]
+        if ev == "task.execute":
+            for c in range(col(event["ts"]), col(event["ts"] + event["dur"]) + 1):
+                row[c] = _TASK
+        elif ev in _OBJECT_EVENTS:
+            for c in range(col(event["ts"] - event.get("dur", 0)), col(event["ts"]) + 1):
+                if row[c] != _TASK:
+                    row[c] = _OBJECT
+        elif ev == "msg.send":
+            c = col(event["ts"])
+            if row[c] == " ":
+                row[c] = _MESSAGE
+    label = max(len(name) for _, name in lanes) + 1
+    marks = [" "] * width
+    for phase in trace.phases():
+        tag = str(phase.number)
+        c = col(phase.ts_begin)
+        if all(ch == " " for ch in marks[c:c + len(tag)]) and c + len(tag) <= width:
+            marks[c:c + len(tag)] = tag
+    text = Text()
+    text.append(" " * label + "".join(marks) + "\n", style="dim")
+    for pid, name in lanes:
+        text.append(name.ljust(label), style="bold")
+        text.append("".join(rows[pid]) + "\n")
+    ms = span / 1e6
+    text.append(f"{' ' * label}0 ms{' ' * (width - 4 - len(f'{ms:.0f} ms'))}{ms:.0f} ms\n",
+                style="dim")
+    text.append(f"{_TASK} task or method running   {_OBJECT} serialize / store write / get   "
+                f"{_MESSAGE} message sent   (top row: where driver call N began)", style="dim")
+    return text
+
+
+def timeline_panel(trace, width: int = 100) -> Panel:
+    return Panel(timeline_text(trace, width), title="Timeline (one lane per process)")
