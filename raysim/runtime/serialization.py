@@ -50,15 +50,15 @@ def _align(n: int) -> int:
     return (n + _ALIGN - 1) & ~(_ALIGN - 1)
 
 
-def _is_plain(value: Any, depth: int = 0) -> bool:
+def is_plain(value: Any, depth: int = 0) -> bool:
     t = type(value)
     if t in _PLAIN_TYPES:
         return True
     if depth < 2 and (t is tuple or t is list):
-        return len(value) <= 16 and all(_is_plain(v, depth + 1) for v in value)
+        return len(value) <= 16 and all(is_plain(v, depth + 1) for v in value)
     if depth < 2 and t is dict:
         return len(value) <= 16 and all(
-            type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+            type(k) is str and is_plain(v, depth + 1) for k, v in value.items())
     return False
 
 
@@ -108,7 +108,7 @@ def serialize(value: Any) -> SerializedObject:
     refs: list = []
     _context.refs = refs
     try:
-        if _is_plain(value):
+        if is_plain(value):
             main = pickle.dumps(value, protocol=5)
             buffers: list[memoryview] = []
         else:

@@ -91,7 +91,7 @@ class TaskSubmitter:
             for container, key in [(new_args, i) for i in range(len(new_args))] + \
                     [(new_kwargs, k) for k in new_kwargs]:
                 value = container[key]
-                if isinstance(value, _ArgRef) or serialization._is_plain(value):
+                if isinstance(value, _ArgRef) or serialization.is_plain(value):
                     continue
                 if self.core.serialize_value(value, "argument").total_size >= threshold:
                     ref = ObjectRef(self.core.put(value), self.core.wid)

@@ -34,7 +34,7 @@ def to_chrome(trace) -> dict:
     records = trace.records
     t0 = records[0]["ts"] if records else 0
     out: list[dict] = []
-    _process_names(records, out)
+    _process_names(trace, out)
     _phases(trace, t0, out)
     # A message sent as its receiver stopped (at shutdown, or a crash) has no receive:
     # draw arrows only between ends that both exist.
@@ -63,18 +63,8 @@ def to_chrome(trace) -> dict:
             "otherData": {"source": "raysim", "session": trace.header.get("session")}}
 
 
-def _process_names(records: list[dict], out: list[dict]) -> None:
-    seen = set()
-    workers = 0
-    for event in records:
-        pid = event["pid"]
-        if pid in seen:
-            continue
-        seen.add(pid)
-        name = event["proc"]
-        if name == "worker":
-            workers += 1
-            name = f"worker#{workers}"
+def _process_names(trace, out: list[dict]) -> None:
+    for pid, name in trace.process_names().items():
         out.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
                     "args": {"name": f"{name} (pid {pid})"}})
         for tid, label in ((_MAIN, "phases" if name == "driver" else "main"),

@@ -138,6 +138,21 @@ class Trace:
                 roles[(event["node"], event["pid"])] = event.get("role")
         return [Process(proc, node, pid, roles.get((node, pid))) for proc, node, pid in seen]
 
+    def process_names(self) -> dict[int, str]:
+        """pid -> the short name every view uses: driver, gcs, raylet, zygote, worker#1,
+        worker#2... (workers numbered in order of first appearance)."""
+        names: dict[int, str] = {}
+        workers = 0
+        for process in self.processes():
+            if process.pid in names:
+                continue
+            if process.proc == "worker":
+                workers += 1
+                names[process.pid] = f"worker#{workers}"
+            else:
+                names[process.pid] = process.proc
+        return names
+
     def state_at(self, index: int) -> state.ClusterState:
         """The cluster's tables as of event ``index`` (inclusive; negative counts from the
         end), replayed from the trace. The first call replays the whole trace once to save

@@ -62,20 +62,6 @@ def phase_groups(trace) -> list[PhaseGroup]:
     return groups
 
 
-def _process_names(trace) -> dict[int, str]:
-    """pid -> a short name people read: driver, gcs, raylet, zygote, worker 1, worker 2..."""
-    names: dict[int, str] = {}
-    workers = 0
-    for event in trace.records:
-        if event["ev"] == "process.started" and event["pid"] not in names:
-            if event["proc"] == "worker":
-                workers += 1
-                names[event["pid"]] = f"worker#{workers}"
-            else:
-                names[event["pid"]] = event["proc"]
-    return names
-
-
 def messages_of(trace, group: PhaseGroup, names: dict[int, str]) -> list[str]:
     """The group's messages, in the order they were sent: "driver -> raylet: submit_task"."""
     wanted = set(group.numbers)
@@ -141,7 +127,7 @@ def stored_where(state, names: dict[int, str]) -> Group:
 
 def render(trace, console: Console) -> None:
     """Print the run phase by phase (or a summary of a long run)."""
-    names = _process_names(trace)
+    names = trace.process_names()
     groups = phase_groups(trace)
     if len(groups) > MAX_PANELS:
         _summary(trace, groups, console)
@@ -188,4 +174,4 @@ def _summary(trace, groups: list[PhaseGroup], console: Console) -> None:
         table.add_row(api, f"{calls:,}", code)
     console.print(table)
     state = trace.state_at(len(trace) - 1)
-    console.print(Panel(stored_where(state, _process_names(trace)), title="At the end"))
+    console.print(Panel(stored_where(state, trace.process_names()), title="At the end"))

@@ -20,23 +20,6 @@ _OBJECT_EVENTS = ("object.serialized", "object_store.written", "object.get",
                   "task.args_resolved")
 
 
-def _lanes(trace) -> list[tuple[int, str]]:
-    lanes: list[tuple[int, str]] = []
-    seen = set()
-    workers = 0
-    for event in trace.records:
-        pid = event["pid"]
-        if pid in seen:
-            continue
-        seen.add(pid)
-        name = event["proc"]
-        if name == "worker":
-            workers += 1
-            name = f"worker#{workers}"
-        lanes.append((pid, name))
-    return lanes
-
-
 def timeline_text(trace, width: int = 100) -> Text:
     records = trace.records
     if not records:
@@ -47,7 +30,7 @@ def timeline_text(trace, width: int = 100) -> Text:
     def col(ts: int) -> int:
         return min(width - 1, max(0, (ts - t0) * width // span))
 
-    lanes = _lanes(trace)
+    lanes = list(trace.process_names().items())
     rows = {pid: [" "] * width for pid, _ in lanes}
     for event in records:
         ev = event["ev"]
