@@ -1,12 +1,13 @@
 """The ``raysim`` command line.
 
-``raysim replay TRACE`` prints a saved trace the same way; ``raysim export TRACE --format
-chrome|parquet|csv`` converts one (``--chrome`` on ``trace`` does it right away).
+``raysim trace [--out DIR] [--png] [--chrome] [--phase N] SCRIPT [ARGS...]`` runs a Ray
+script on raysim, unmodified (``import ray`` means raysim while it runs), writes its trace
+to ``DIR/trace.jsonl`` and prints what happened, phase by phase. Options come before the
+script, as with ``python -m cProfile``; everything after the script is the script's own argv.
 
-``raysim trace [--out DIR] SCRIPT [ARGS...]`` runs a Ray script on raysim, unmodified
-(``import ray`` means raysim while it runs), writes its trace to ``DIR/trace.jsonl`` and
-prints what happened, phase by phase. Options come before the script, as with
-``python -m cProfile``; everything after the script is the script's own argv.
+``raysim replay TRACE [--phase N] [--step]`` prints a saved trace the same way, or walks it
+one event at a time; ``raysim export TRACE --format chrome|parquet|csv`` converts one
+(``--chrome`` on ``trace`` does it right away).
 
 Bad input (a script that does not exist, a trace that is not one) gets a one-line error and
 a non-zero exit code, never a Python traceback of raysim's own.
@@ -38,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--chrome", action="store_true",
                        help="also write DIR/trace.chrome.json for ui.perfetto.dev / "
                             "chrome://tracing")
+    trace.add_argument("--png", action="store_true",
+                       help="also write the figures: DIR/timeline.png, DIR/dataflow.png and "
+                            "DIR/sequence-phase-N.png")
+    trace.add_argument("--phase", type=int, metavar="N",
+                       help="show only phase N (the numbers of the phase panels)")
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
@@ -46,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Read TRACE (a trace.jsonl written by raysim) and print the run phase by "
                     "phase: code line, messages, what is stored where.")
     replay.add_argument("trace", metavar="TRACE", help="the trace file")
+    replay.add_argument("--phase", type=int, metavar="N",
+                        help="show only phase N (the numbers of the phase panels)")
+    replay.add_argument("--step", action="store_true",
+                        help="walk the trace (or phase N) one event at a time: Enter shows "
+                             "the next event and what it changed, q quits")
     export = commands.add_parser(
         "export", help="convert a saved trace",
         description="Convert TRACE to a Chrome/Perfetto trace, or its events to Parquet or CSV.")
@@ -55,16 +66,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write (default: TRACE with the format's extension)")
     options = parser.parse_args(argv)
     if options.command == "trace":
-        return trace_command(options.script, options.args, options.out, options.chrome)
+        return trace_command(options.script, options.args, options.out, options.chrome,
+                             options.png, options.phase)
     if options.command == "export":
         return export_command(options.trace, options.format, options.output)
     if options.command == "replay":
-        return 0 if show_trace(options.trace) else 1
+        if options.step:
+            return step_command(options.trace, options.phase)
+        return 0 if show_trace(options.trace, options.phase) else 1
     parser.print_help()
     return 0
 
 
-def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = False) -> int:
+def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = False,
+                  png: bool = False, phase: int | None = None) -> int:
     if not os.path.isfile(script):
         print(f"raysim: error: no script {script!r} (it does not exist or is not a file)",
               file=sys.stderr)
@@ -78,11 +93,25 @@ def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = Fal
     trace_path = os.path.abspath(os.path.join(out_dir, "trace.jsonl"))
     code = run_script(script, args, trace_path)
     if os.path.exists(trace_path):
-        show_trace(trace_path)
+        trace = show_trace(trace_path, phase)
         print(f"raysim: trace written to {trace_path}", file=sys.stderr)
         if chrome:
             export_command(trace_path, "chrome", os.path.join(out_dir, "trace.chrome.json"))
+        if png and trace is not None:
+            write_figures(trace, out_dir)
     return code
+
+
+def write_figures(trace, out_dir: str) -> None:
+    """The matplotlib views as PNG files beside the trace."""
+    from raysim.trace import views
+
+    written = []
+    for name, figure in views.figures(trace):
+        path = os.path.join(out_dir, f"{name}.png")
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        written.append(path)
+    print(f"raysim: figures written: {', '.join(written)}", file=sys.stderr)
 
 
 _EXTENSIONS = {"chrome": ".chrome.json", "parquet": ".parquet", "csv": ".csv"}
@@ -129,17 +158,51 @@ def _load_or_say(trace_path: str):
         return None
 
 
-def show_trace(trace_path: str) -> bool:
-    """Print the run phase by phase: code line, messages, what is stored where."""
+def show_trace(trace_path: str, phase: int | None = None):
+    """Print the run phase by phase: code line, steps, what is stored where. Returns the
+    loaded trace, or None when it could not be shown (the error is printed)."""
     from rich.console import Console
 
     from raysim.trace import phases_view
 
     trace = _load_or_say(trace_path)
     if trace is None:
-        return False
-    phases_view.render_run(trace, Console())
-    return True
+        return None
+    try:
+        view = phases_view.RunView(trace, phase)
+    except ValueError as e:  # no such phase
+        print(f"raysim: error: {e}", file=sys.stderr)
+        return None
+    Console().print(view)
+    return trace
+
+
+def step_command(trace_path: str, phase: int | None) -> int:
+    """``replay --step``: one event per Enter, with what it changed in the tables."""
+    from rich.console import Console
+
+    from raysim.trace import stepper
+
+    trace = _load_or_say(trace_path)
+    if trace is None:
+        return 1
+    try:
+        walk = stepper.Stepper(trace, phase)
+    except ValueError as e:
+        print(f"raysim: error: {e}", file=sys.stderr)
+        return 1
+    console = Console()
+    console.print(walk.intro())
+    prompt = "[Enter: next event, q: quit] " if sys.stdin.isatty() else ""
+    for step in walk:
+        console.print(step)
+        try:
+            answer = input(prompt)
+        except EOFError:
+            break
+        if answer.strip().lower() in ("q", "quit"):
+            break
+    return 0
 
 
 def run_script(script: str, args: list[str], trace_path: str) -> int:
@@ -150,14 +213,19 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     """
     from raysim import ray_alias
 
+    from raysim.runtime import core_worker
+
     os.environ["RAYSIM_TRACE"] = trace_path
     ray_alias.install()
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script] + list(args)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    path = os.path.abspath(script)  # as `python script.py` does: the script may chdir
+    sys.path.insert(0, os.path.dirname(path))
     code = 0
+    progress = _Progress(script, trace_path)
     try:
-        runpy.run_path(script, run_name="__main__")
+        with progress:
+            runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
@@ -166,11 +234,66 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
         _print_script_traceback(e, script)
         code = 1
     finally:
-        raysim.shutdown()  # every process writes its last events before we read them
+        # Every process writes its last events before the trace is read; the phase this
+        # opens is the script's end, not a line of raysim's.
+        core_worker.site_override = (os.path.basename(script) + ":end",
+                                     "(the script ended; raysim trace shuts the runtime down)")
+        try:
+            raysim.shutdown()
+        finally:
+            core_worker.site_override = None
         sys.argv, sys.path[:] = saved_argv, saved_path
         ray_alias.uninstall()
         os.environ.pop("RAYSIM_TRACE", None)
     return code
+
+
+class _Progress:
+    """A one-line status on a terminal's stderr while the script runs: the driver call it is
+    in and how big the trace has grown. The script's own prints appear above it (rich
+    redirects the driver's stdout and stderr while the status shows). Nothing when stderr is
+    not a terminal."""
+
+    def __init__(self, script: str, trace_path: str) -> None:
+        self.script, self.trace_path = os.path.basename(script), trace_path
+        self.status = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return self
+        import threading
+
+        from rich.console import Console
+
+        self.status = Console(stderr=True).status(self._line())
+        self.status.start()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._update, daemon=True,
+                                       name="raysim-progress")
+        self.thread.start()
+        return self
+
+    def _line(self) -> str:
+        from raysim.trace import writer
+
+        try:
+            size = os.path.getsize(self.trace_path)
+        except OSError:
+            size = 0
+        phase = writer.get_phase()
+        return (f"raysim: running {self.script}"
+                + (f", driver call {phase}" if phase is not None else "")
+                + f", trace {size / 1e6:.1f} MB")
+
+    def _update(self) -> None:
+        while not self.stop.wait(0.25):
+            self.status.update(self._line())
+
+    def __exit__(self, *exc) -> None:
+        if self.status is not None:
+            self.stop.set()
+            self.thread.join()
+            self.status.stop()
 
 
 def _print_script_traceback(error: BaseException, script: str) -> None:

@@ -30,15 +30,17 @@ def write_parquet(path, rows: int) -> str:
     return str(path)
 
 
-def run_seed_program(trace_file, data_dir, rows: int = 1000, before_shutdown=None):
+def run_seed_program(trace_file, data_dir, rows: int | tuple = 1000, before_shutdown=None):
     """The founding program on a fresh 2-CPU session traced to ``trace_file``: put the
-    model, create 3 actors, one predict call each, get. Returns what
-    ``before_shutdown()`` returns (called while the session still runs)."""
+    model, create 3 actors, one predict call each, get. ``rows``: the files' sizes (one for
+    all three, or three). Returns what ``before_shutdown()`` returns (called while the
+    session still runs)."""
+    sizes = rows if isinstance(rows, tuple) else (rows,) * 3
     ray.init(num_cpus=2, trace_path=trace_file)
     try:
         model_ref = ray.put(load_trained_model())
         actors = [BatchPredictor.remote(model_ref) for _ in range(3)]
-        paths = [write_parquet(data_dir / f"d{i}.parquet", rows) for i in range(3)]
+        paths = [write_parquet(data_dir / f"d{i}.parquet", sizes[i]) for i in range(3)]
         ray.get([actors[i].predict.remote(paths[i]) for i in range(3)])
         return before_shutdown() if before_shutdown else None
     finally:

@@ -10,9 +10,9 @@ import orjson
 _EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "seed_example.py")
 
 
-def _raysim(*args, cwd=None):
+def _raysim(*args, cwd=None, stdin=None):
     return subprocess.run([sys.executable, "-m", "raysim.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+                          text=True, cwd=cwd, timeout=120, input=stdin)
 
 
 def _events(path):
@@ -45,6 +45,10 @@ def test_trace_runs_the_founding_document_code_with_import_ray(tmp_path):
     script_lines = [l for l in out.stdout.splitlines() if l.startswith("data")]
     assert len(script_lines) == 3 and all("prediction_count=1" in l for l in script_lines)
     assert "Phase 3: actor_creation x3" in out.stdout, "then the run, phase by phase"
+    # Each panel names the line that caused it, although the script changed directory.
+    assert "seed.py:32  ray.init()" in out.stdout
+    assert "seed.py:58  model_ref = ray.put(model)" in out.stdout
+    assert "seed.py:end  (the script ended; raysim trace shuts the runtime down)" in out.stdout
 
 
 def test_missing_script_is_a_one_line_error(tmp_path):
@@ -79,6 +83,35 @@ def test_unsupported_parts_of_ray_say_so(tmp_path):
 def test_help_on_every_command():
     assert "trace" in _raysim("--help").stdout
     assert "SCRIPT" in _raysim("trace", "--help").stdout
+    assert "--step" in _raysim("replay", "--help").stdout
+    assert "--format" in _raysim("export", "--help").stdout
+
+
+def test_phase_shows_one_phase_and_step_walks_it_event_by_event(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\nref = ray.put(7)\n"
+                      "print(ray.get(ref))\n")
+    out = _raysim("trace", "--phase", "2", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 0, out.stderr
+    assert "Phase 2: put" in out.stdout and "Phase 1" not in out.stdout
+    assert "Phase 3" not in out.stdout and "Timeline" not in out.stdout
+    trace = str(tmp_path / "out" / "trace.jsonl")
+    # Three Enters, then q: four events shown, the walk stops.
+    walk = _raysim("replay", trace, "--step", "--phase", "2", stdin="\n\n\nq\n")
+    assert walk.returncode == 0, walk.stderr
+    lines = [l for l in walk.stdout.splitlines() if "/" in l.split(" ")[0]]
+    assert [l.split(" ")[0].split("/")[0] for l in lines] == ["1", "2", "3", "4"]
+    assert "driver call put at job.py:3: ref = ray.put(7)" in lines[0]
+    assert "serialize put#1" in lines[1]
+    assert "-> raylet: create_object put#1" in lines[2]
+    # The store's allocation appears as a row added to the tables.
+    full = _raysim("replay", trace, "--step", "--phase", "2", stdin="\n" * 100)
+    assert "+ object store: node=" in full.stdout and "object=put#1" in full.stdout
+    assert "+ GCS object table: object=put#1, size=" in full.stdout
+    for command in (["replay", trace, "--phase", "9"], ["replay", trace, "--step", "--phase", "0"]):
+        bad = _raysim(*command)
+        assert bad.returncode == 1 and "there is no phase" in bad.stderr
+        assert "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
 
 
 def test_replay_shows_a_saved_trace_and_refuses_what_is_not_one(tmp_path):

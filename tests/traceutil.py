@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Callable
 
@@ -56,3 +57,29 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _same_width(placeholder: str):
+    return lambda m: (placeholder * len(m.group(0)))[:len(m.group(0))]
+
+
+_NORMALISE = [
+    # What has a fixed width becomes a placeholder as wide, so that tables keep their shape.
+    (re.compile(r"(?<=node )[0-9a-f]{8}\b"), _same_width("N")),       # node ids
+    (re.compile(r"(?<=at 0x)[0-9a-f]+"), _same_width("?")),            # reprs
+    (re.compile(r"(?<=pid )\d+"), _same_width("P")),
+    # What varies in width (times, message sizes, the host's store capacity) changes the
+    # padding before a panel's right border: that border and its padding are dropped.
+    (re.compile(r"\b\d+\.\d ms\b"), "T ms"),                          # durations
+    (re.compile(r"\+\d+\.\d{3} ms\b"), "+T ms"),                      # offsets
+    (re.compile(r"\bof [\d,]+ B used"), "of C B used"),
+    (re.compile(r"\((\d+(\.\d)?) (B|KB|MB)\)"), "(n B)"),              # message sizes
+]
+
+
+def normalise(text: str) -> str:
+    """Rendered text with what differs from run to run (ids, times, message sizes, the
+    host's store capacity) replaced by placeholders, and trailing borders dropped."""
+    for pattern, replacement in _NORMALISE:
+        text = pattern.sub(replacement, text)
+    return "\n".join(re.sub(r"\s*│?\s*$", "", line) for line in text.splitlines())

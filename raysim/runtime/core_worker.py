@@ -55,10 +55,15 @@ _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 _site_cache: dict[tuple, tuple[str, str]] = {}
+# Set by a tool that calls raysim on the user's behalf (``raysim trace`` shutting the runtime
+# down after the script): the site its calls are reported at.
+site_override: tuple[str, str] | None = None
 
 
 def user_call_site() -> tuple[str, str]:
     """("file.py:12", "that line's code") of the user code that called into raysim."""
+    if site_override is not None:
+        return site_override
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
         frame = frame.f_back

@@ -54,6 +54,11 @@ class ObjectEntry:
     holders: dict[str, str] = dataclasses.field(default_factory=dict)  # holder -> ref type
     contained: list[str] = dataclasses.field(default_factory=list)  # refs inside the value
     registered: bool = False  # a store has sealed it (or it is an actor handle)
+    # Holders whose reference arrived before the registration did (the store's message and
+    # the holder's travel on different sockets): holder -> (ref type, driver call). They are
+    # counted once the owner's own reference is, so the count reads 1, 2, 3... as it does in
+    # Ray, where the owner counts from the moment it creates the object.
+    waiting: dict[str, tuple[str, int | None]] = dataclasses.field(default_factory=dict)
 
     @property
     def ref_count(self) -> int:
@@ -85,6 +90,7 @@ class ObjectDirectory:
         trace.emit("gcs.object_added", obj=object_id, location=node, size=size, owner=owner)
         if first:
             self._add(entry, owner, LOCAL_REFERENCE)
+            self._count_waiting(entry)
             for inner in contained:
                 entry.contained.append(inner)
                 self.add_ref(inner, f"object:{object_id}", CAPTURED_IN_OBJECT)
@@ -99,9 +105,12 @@ class ObjectDirectory:
         entry = self.objects.get(object_id)
         if entry is None:
             entry = self.objects[object_id] = ObjectEntry(object_id)
+        first = not entry.registered
         entry.registered = True
         entry.owner = owner
         self._add(entry, owner, ACTOR_HANDLE)
+        if first:
+            self._count_waiting(entry)
         freed: list[Freed] = []
         for holder in self._early_releases.pop(object_id, set()):
             freed += self.remove_ref(object_id, holder)
@@ -126,18 +135,29 @@ class ObjectDirectory:
         if early and holder in early:  # a later add cancels an early release
             early.discard(holder)
             return
+        if not entry.registered and holder not in entry.holders:
+            entry.waiting[holder] = (ref_type, trace.get_phase())
+            return
         self._add(entry, holder, ref_type)
 
-    def _add(self, entry: ObjectEntry, holder: str, ref_type: str) -> None:
+    def _add(self, entry: ObjectEntry, holder: str, ref_type: str,
+             phase: int | None = None) -> None:
         if entry.holders.get(holder) == ref_type:
             return
         entry.holders[holder] = ref_type
-        trace.emit("gcs.ref_added", obj=entry.object_id, holder=holder, ref_type=ref_type,
-                   count=entry.ref_count)
+        trace.emit("gcs.ref_added", phase=phase, obj=entry.object_id, holder=holder,
+                   ref_type=ref_type, count=entry.ref_count)
+
+    def _count_waiting(self, entry: ObjectEntry) -> None:
+        waiting, entry.waiting = entry.waiting, {}
+        for holder, (ref_type, phase) in waiting.items():
+            self._add(entry, holder, ref_type, phase)
 
     def remove_ref(self, object_id: str, holder: str) -> list[Freed]:
         """Drop one holder. Returns the ids of objects freed as a result (maybe cascading)."""
         entry = self.objects.get(object_id)
+        if entry is not None and entry.waiting.pop(holder, None) is not None:
+            return []  # taken and dropped before the object was registered: never counted
         if entry is None or holder not in entry.holders:
             if entry is None or not entry.registered:
                 self._early_releases.setdefault(object_id, set()).add(holder)
@@ -151,7 +171,8 @@ class ObjectDirectory:
     def remove_holder(self, holder: str) -> list[Freed]:
         """A process died: every reference it held goes with it."""
         freed: list[Freed] = []
-        for object_id in [oid for oid, e in self.objects.items() if holder in e.holders]:
+        for object_id in [oid for oid, e in self.objects.items()
+                          if holder in e.holders or holder in e.waiting]:
             freed += self.remove_ref(object_id, holder)
         return freed
 

@@ -73,6 +73,7 @@ class Raylet:
         self.running: dict[str, TaskRecord] = {}
         self.actors = LocalActorManager(self)
         self.infeasible: list[TaskRecord] = []
+        self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
         self.gcs = self._connect_gcs()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
         self.loop.listen(self.path, "?", self.on_message, self.on_close)
@@ -109,7 +110,11 @@ class Raylet:
         handler(conn, msg_id, body)
 
     def handle_reply(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        pass  # the GCS acknowledging register_node
+        # The GCS acknowledging register_node, or the barrier of a shutdown (below).
+        if self._stopping is not None and body.get("reply_to") == self._stopping[2]:
+            driver, request, _ = self._stopping
+            driver.reply(request, {})
+            self.loop.stop()
 
     def handle_register_client(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         role, wid = body["role"], body["wid"]
@@ -150,6 +155,8 @@ class Raylet:
 
     def on_gcs_close(self, conn: LoopConnection) -> None:
         trace.emit("process.stopping", reason="GCS disconnected")
+        if self._stopping is not None:  # it went while we waited for its shutdown barrier
+            self._stopping[0].reply(self._stopping[1], {})
         self.loop.stop()
 
     def on_zygote_close(self, conn: LoopConnection) -> None:
@@ -426,9 +433,15 @@ class Raylet:
         }
 
     def handle_shutdown(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """Stop, once the GCS has handled what this raylet told it (objects registered just
+        now): the driver shuts the GCS down next, on another socket, and must not overtake
+        them. A ``sync`` is that barrier."""
         trace.emit("process.stopping", reason="shutdown")
-        conn.reply(msg_id, {})
-        self.loop.stop()
+        if self.gcs.closed:  # the GCS is gone already: nothing to wait for
+            conn.reply(msg_id, {})
+            self.loop.stop()
+            return
+        self._stopping = (conn, msg_id, self.gcs.send("sync", {}))
 
     def cleanup(self) -> None:
         """Stop every worker and the zygote; the store's memory goes with the last of them.

@@ -38,14 +38,18 @@ def ref_count_history(trace, obj: str | None = None):
                                        "holder", "ref_type", "count"])
 
 
-def ref_count_table(trace, obj: str, title: str | None = None) -> Table:
+def ref_count_table(trace, obj: str, title: str | None = None, labels=None) -> Table:
     """The history of one object's count, as a rich table for the terminal."""
+    from raysim.trace.labels import Labels
+
+    labels = labels or Labels(trace)
     history = ref_count_history(trace, obj)
-    table = Table(title=title or f"reference count of {obj}")
+    table = Table(title=title or f"reference count of {labels.obj(obj)}", title_justify="left")
     for column in ("#", "driver call", "change", "holder", "reference type", "count"):
         table.add_column(column)
     for n, row in enumerate(history.itertuples(index=False), 1):
-        table.add_row(str(n), _text(row.api), row.change, row.holder, _text(row.ref_type),
+        table.add_row(str(n), _text(row.api), row.change, labels.holder(row.holder),
+                      _text(row.ref_type),
                       str(row.count))
     return table
 
