@@ -80,6 +80,20 @@ def test_unsupported_parts_of_ray_say_so(tmp_path):
     assert out.returncode == 1 and "core API only" in out.stderr
 
 
+def test_png_writes_the_figures(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\n"
+                      "@ray.remote\ndef f(x):\n    return x\nray.get(f.remote(ray.put(1)))\n")
+    out = _raysim("trace", "--png", "--out", str(tmp_path / "out"), str(script))
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert written == ["dataflow.png", "sequence-phase-1.png", "sequence-phase-2.png",
+                       "sequence-phase-3.png", "sequence-phase-4.png", "sequence-phase-5.png",
+                       "timeline.png"]
+    assert all((tmp_path / "out" / name).read_bytes().startswith(b"\x89PNG")
+               for name in written)
+
+
 def test_help_on_every_command():
     assert "trace" in _raysim("--help").stdout
     assert "SCRIPT" in _raysim("trace", "--help").stdout

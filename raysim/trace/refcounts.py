@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from rich.table import Table
 
+_COLUMNS = ["index", "ts", "phase", "api", "obj", "change", "holder", "ref_type", "count"]
 
-def ref_count_history(trace, obj: str | None = None):
-    """A pandas DataFrame: one row per holder added or removed (``gcs.ref_added`` /
-    ``gcs.ref_removed``), with the count after it; ``obj`` keeps one object's rows."""
-    import pandas as pd
 
+def history_rows(trace, obj: str | None = None) -> list[dict]:
+    """One dict per holder added or removed (``gcs.ref_added`` / ``gcs.ref_removed``), with
+    the count after it; ``obj`` keeps one object's rows."""
     phase_api = {p.number: p.api for p in trace.phases()}
     rows = []
     for index, event in enumerate(trace.records):
@@ -34,8 +34,14 @@ def ref_count_history(trace, obj: str | None = None):
                      "change": "+" if added else "-", "holder": event["holder"],
                      "ref_type": event.get("ref_type") if added else None,
                      "count": event["count"]})
-    return pd.DataFrame(rows, columns=["index", "ts", "phase", "api", "obj", "change",
-                                       "holder", "ref_type", "count"])
+    return rows
+
+
+def ref_count_history(trace, obj: str | None = None):
+    """``history_rows`` as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(history_rows(trace, obj), columns=_COLUMNS)
 
 
 def ref_count_table(trace, obj: str, title: str | None = None, labels=None) -> Table:
@@ -43,16 +49,42 @@ def ref_count_table(trace, obj: str, title: str | None = None, labels=None) -> T
     from raysim.trace.labels import Labels
 
     labels = labels or Labels(trace)
-    history = ref_count_history(trace, obj)
+    history = history_rows(trace, obj)
     table = Table(title=title or f"reference count of {labels.obj(obj)}", title_justify="left")
     for column in ("#", "driver call", "change", "holder", "reference type", "count"):
         table.add_column(column)
-    for n, row in enumerate(history.itertuples(index=False), 1):
-        table.add_row(str(n), _text(row.api), row.change, labels.holder(row.holder),
-                      _text(row.ref_type),
-                      str(row.count))
+    for n, row in enumerate(history, 1):
+        table.add_row(str(n), row["api"] or "", row["change"], labels.holder(row["holder"]),
+                      row["ref_type"] or "", str(row["count"]))
     return table
 
 
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""  # pandas turns a missing value to NaN
+class RefCounts:
+    """One object's reference count over time: ``frame()`` (pandas), ``__rich__`` (a table
+    for the terminal), and an HTML table in Jupyter."""
+
+    def __init__(self, trace, obj: str) -> None:
+        from raysim.trace.labels import Labels
+
+        self.trace, self.obj = trace, obj
+        self.labels = Labels(trace)
+        if obj not in self.labels.objects and not any(
+                e.get("obj") == obj for e in trace.records):
+            raise ValueError(f"object {obj!r} does not appear in this trace. Pick one of "
+                             f"trace.objects() (its put and task return ids).")
+
+    def frame(self):
+        return ref_count_history(self.trace, self.obj)
+
+    def __rich__(self) -> Table:
+        return ref_count_table(self.trace, self.obj, labels=self.labels)
+
+    def __str__(self) -> str:
+        from raysim.trace.render import to_text
+
+        return to_text(self)
+
+    def _repr_html_(self) -> str:
+        from raysim.trace.render import RichView
+
+        return RichView._repr_html_(self)

@@ -4,8 +4,8 @@ Seed, phase 4: "All 3 actors execute their predict methods simultaneously on dif
 workers" and "actors process methods serially". In this view that reads directly: each
 worker's lane shows its task or method executions as solid bars, in parallel across lanes
 and one after another within a lane. Lighter bars are object work (serializing, writing to
-the store, reading from it); dots are messages sent; the top row numbers the driver's calls
-where they began.
+the store, reading from it); dots are messages sent; the top row numbers the phases (as the
+phase panels do) where they began.
 
 Runs in: the reader's process (rich). A matplotlib version belongs beside it.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from rich.panel import Panel
 from rich.text import Text
+
+from raysim.trace.sequence import phase_groups
 
 _TASK, _OBJECT, _MESSAGE = "█", "▒", "·"
 _OBJECT_EVENTS = ("object.serialized", "object_store.written", "object.get",
@@ -48,10 +50,13 @@ def timeline_text(trace, width: int = 100) -> Text:
                 row[c] = _MESSAGE
     label = max(len(name) for _, name in lanes) + 1
     marks = [" "] * width
-    for phase in trace.phases():
-        tag = str(phase.number)
-        c = col(phase.ts_begin)
-        if all(ch == " " for ch in marks[c:c + len(tag)]) and c + len(tag) <= width:
+    calls = {p.number: p for p in trace.phases()}
+    for number, group in enumerate(phase_groups(trace), 1):
+        tag = str(number)
+        c = col(calls[group.numbers[0]].ts_begin)
+        # A blank column either side, so that neighbouring numbers do not run together.
+        if all(ch == " " for ch in marks[max(0, c - 1):c + len(tag) + 1]) \
+                and c + len(tag) <= width:
             marks[c:c + len(tag)] = tag
     text = Text()
     text.append(" " * label + "".join(marks) + "\n", style="dim")
@@ -62,7 +67,7 @@ def timeline_text(trace, width: int = 100) -> Text:
     text.append(f"{' ' * label}0 ms{' ' * (width - 4 - len(f'{ms:.0f} ms'))}{ms:.0f} ms\n",
                 style="dim")
     text.append(f"{_TASK} task or method running   {_OBJECT} serialize / store write / get   "
-                f"{_MESSAGE} message sent   (top row: where driver call N began)", style="dim")
+                f"{_MESSAGE} message sent   (top row: where phase N began)", style="dim")
     return text
 
 

@@ -58,3 +58,55 @@ def figures(trace, max_phases: int = 40) -> Iterator[tuple[str, object]]:
         for number, group in enumerate(groups, 1):
             diagram = sequence.SequenceDiagram(trace, group, labels)
             yield f"sequence-phase-{number}", diagram.figure()
+
+
+class TraceViews:
+    """The views as methods of ``Trace`` (mixed into it in ``loader.py``): each returns an
+    object that shows itself in a notebook cell and in ``rich.print``."""
+
+    def phase(self, number: int):
+        """Phase ``number``'s panel: its code line, its steps, what's stored where after."""
+        from raysim.trace.phases_view import PhaseView
+
+        return PhaseView(self, number)
+
+    def sequence(self, number: int) -> sequence.SequenceDiagram:
+        """Phase ``number``'s steps as a sequence diagram (``.figure()`` for matplotlib)."""
+        return sequence_diagram(self, number)
+
+    def stored_where(self, phase: int | None = None):
+        """What's stored where after phase ``phase`` (default: at the end)."""
+        return stored_where(self, phase)
+
+    def refcounts(self, obj):
+        """One object's reference count over time (``.frame()`` for pandas). ``obj`` is an
+        object id, or an ``ObjectRef``."""
+        from raysim.trace.refcounts import RefCounts
+
+        return RefCounts(self, obj.hex() if hasattr(obj, "hex") else obj)
+
+    def timeline(self, phase: int | None = None):
+        """Lanes per process with spans and phases (``.figure()``; text in the terminal)."""
+        from raysim.trace.timeline_figure import TimelineFigure
+
+        return TimelineFigure(self, phase)
+
+    def dataflow(self):
+        """Processes and stores, with the objects and bytes that moved (``.graph()`` is a
+        networkx DiGraph)."""
+        from raysim.trace.dataflow import DataFlow
+
+        return DataFlow(self)
+
+    def labels(self) -> Labels:
+        """The short names every view uses for this trace's ids."""
+        return Labels(self)
+
+    def to_chrome(self, path: str | None = None):
+        """The trace as a Chrome/Perfetto JSON trace: written to ``path``, or returned."""
+        from raysim.trace import chrome
+
+        if path is None:
+            return chrome.to_chrome(self)
+        chrome.write_chrome(self, path)
+        return path
