@@ -12,12 +12,14 @@ reaches zero the GCS asks the raylet to stop the actor once its queued calls are
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 from typing import Any
 
-from raysim import api, option_utils
+from raysim import api, option_utils, signature
 from raysim.object_ref import ObjectRef
+from raysim.rejections import rejected, rejecting
 from raysim.runtime import ids, serialization, task_spec
 from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
@@ -26,10 +28,11 @@ from raysim.runtime.reference_counter import ACTOR_HANDLE
 
 def method(*args, **options):
     """``@raysim.method(num_returns=2)``: options for one actor method."""
-    option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
+    with rejecting("method"):
+        option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
     if args:
-        raise ValueError("@raysim.method takes keyword arguments only, e.g. "
-                         "@raysim.method(num_returns=2).")
+        raise rejected("method", ValueError(
+            "@raysim.method takes keyword arguments only, e.g. @raysim.method(num_returns=2)."))
 
     def decorate(fn):
         fn.__raysim_method_options__ = options
@@ -41,30 +44,35 @@ def method(*args, **options):
 class ActorClass:
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
         self._cls = cls
-        self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
-                                              "actors")
+        with rejecting("remote"):
+            self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
+                                                  "actors")
         self._pickled: bytes | None = None
         self._function_id: str | None = None
         self.__name__ = cls.__name__
         self.__doc__ = cls.__doc__
         self._methods = {}
+        self._signatures = {}  # method name -> its parameters, to check calls (signature.py)
         for name, member in inspect.getmembers(cls, callable):
             if name.startswith("__") and name != "__call__":
                 continue
             opts = getattr(member, "__raysim_method_options__", {})
             self._methods[name] = {"num_returns": opts.get("num_returns", 1)}
+            self._signatures[name] = signature.method_params(cls, name, member)
+        self._init_params = signature.extract(cls.__init__, ignore_first=True)
 
     def __call__(self, *args, **kwargs):
-        raise TypeError(
+        raise rejected("ActorClass.__call__", TypeError(
             f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
-            f"'{self.__name__}.remote()'.")
+            f"'{self.__name__}.remote()'."))
 
     def options(self, **options: Any) -> "ActorClass":
         clone = ActorClass.__new__(ActorClass)
         clone.__dict__.update(self.__dict__)
         clone._options = dict(self._options)
-        clone._options.update(option_utils.validate(options, option_utils.ACTOR_OPTIONS,
-                                                    "actors"))
+        with rejecting("ActorClass.options"):
+            clone._options.update(option_utils.validate(options, option_utils.ACTOR_OPTIONS,
+                                                        "actors"))
         clone._parent = self
         return clone
 
@@ -74,24 +82,34 @@ class ActorClass:
             try:
                 source._pickled = serialization.dumps_function(self._cls)
             except Exception as e:
-                raise TypeError(f"Could not serialize the actor class {self.__name__}: {e}.")
+                # A class defined in __main__ travels by value, with what its methods use.
+                raise core.serialization_error(
+                    self._cls, f"the actor class {self.__name__}", e) from None
             source._function_id = hashlib.sha1(source._pickled).hexdigest()[:16]
         core.export_function(source._function_id, self.__name__, source._pickled)
         return source._function_id
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
-        core = api._require_core()
+        call = f"{self.__name__}.remote()"
+        with rejecting("ActorClass.remote"):
+            signature.check_call(self._init_params, args, kwargs, call,
+                                 f"{self.__name__}.__init__")
+        api._check_arguments_session(args, kwargs, call, "ActorClass.remote")
+        core = api._auto_init(f"{self.__name__}.remote")
         core.begin_phase("actor_creation", self.__name__)
         options = self._options
         name = options.get("name")
-        namespace = options.get("namespace")
-        function_id = self._export(core)
-        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
+        namespace = options.get("namespace") or core.namespace  # default: init(namespace=)
+        with rejecting("ActorClass.remote", in_phase=True):  # cannot be pickled
+            function_id = self._export(core)
+            args_bytes, deps, nested, keep = core.submitter.serialize_args(
+                args, kwargs, f"{self.__name__}.__init__")
         task_id = core.new_task_id()
         actor_id = ids.random_hex(12)
         handle_object = ids.return_object_id(task_id, 0)
         descriptor = {"actor_id": actor_id, "class_name": self.__name__,
                       "function_id": function_id, "methods": self._methods,
+                      "signatures": self._signatures,
                       "handle_object": handle_object, "owner": core.wid,
                       "max_task_retries": options.get("max_task_retries", 0)}
         if name is not None:
@@ -142,13 +160,21 @@ class ActorHandle:
                 pass
 
     def __getattr__(self, name: str) -> "ActorMethod":
-        methods = self.__dict__.get("_descriptor", {}).get("methods", {})
+        descriptor = self.__dict__.get("_descriptor", {})
+        methods = descriptor.get("methods", {})
         if name in methods:
             return ActorMethod(self, name, methods[name])
-        raise AttributeError(
-            f"'{self.__dict__.get('_descriptor', {}).get('class_name', 'ActorHandle')}' "
-            f"actor has no method '{name}'. Tip: check the name; methods are those defined "
-            f"on the class.")
+        class_name = descriptor.get("class_name", "ActorHandle")
+        public = sorted(m for m in methods if not m.startswith("_"))
+        close = difflib.get_close_matches(name, list(methods), n=3)
+        hint = f" Did you mean {' or '.join(repr(m) for m in close)}?" if close else ""
+        error = AttributeError(
+            f"'{class_name}' actor has no method '{name}'.{hint} Its methods are: "
+            f"{', '.join(public) or '(none)'}. Tip: call one of those, or define {name} on "
+            f"class {class_name}.")
+        if name.startswith("_"):
+            raise error  # Python's own probes (copy, pickle, hasattr): not the user's misuse
+        raise rejected("ActorHandle.__getattr__", error)
 
     def __reduce__(self):
         serialization.note_ref_serialized(self)
@@ -171,20 +197,29 @@ class ActorMethod:
         self._options = options
 
     def __call__(self, *args, **kwargs):
-        raise TypeError(
+        raise rejected("ActorMethod.__call__", TypeError(
             f"Actor methods cannot be called directly. Instead of running "
-            f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+            f"'object.{self._name}()', try 'object.{self._name}.remote()'."))
 
     def options(self, **options: Any) -> "ActorMethod":
-        option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
+        with rejecting("ActorMethod.options"):
+            option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
-        core = api._require_core()
         descriptor = self._handle._descriptor
         name = f"{descriptor['class_name']}.{self._name}"
+        call = f"{name}.remote()"
+        with rejecting("ActorMethod.remote"):
+            signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
+                                 kwargs, call, name)
+        # A handle needs its session: no auto-init here (Ray has none for method calls).
+        api._check_session(self._handle, f"the actor handle of {call}", "ActorMethod.remote")
+        api._check_arguments_session(args, kwargs, call, "ActorMethod.remote")
+        core = api._require_core(call[:-2])
         core.begin_phase("method_call", name)
-        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
+        with rejecting("ActorMethod.remote", in_phase=True):  # cannot be pickled
+            args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs, name)
         task_id = core.new_task_id()
         num_returns = self._options.get("num_returns", 1)
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
@@ -192,8 +227,11 @@ class ActorMethod:
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
             function_id=descriptor["function_id"], args=args_bytes,
             returns=returns, owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
-            actor_id=descriptor["actor_id"],
-            method=self._name, phase=trace.get_phase())
+            actor_id=descriptor["actor_id"], method=self._name,
+            # Retries of this call if the actor dies running it and restarts (Ray's option).
+            max_retries=self._options.get("max_task_retries",
+                                          descriptor.get("max_task_retries", 0)),
+            phase=trace.get_phase())
         core.submitter.submit(spec, deps, nested)
         del keep
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]

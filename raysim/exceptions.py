@@ -7,13 +7,75 @@ user's exception class, so ``except ZeroDivisionError`` catches a remote divisio
 
 from __future__ import annotations
 
+import signal
+
 
 class RayError(Exception):
     """Base of every raysim error."""
 
 
 class RaySystemError(RayError):
-    """The runtime itself failed (a process died, a socket closed)."""
+    """The runtime itself failed (a process died, a socket closed).
+
+    Raised as such when the session's GCS died (``component`` "gcs"); its subclass
+    ``LocalRayletDiedError`` when the raylet did. Then ``pid`` is the process that died and
+    ``exit_code`` how it ended (minus the signal number if a signal killed it, as
+    ``subprocess`` reports it; None if this process cannot know)."""
+
+    def __init__(self, message: str = "", component: str | None = None,
+                 pid: int | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.component = component
+        self.pid = pid
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.component, self.pid, self.exit_code))
+
+
+class LocalRayletDiedError(RaySystemError):
+    """The raylet of this process's node died (Ray's name; Ray derives it from RayError,
+    raysim from RaySystemError, so that one ``except`` catches the death of either
+    control-plane process)."""
+
+
+def control_plane_died(component: str, pid: int, exit_code: int | None,
+                       trace_path: str | None) -> RaySystemError:
+    """The error every blocking call raises once the GCS or the raylet is gone.
+
+    Ray without GCS fault tolerance cannot go on without its GCS either, nor a node without
+    its raylet: the session is over, and a new one must be started."""
+    if component == "gcs":
+        what, cls = f"The GCS (pid {pid}) of this raysim session", RaySystemError
+        lost = ("the GCS held the tables every process depends on (actors, object "
+                "locations and references, exported functions), and raysim, like Ray "
+                "without GCS fault tolerance, cannot rebuild them")
+    else:
+        what, cls = f"The raylet (pid {pid}) of this raysim node", LocalRayletDiedError
+        lost = ("the raylet owned this node's object store, scheduler and worker "
+                "processes, and they went with it")
+    where = f"the trace ({trace_path})" if trace_path else "the trace (if tracing is on)"
+    return cls(
+        f"{what} died: {describe_exit(exit_code)}. The session is unusable: {lost}. Tip: "
+        f"call raysim.shutdown(), then raysim.init() to start a new session; the last "
+        f"events of pid {pid} in {where} show what it was doing when it died.",
+        component, pid, exit_code)
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """"it was killed by signal SIGKILL", "it exited with code 1", or that it is unknown."""
+    if exit_code is None:
+        return "how it ended is not known to this process (it is not its parent)"
+    if exit_code < 0:
+        return f"it was killed by signal {signal_name(-exit_code)}"
+    return f"it exited with code {exit_code}"
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class RayTaskError(RayError):
@@ -99,9 +161,18 @@ class ActorUnavailableError(RayActorError):
 
 
 class TaskCancelledError(RayError):
-    def __init__(self, task_id: str | None = None) -> None:
+    """The task was cancelled with ``raysim.cancel`` before it could finish (Ray's name and
+    signature)."""
+
+    def __init__(self, task_id: str | None = None, error_message: str | None = None) -> None:
         self.task_id = task_id
-        super().__init__(f"Task {task_id} was cancelled." if task_id else "Task was cancelled.")
+        what = f"Task {task_id}" if task_id else "The task"
+        super().__init__(error_message or (
+            f"{what} was cancelled by raysim.cancel(), so it has no result. Tip: submit it "
+            f"again if you still need its result."))
+
+    def __reduce__(self):
+        return (TaskCancelledError, (self.task_id, str(self)))
 
 
 class GetTimeoutError(RayError, TimeoutError):

@@ -1,14 +1,18 @@
 """Options of ``@remote`` and ``.options()``: which exist, and what values they accept.
 
 Ray validates these at decoration time and at ``.options()`` (``ray_option_utils.py``); so
-does raysim, with Ray's messages: an unknown keyword raises ``ValueError``, a bad value
-raises ``TypeError`` or ``ValueError`` showing the value.
+does raysim, with Ray's exception types: an unknown keyword raises ``ValueError`` listing the
+valid ones, a value of the wrong type ``TypeError`` and one out of range ``ValueError``, each
+naming the option and the value.
 """
 
 from __future__ import annotations
 
+import difflib
 from numbers import Real
 from typing import Any
+
+from raysim.rejections import show
 
 _COMMON = {"num_cpus", "num_gpus", "resources", "memory", "name", "runtime_env",
            "scheduling_strategy", "_metadata", "label_selector", "accelerator_type"}
@@ -23,40 +27,57 @@ METHOD_OPTIONS = {"num_returns", "max_task_retries", "retry_exceptions", "name",
 def validate(options: dict[str, Any], allowed: set[str], what: str) -> dict[str, Any]:
     for key, value in options.items():
         if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
             raise ValueError(
-                f"Invalid option keyword {key} for {what}. Valid ones are "
+                f"Invalid option keyword {key} for {what}.{hint} Valid ones are "
                 f"{sorted(allowed)}.")
-        _check_value(key, value)
+        check_value(key, value)
     return options
 
 
-def _check_value(key: str, value: Any) -> None:
+def check_value(key: str, value: Any) -> None:
+    """Raise TypeError (not a number) or ValueError (out of range) naming key and value.
+    ``raysim.init`` checks its num_cpus, num_gpus and resources arguments with this too."""
     if key in ("num_cpus", "num_gpus", "memory"):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)
-                                  or value < 0):
-            raise ValueError(f"The {key} option must be a non-negative number, got "
-                             f"{value!r}.")
+        if value is not None:
+            example = "memory=500 * 1024**2 (bytes)" if key == "memory" else f"{key}=1"
+            _check_quantity(f"{key}={value!r}", key, value, example)
     elif key == "resources":
         if value is None:
             return
         if not isinstance(value, dict):
-            raise TypeError(f"The resources option must be a dict of resource name to "
-                            f"amount, got {value!r}.")
+            raise TypeError(f"resources={value!r} is invalid: resources must be a dict of "
+                            f"resource name to amount, got {show(value)}. Tip: write e.g. "
+                            f"resources={{'accelerator': 1}}.")
         for name, amount in value.items():
             if name in ("CPU", "GPU"):
-                raise ValueError(f"Use the num_cpus and num_gpus options instead of "
-                                 f"resources={{{name!r}: ...}}.")
-            if isinstance(amount, bool) or not isinstance(amount, Real) or amount < 0:
-                raise ValueError(f"Resource quantities must be non-negative numbers; "
-                                 f"resources[{name!r}] is {amount!r}.")
+                option = "num_cpus" if name == "CPU" else "num_gpus"
+                raise ValueError(f"resources={value!r} is invalid: {name} is not set through "
+                                 f"resources. Tip: use the {option} option instead, e.g. "
+                                 f"{option}={amount!r}.")
+            _check_quantity(f"resources={value!r}", f"the amount of resource {name!r}",
+                            amount, f"resources={{{name!r}: 1}}")
     elif key in ("num_returns", "max_retries", "max_restarts", "max_task_retries"):
         if value is None:
             return
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"The {key} option must be an int, got {value!r}.")
         low = 0 if key == "num_returns" else -1
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{key}={value!r} is invalid: {key} must be an int, got "
+                            f"{show(value)}. Tip: write e.g. {key}={max(low, 1)}.")
         if value < low:
-            raise ValueError(f"The {key} option must be >= {low}, got {value!r}.")
+            what = "0 or more" if low == 0 else "-1 (without limit) or more"
+            raise ValueError(f"{key}={value!r} is invalid: {key} must be {what}. Tip: write "
+                             f"e.g. {key}={max(low, 1)}.")
+
+
+def _check_quantity(given: str, what: str, value: Any, example: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{given} is invalid: {what} must be a number, got {show(value)}. "
+                        f"Tip: write e.g. {example}.")
+    if value < 0:
+        raise ValueError(f"{given} is invalid: {what} must be a non-negative number. Tip: "
+                         f"use 0 or more, e.g. {example} (fractions such as 0.5 are allowed).")
 
 
 def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float]]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable
 
-from raysim import api, option_utils
+from raysim import api, option_utils, signature
 from raysim.object_ref import ObjectRef
+from raysim.rejections import rejected, rejecting
 from raysim.runtime import ids, serialization, task_spec
 from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
@@ -20,9 +21,11 @@ from raysim.trace import writer as trace
 class RemoteFunction:
     def __init__(self, function: Callable, options: dict[str, Any]) -> None:
         self._function = function
-        self._options = option_utils.validate(dict(options), option_utils.TASK_OPTIONS,
-                                              "remote functions")
+        with rejecting("remote"):
+            self._options = option_utils.validate(dict(options), option_utils.TASK_OPTIONS,
+                                                  "remote functions")
         self._name = getattr(function, "__qualname__", repr(function))
+        self._params = signature.extract(function)
         self._pickled: bytes | None = None
         self._function_id: str | None = None
         self.__doc__ = function.__doc__
@@ -30,14 +33,15 @@ class RemoteFunction:
         self.__wrapped__ = function
 
     def __call__(self, *args, **kwargs):
-        raise TypeError(
+        raise rejected("RemoteFunction.__call__", TypeError(
             f"Remote functions cannot be called directly. Instead of running "
-            f"'{self.__name__}()', try '{self.__name__}.remote()'.")
+            f"'{self.__name__}()', try '{self.__name__}.remote()'."))
 
     def options(self, **options: Any) -> "RemoteFunction":
         merged = dict(self._options)
-        merged.update(option_utils.validate(options, option_utils.TASK_OPTIONS,
-                                            "remote functions"))
+        with rejecting("RemoteFunction.options"):
+            merged.update(option_utils.validate(options, option_utils.TASK_OPTIONS,
+                                                "remote functions"))
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = merged
@@ -50,20 +54,26 @@ class RemoteFunction:
             try:
                 source._pickled = serialization.dumps_function(self._function)
             except Exception as e:
-                raise TypeError(f"Could not serialize the function {self._name}: {e}. Tip: "
-                                f"a remote function must be picklable by cloudpickle; objects "
-                                f"it uses from its closure or globals are pickled with it.")
+                # A function defined in __main__ travels by value, with what it captures.
+                raise core.serialization_error(
+                    self._function, f"the remote function {self._name}", e) from None
             source._function_id = hashlib.sha1(source._pickled).hexdigest()[:16]
         core.export_function(source._function_id, self._name, source._pickled)
         return source._function_id
 
     def remote(self, *args, **kwargs) -> Any:
-        core = api._require_core()
+        call = f"{self._name}.remote()"
+        with rejecting("RemoteFunction.remote"):
+            signature.check_call(self._params, args, kwargs, call, self._name)
+        api._check_arguments_session(args, kwargs, call, "RemoteFunction.remote")
+        core = api._auto_init(f"{self._name}.remote")
         core.begin_phase("task_submission", self._name)
-        function_id = self._export(core)
+        with rejecting("RemoteFunction.remote", in_phase=True):  # cannot be pickled
+            function_id = self._export(core)
+            args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs,
+                                                                           self._name)
         options = self._options
         num_returns = options.get("num_returns", 1)
-        args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs)
         task_id = core.new_task_id()
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         num_cpus, resources = option_utils.resources_of(options)
@@ -73,7 +83,9 @@ class RemoteFunction:
             owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
-            retry_exceptions=options.get("retry_exceptions", False), phase=trace.get_phase())
+            retry_exceptions=task_spec.encode_retry_exceptions(
+                options.get("retry_exceptions", False)),
+            phase=trace.get_phase())
         core.submitter.submit(spec, deps, nested)
         del keep  # large arguments put for this task: the task holds them now
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]

@@ -75,7 +75,9 @@ def test_shutdown_stops_every_process_and_removes_sockets(trace_file):
     assert of(load(trace_file), "process.stopping")
 
 
-def test_api_before_init_says_what_to_do():
+def test_api_before_init_says_what_to_do(monkeypatch):
+    # put() starts a session by itself, as Ray's does, unless that is turned off.
+    monkeypatch.setenv("RAYSIM_ENABLE_AUTO_CONNECT", "0")
     with pytest.raises(raysim.exceptions.RaySimNotInitializedError, match="raysim.init"):
         raysim.put(1)
 

@@ -68,7 +68,7 @@ def test_get_argument_checks(shared_session):
     ref = raysim.put(1)
     with pytest.raises(ValueError, match="ObjectRef or a list"):
         raysim.get(42)
-    with pytest.raises(TypeError, match="element 1 is str"):
+    with pytest.raises(TypeError, match=r"element \[1\] is str"):
         raysim.get([ref, "x"])
     with pytest.raises(ValueError):
         raysim.get((ref,))

@@ -84,7 +84,9 @@ def test_actor_creation_phase_counts_four_references_and_three_live_actors(seed_
     # actor's worker, then the tasks' references going.
     steps = sequence_diagram(seed_trace, 3).plain()  # every step (the panel shows 60)
     counts = [int(c) for c in re.findall(r"GCS: put#1 ref_count=(\d)", steps)]
-    assert counts[:3] == [2, 3, 4] and counts[-1] == 4 and max(counts) == 5, steps
+    # Each worker takes its reference before its creation task's is dropped, so the count
+    # passes 5 (6 or 7 when workers overlap) on its way back to 4.
+    assert counts[:3] == [2, 3, 4] and counts[-1] == 4 and 5 <= max(counts) <= 7, steps
     row = re.search(r"│ put#1  │ +[\d,]+ B │ node N+ │ +(\d) │ (.*)\n.*│ +│ +│ +│ +│ (.*)",
                     text)
     assert row and row.group(1) == "4", text

@@ -97,7 +97,7 @@ def test_bad_options_are_rejected_at_the_call():
         echo.options(colour="red")
     with pytest.raises(ValueError, match="num_cpus.*-1"):
         raysim.remote(num_cpus=-1)(lambda: 1)
-    with pytest.raises(ValueError, match="resources"):
+    with pytest.raises(TypeError, match="resources"):  # not a number: Ray's TypeError
         echo.options(resources={"x": "lots"})
 
 

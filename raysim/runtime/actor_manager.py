@@ -1,4 +1,4 @@
-"""The actors a raylet hosts: placing them, queueing their calls, and their deaths.
+"""The actors a raylet hosts: placing them, queueing their calls, restarting and burying them.
 
 Seed, phase 3 steps 2-7: the raylet places each ``BatchPredictor`` on a worker process of
 its own; phase 4 steps 2-3: "Raylet looks up Actor 0's location ... schedules task on
@@ -7,14 +7,30 @@ Worker #1's task queue (actors process methods serially)".
 An actor needs 1 CPU free to be placed (placement, ``scheduler.placement_request``) and holds
 only what it asked for once alive (0 CPU by default). Calls that arrive before the actor is
 alive wait here, in order; once it is alive they are pushed to its worker as they come, and
-the worker runs them one at a time. When the actor dies, calls still queued here fail, and
-every caller is told (``actor_died``) so that it fails the calls already on their way.
+the worker runs them one at a time.
+
+When the actor's process dies, as in Ray:
+
+* if it may restart (``max_restarts``, -1 for no limit; not killed with ``no_restart``), it
+  goes ``RESTARTING`` and its creation task runs again on a new worker, rebuilding its state
+  with ``__init__``; calls that arrive meanwhile wait for it;
+* otherwise it is ``DEAD``: calls waiting here fail with ``ActorDiedError``, and so do later
+  ones;
+* either way every caller is told (``actor_died``), with the last call of theirs pushed to
+  the dead process. The caller retries those calls on the restarted actor if
+  ``max_task_retries`` allows, or fails them (``task_submitter.py``). Calls after that one
+  were never pushed, so they wait here for the new process.
+
+A constructor that raises kills the actor for good (no restart, as in Ray), and the error of
+every call carries the constructor's traceback.
 
 The GCS keeps the actor table and its state machine (``actor_table.py``); this module keeps
-what only the hosting node knows: which worker, and the calls waiting.
+what only the hosting node knows: which worker, and the calls waiting. Ray's GCS decides
+restarts (``GcsActorManager``); on raysim's one node the raylet, which holds the creation
+task and sees the death first, decides and tells the GCS.
 
 Runs in: the raylet process. Trace events: ``scheduler.decision`` (start_actor_worker),
-``raylet.actor_lookup``, ``task.finished`` (creation).
+``raylet.actor_lookup``, ``task.finished`` (creation), ``task.cancelled`` (queued calls).
 """
 
 from __future__ import annotations
@@ -23,10 +39,19 @@ import dataclasses
 from collections import deque
 
 from raysim.runtime import scheduler
+from raysim.runtime.actor_table import (ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION,
+                                        RESTARTING)
 from raysim.runtime.scheduler import TaskRecord
 from raysim.runtime.task_spec import TaskSpec
-from raysim.runtime.worker_pool import WorkerRecord
+from raysim.runtime.worker_pool import INTENDED_USER_EXIT, USER_ERROR, WorkerDeath, WorkerRecord
 from raysim.trace import writer as trace
+
+# Why an actor died, after Ray's ActorDeathCause kinds (the ``cause`` of gcs.actor_state).
+WORKER_DIED = "WORKER_DIED"
+RAY_KILL = "RAY_KILL"
+OUT_OF_SCOPE = "OUT_OF_SCOPE"
+CREATION_TASK_ERROR = "CREATION_TASK_ERROR"
+WORKER_STARTUP_FAILED = "WORKER_STARTUP_FAILED"
 
 
 @dataclasses.dataclass(eq=False)
@@ -34,12 +59,25 @@ class ActorRecord:
     actor_id: str
     creation: TaskRecord
     worker: WorkerRecord | None = None
-    state: str = "PENDING"  # PENDING, ALIVE, DEAD (the GCS holds Ray's full state machine)
+    state: str = DEPENDENCIES_UNREADY  # this node's view of the GCS state
     pending: deque = dataclasses.field(default_factory=deque)  # calls before ALIVE
-    death: str | None = None
+    death: str | None = None  # why it died, for the errors of its calls
+    death_cause: str = WORKER_DIED
     held: dict = dataclasses.field(default_factory=dict)  # resources held while alive
+    placed: bool = False  # holds its placement resources (1 CPU) until __init__ returns
+    num_restarts: int = 0
+    no_restart: bool = False  # killed, or out of scope: never restarted
+    # For each caller, the last of its calls pushed to the current process: on a death, the
+    # calls up to it were running or queued in that process.
+    last_pushed: dict = dataclasses.field(default_factory=dict)
 
+    @property
+    def name(self) -> str:
+        return self.creation.spec.name
 
+    def may_restart(self) -> bool:
+        max_restarts = self.creation.spec.max_restarts or 0
+        return not self.no_restart and (max_restarts < 0 or self.num_restarts < max_restarts)
 
 
 class LocalActorManager:
@@ -47,20 +85,31 @@ class LocalActorManager:
         self.raylet = raylet
         self.actors: dict[str, ActorRecord] = {}
 
+    # -- creation ----------------------------------------------------------------------------
+
     def register(self, record: TaskRecord) -> None:
-        """A creation task arrived: the GCS hears of the actor (PENDING_CREATION)."""
+        """A creation task arrived: the GCS hears of the actor. As in Ray, it waits in
+        DEPENDENCIES_UNREADY until its arguments are in the store."""
         spec = record.spec
         self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record)
         self.raylet.gcs.send("actor_update", {
-            "actor_id": spec.actor_id, "state": "PENDING_CREATION",
+            "actor_id": spec.actor_id, "state": DEPENDENCIES_UNREADY,
             "class_name": spec.name, "handle_object": spec.handle_object,
             "owner": spec.owner_holder, "name": spec.actor_name,
             "namespace": spec.namespace, "descriptor": spec.descriptor})
 
+    def creation_ready(self, record: TaskRecord) -> None:
+        actor = self.actors.get(record.spec.actor_id)
+        if actor is not None and actor.state == DEPENDENCIES_UNREADY:
+            self._set_state(actor, PENDING_CREATION)
+
     def place(self, record: TaskRecord) -> None:
         spec = record.spec
         actor = self.actors[spec.actor_id]
+        if actor.state == DEAD:
+            return  # killed while it waited to be placed
         self.raylet.resources.acquire(record.request)
+        actor.placed = True
         worker = self.raylet.pool.start("actor", actor.actor_id)
         actor.worker = worker
         record.worker = worker
@@ -72,105 +121,214 @@ class LocalActorManager:
 
     def worker_ready(self, worker: WorkerRecord) -> None:
         actor = self.actors.get(worker.actor_id)
-        if actor is None:
+        if actor is None or actor.worker is not worker or actor.state == DEAD:
+            # Its actor died (killed, say) while the process was starting: end it.
+            self.raylet.kill_worker(worker, "its actor died while it started",
+                                    INTENDED_USER_EXIT)
             return
-        self.raylet.push(worker, actor.creation.spec)
+        # A restart runs the same creation task again: __init__ rebuilds the state.
+        self.raylet.push(worker, actor.creation.spec, actor.num_restarts)
 
     def created(self, worker: WorkerRecord, body: dict) -> None:
         actor = self.actors.get(worker.actor_id)
-        if actor is None:
+        if actor is None or actor.worker is not worker:
             return
         record = actor.creation
         # Placement resources are given back; an actor holds only what it asked for.
-        self.raylet.resources.release(record.request)
+        self._release(actor)
         trace.emit("task.finished", phase=record.phase, task=record.task_id, ok=body["ok"])
-        held = scheduler.task_request(record.spec)
+        if actor.state == DEAD:
+            return  # killed while __init__ ran
         if body["ok"]:
+            held = scheduler.task_request(record.spec)
             self.raylet.resources.acquire(held, force=True)
             actor.held = held
-            actor.state = "ALIVE"
-            while actor.pending:
-                self.push_call(actor, actor.pending.popleft())
-        else:
-            actor.state = "DEAD"
-            actor.death = ("The actor died because of an error raised in its creation task, "
-                           f"{record.spec.name}.__init__():\n{body.get('error_text', '')}")
-            self.fail_pending_calls(actor)
-            self.raylet.kill_worker(worker)
+            actor.state = ALIVE  # the worker itself tells the GCS (seed phase 3 step 8)
+            waiting, actor.pending = actor.pending, deque()
+            for spec in waiting:
+                self.push_call(actor, spec)
+            return
+        actor.death = (f"The actor {actor.name} ({actor.actor_id}) died because its "
+                       f"constructor raised, so none of its methods can run. Tip: fix "
+                       f"{actor.name}.__init__ (its traceback follows) and create the actor "
+                       f"again.\n{body.get('error_text', '').rstrip()}")
+        self._die(actor, CREATION_TASK_ERROR, "its constructor raised")
+        self.raylet.kill_worker(worker, f"its actor's constructor raised", USER_ERROR)
+
+    def startup_failed(self, record: TaskRecord, message: str) -> None:
+        """Its worker process kept dying while starting (TaskManager.give_up_starting)."""
+        actor = self.actors.get(record.spec.actor_id)
+        if actor is not None and actor.state != DEAD:
+            actor.death = message
+            self._die(actor, WORKER_STARTUP_FAILED, "its worker process could not start")
+
+    # -- calls ---------------------------------------------------------------------------------
 
     def submit_call(self, spec: TaskSpec) -> None:
         actor = self.actors.get(spec.actor_id)
         if actor is None:
             self.raylet.fail_task(spec, "ActorDiedError",
-                            f"The actor {spec.actor_id} is unknown to this node; it may have "
-                            f"been created by another session.")
+                                  f"The actor {spec.actor_id} is unknown to this node; it may "
+                                  f"have been created by another session. Tip: call methods "
+                                  f"on handles of actors created in this session.")
             return
-        if actor.state == "DEAD":
+        if actor.state == DEAD:
             self.raylet.fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
-        elif actor.state == "ALIVE":
+        elif actor.state == ALIVE:
             self.push_call(actor, spec)
         else:
             actor.pending.append(spec)
 
     def push_call(self, actor: ActorRecord, spec: TaskSpec) -> None:
+        if actor.worker.conn.closed:
+            # Its process is going (the zygote's report follows): keep the call for the
+            # restarted actor, or to fail if there is none, rather than push it into the void.
+            actor.pending.append(spec)
+            return
         # Seed phase 4 step 2: find the actor's worker. This raylet created the actor, so it
         # knows; a raylet on another node would ask the GCS (and cache the answer).
         trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
                    task=spec.task_id, wid=actor.worker.wid, source="local actor table")
+        actor.last_pushed[spec.owner] = spec.task_id
         self.raylet.push(actor.worker, spec)
 
-    def fail_pending_calls(self, actor: ActorRecord) -> None:
-        """Calls still queued here fail; calls already pushed to the worker are failed by
-        their callers, whom every client of this raylet hears from (``actor_died``)."""
-        message = actor.death or "The actor died."
+    def cancel_call(self, actor_id: str, task_id: str) -> None:
+        """``raysim.cancel`` of an actor call. As in Ray, only a call that has not started is
+        cancelled; a running method is not interrupted (the actor's state could be left half
+        changed)."""
+        actor = self.actors.get(actor_id)
+        if actor is None:
+            return
+        for spec in actor.pending:
+            if spec.task_id == task_id:
+                actor.pending.remove(spec)
+                trace.emit("task.cancelled", phase=spec.phase, task=task_id, name=spec.name,
+                           how="queued", force=False)
+                self.raylet.fail_task(spec, "TaskCancelledError",
+                                      f"The call {spec.name} ({task_id}) was cancelled by "
+                                      f"raysim.cancel() before it ran, so it has no result. "
+                                      f"Tip: call the method again if you still need it.")
+                return
+        if actor.state == ALIVE and actor.worker is not None:
+            # Pushed already: the worker skips it if it has not started yet.
+            actor.worker.conn.send("cancel_task", {"task_id": task_id, "actor_id": actor_id})
+
+    # -- ends ----------------------------------------------------------------------------------
+
+    def kill(self, actor_id: str, reason: str, no_restart: bool = True,
+             graceful: bool = False) -> None:
+        """``raysim.kill`` (now), or the last handle gone (``graceful``: queued calls first)."""
+        actor = self.actors.get(actor_id)
+        if actor is None or actor.state == DEAD:
+            return
+        worker = actor.worker
+        if graceful:
+            actor.no_restart = True
+            actor.death_cause = OUT_OF_SCOPE
+            actor.death = (f"The actor {actor.name} ({actor_id}) was stopped because {reason}. "
+                           f"Tip: keep a handle to an actor for as long as you call it.")
+            if worker is not None and worker.conn is not None:
+                # Let already-submitted calls finish, then exit (as Ray does).
+                worker.exit_reason, worker.exit_type = reason, INTENDED_USER_EXIT
+                worker.conn.send("exit_worker", {"actor_id": actor_id, "reason": reason})
+                return
+            self._die(actor, OUT_OF_SCOPE, reason)
+            if worker is not None:
+                self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+            return
+        actor.death_cause = RAY_KILL
+        if not no_restart and actor.may_restart() and worker is not None:
+            # Ray restarts an actor killed with no_restart=False, if restarts are left.
+            self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+            return
+        actor.no_restart = True
+        actor.death = (f"The actor {actor.name} ({actor_id}) was killed: {reason}. Its "
+                       f"pending and later calls fail. Tip: create a new actor to go on.")
+        self._die(actor, RAY_KILL, reason)
+        if worker is not None:
+            self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+
+    def worker_died(self, worker: WorkerRecord, death: WorkerDeath, gave_up: bool) -> None:
+        actor = self.actors.get(worker.actor_id)
+        if actor is None or actor.worker is not worker:
+            return
+        actor.worker = None
+        self._release(actor)
+        if actor.state == DEAD:
+            return  # killed, or its constructor raised: already handled
+        if death.starting and not gave_up and not actor.no_restart:
+            # It never ran: start another worker, without counting a restart.
+            self.raylet.enqueue_ready(actor.creation)
+            return
+        if death.starting and gave_up:
+            actor.death = (f"The actor {actor.name} ({actor.actor_id}) could not start: "
+                           f"worker processes keep dying before they connect to the raylet "
+                           f"({death.cause}). Tip: the workers' error is printed on stderr "
+                           f"above; fix it and create the actor again.")
+            self._die(actor, WORKER_STARTUP_FAILED, death.cause)
+            return
+        if actor.may_restart():
+            self._restart(actor, death)
+            return
+        if actor.death is None:
+            max_restarts = actor.creation.spec.max_restarts or 0
+            restarts = (f"after {actor.num_restarts} restart(s), its max_restarts="
+                        f"{max_restarts}" if max_restarts else "max_restarts is 0")
+            actor.death = (f"The actor {actor.name} ({actor.actor_id}) died unexpectedly: "
+                           f"its worker process (pid {death.pid}) died: {death.cause}; it is "
+                           f"not restarted ({restarts}). Tip: raise max_restarts on the actor "
+                           f"to restart it after a crash (-1: always), and max_task_retries "
+                           f"to retry the calls that were running.")
+        self._die(actor, actor.death_cause, death.cause)
+
+    def _restart(self, actor: ActorRecord, death: WorkerDeath) -> None:
+        actor.num_restarts += 1
+        max_restarts = actor.creation.spec.max_restarts or 0
+        of = "" if max_restarts < 0 else f" of {max_restarts}"
+        message = (f"The actor {actor.name} ({actor.actor_id}) died while running this call: "
+                   f"its worker process (pid {death.pid}) died: {death.cause}. The actor is "
+                   f"restarting (restart {actor.num_restarts}{of}), but this call is not "
+                   f"retried. Tip: set max_task_retries on the actor to retry calls that a "
+                   f"restart interrupts.")
+        self._notify_callers(actor, message, restarting=True)
+        self._set_state(actor, RESTARTING, death.cause, actor.death_cause)
+        actor.death_cause = WORKER_DIED
+        self.raylet.enqueue_ready(actor.creation)
+
+    def _die(self, actor: ActorRecord, cause: str, reason: str) -> None:
+        """DEAD for good: calls waiting here fail, every caller is told, the GCS too."""
+        message = actor.death or f"The actor {actor.name} is dead."
+        actor.death = message
         for spec in list(actor.pending):
             self.raylet.fail_task(spec, "ActorDiedError", message)
         actor.pending.clear()
+        self._notify_callers(actor, message, restarting=False)
+        self._release(actor)
+        self._set_state(actor, DEAD, reason, cause)
+
+    def _notify_callers(self, actor: ActorRecord, message: str, restarting: bool) -> None:
+        last_pushed, actor.last_pushed = actor.last_pushed, {}
         for client in list(self.raylet.clients.values()):
-            client.send("actor_died", {"actor_id": actor.actor_id, "message": message})
+            client.send("actor_died", {"actor_id": actor.actor_id, "message": message,
+                                       "restarting": restarting, "last_pushed": last_pushed})
 
-    def kill(self, actor_id: str, reason: str, graceful: bool = False) -> None:
-        """``raysim.kill`` (now) or the last handle gone (``graceful``: queued calls first)."""
-        actor = self.actors.get(actor_id)
-        if actor is None or actor.state == "DEAD":
-            return
-        if graceful and actor.worker is not None and actor.worker.conn is not None:
-            # Out of scope: let already-submitted calls finish, then exit (as Ray does).
-            actor.death = f"The actor is dead because {reason}."
-            actor.worker.conn.send("exit_worker", {"actor_id": actor.actor_id,
-                                                   "reason": reason})
-            return
-        actor.death = f"The actor was killed: {reason}."
-        actor.state = "DEAD"
-        self.fail_pending_calls(actor)
-        if actor.worker is not None:
-            self.raylet.kill_worker(actor.worker)
-        self.dead(actor, reason)
-
-    def dead(self, actor: ActorRecord, reason: str) -> None:
-        actor.state = "DEAD"
+    def _release(self, actor: ActorRecord) -> None:
+        if actor.placed:
+            self.raylet.resources.release(actor.creation.request)
+            actor.placed = False
         if actor.held:
             self.raylet.resources.release(actor.held)
             actor.held = {}
-        self.raylet.gcs.send("actor_update", {"actor_id": actor.actor_id, "state": "DEAD",
-                                       "reason": reason})
 
-    def worker_died(self, worker: WorkerRecord, how: str) -> None:
-        actor = self.actors.get(worker.actor_id)
-        reason = actor.death if actor is not None and actor.death else how
-        self.raylet.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id,
-                                               "reason": reason})
-        if actor is None or actor.state == "DEAD":
-            return
-        if actor.state == "PENDING":
-            self.raylet.resources.release(actor.creation.request)
-        if not actor.death:
-            actor.death = (f"The actor's worker process (pid {worker.pid}) died "
-                           f"unexpectedly: {how}.")
-        self.fail_pending_calls(actor)
-        self.dead(actor, actor.death)
+    def _set_state(self, actor: ActorRecord, state: str, reason: str | None = None,
+                   cause: str | None = None) -> None:
+        actor.state = state
+        self.raylet.gcs.send("actor_update", {
+            "actor_id": actor.actor_id, "state": state, "reason": reason, "cause": cause,
+            "num_restarts": actor.num_restarts})
 
     def snapshot(self) -> dict:
         return {aid: {"state": a.state, "wid": a.worker.wid if a.worker else None,
-                      "pid": a.worker.pid if a.worker else None}
+                      "pid": a.worker.pid if a.worker else None,
+                      "num_restarts": a.num_restarts, "pending_calls": len(a.pending)}
                 for aid, a in self.actors.items()}

@@ -8,6 +8,14 @@ States are Ray's (``gcs.proto: ActorTableData.ActorState``)::
     DEPENDENCIES_UNREADY -> PENDING_CREATION -> ALIVE -> RESTARTING -> ALIVE ...
                                                      \\-> DEAD (from any state)
 
+An actor waits in DEPENDENCIES_UNREADY until its constructor's arguments exist, and in
+PENDING_CREATION until its ``__init__`` has returned. When its process dies it goes
+RESTARTING if ``max_restarts`` allows (also from PENDING_CREATION, when the process died inside
+``__init__``, and again from RESTARTING when the new one dies too), else DEAD. DEAD is final:
+a named actor's name is free again. Each row counts its restarts and keeps why it died
+(``cause``, after Ray's ActorDeathCause kinds: WORKER_DIED, RAY_KILL, OUT_OF_SCOPE,
+CREATION_TASK_ERROR, WORKER_STARTUP_FAILED).
+
 Every change goes through ``ActorTable.transition``, which rejects illegal moves and emits one
 ``gcs.actor_state`` event, so the trace holds the whole life of every actor.
 
@@ -30,9 +38,9 @@ DEAD = "DEAD"
 _LEGAL: dict[str | None, set[str]] = {
     None: {DEPENDENCIES_UNREADY, PENDING_CREATION},
     DEPENDENCIES_UNREADY: {PENDING_CREATION, DEAD},
-    PENDING_CREATION: {ALIVE, DEAD},
+    PENDING_CREATION: {ALIVE, RESTARTING, DEAD},
     ALIVE: {RESTARTING, DEAD},
-    RESTARTING: {PENDING_CREATION, ALIVE, DEAD},
+    RESTARTING: {RESTARTING, ALIVE, DEAD},
     DEAD: set(),
 }
 
@@ -50,14 +58,15 @@ class ActorEntry:
     wid: str | None = None
     pid: int | None = None
     num_restarts: int = 0
-    death_cause: str | None = None
+    death_cause: str | None = None  # why it died, for people
+    cause: str | None = None        # its kind: WORKER_DIED, RAY_KILL, ...
     descriptor: dict = dataclasses.field(default_factory=dict)  # to rebuild a handle
 
     def row(self) -> dict:
         return {"actor_id": self.actor_id, "class_name": self.class_name, "state": self.state,
                 "name": self.name, "namespace": self.namespace, "node": self.node,
                 "wid": self.wid, "pid": self.pid, "num_restarts": self.num_restarts,
-                "death_cause": self.death_cause}
+                "death_cause": self.death_cause, "cause": self.cause}
 
 
 class ActorTable:
@@ -74,7 +83,8 @@ class ActorTable:
         if entry.name:
             self.by_name[(entry.namespace or "", entry.name)] = entry.actor_id
 
-    def transition(self, actor_id: str, state: str, reason: str | None = None, **info) -> ActorEntry:
+    def transition(self, actor_id: str, state: str, reason: str | None = None,
+                   cause: str | None = None, **info) -> ActorEntry:
         entry = self.actors.get(actor_id)
         if entry is None:
             raise RaySimInternalError(f"state change for unknown actor {actor_id}")
@@ -84,14 +94,15 @@ class ActorTable:
         entry.state = state
         for key, value in info.items():
             setattr(entry, key, value)
-        if state == DEAD:
-            entry.death_cause = reason
-            if entry.name:
-                self.by_name.pop((entry.namespace or "", entry.name), None)
+        if state in (RESTARTING, DEAD):
+            entry.death_cause, entry.cause = reason, cause
+        if state == DEAD and entry.name:
+            if self.by_name.get((entry.namespace or "", entry.name)) == actor_id:
+                del self.by_name[(entry.namespace or "", entry.name)]
         trace.emit("gcs.actor_state", actor=actor_id, state=state, class_name=entry.class_name,
                    worker_pid=entry.pid, wid=entry.wid, actor_node=entry.node,
                    name=entry.name, reason=reason, handle_object=entry.handle_object,
-                   namespace=entry.namespace)
+                   namespace=entry.namespace, num_restarts=entry.num_restarts, cause=cause)
         return entry
 
     def lookup_name(self, name: str, namespace: str | None) -> ActorEntry | None:

@@ -27,8 +27,29 @@ class Config:
     # pages a writer touched for one object are reused, already mapped, by the next.
     object_store_page_align_threshold: int = 64 * 1024
 
+    # When an object does not fit in the store, write objects no process has mapped to disk
+    # to make room, and read them back when needed (Ray's key; on by default in Ray too).
+    # Off: the put or task return that does not fit raises ObjectStoreFullError. Ray also
+    # spills ahead of need (object_spilling_threshold, 0.8); raysim only when a create
+    # does not fit (local_object_manager.py).
+    automatic_object_spilling_enabled: bool = True
+
+    # Where spilled objects go. None: <session_dir>/spill. A directory: a subdirectory
+    # raysim_spilled_objects_<node id> in it (Ray's key and ray.init() argument of this name).
+    object_spilling_directory: str | None = None
+
     # Default retries of a task whose worker died (Ray: max_retries=3).
     task_max_retries: int = 3
+
+    # How long a task that raised an exception its retry_exceptions covers waits before it
+    # runs again. Ray's key of the same name is 1000 ms; raysim waits less so that runs and
+    # tests stay quick. Retries after a worker died start at once, as in Ray.
+    task_retry_delay_ms: int = 100
+
+    # Worker processes that die before connecting to the raylet this many times in a row (a
+    # broken import, a worker_process_setup_hook that raises) make the raylet fail the tasks
+    # waiting for a worker instead of starting more forever. Ray keeps trying.
+    max_worker_startup_failures: int = 3
 
     # How long a process waits for the GCS or raylet to come up before init() gives up.
     process_startup_timeout_s: float = 10.0
@@ -50,6 +71,11 @@ class Config:
 
     # Longest reprs of an actor attribute recorded in `actor.state` events.
     actor_state_repr_limit: int = 80
+
+    # When a value cannot be pickled, raysim looks inside it for the part that cannot (Ray's
+    # inspect_serializability) this many levels deep, for at most this long, to name it.
+    serialization_debug_depth: int = 8
+    serialization_debug_time_s: float = 1.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -20,9 +20,14 @@ completes what waits on it (replies, task results), so that a task whose argumen
 pending is submitted as soon as they are ready, even while the user's thread is busy
 elsewhere (Ray's io_service thread does the same).
 
+When the GCS or the raylet dies, the I/O thread sees its connection close: every call
+waiting here fails, and every later one fails at once, with ``RaySystemError`` (GCS) or
+``LocalRayletDiedError`` (raylet) naming the process and how it ended. Ray without GCS fault
+tolerance fails the same way; the session must be shut down and started again.
+
 Runs in: the driver and every worker. Trace events: ``object.serialized``,
 ``object_store.written``, ``object.get``, ``object.inlined``, ``object.promoted``,
-``function.exported``, ``phase.begin`` (driver).
+``function.exported``, ``component.died``, ``phase.begin`` (driver).
 """
 
 from __future__ import annotations
@@ -39,14 +44,15 @@ import time
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime import ids, memory_store, protocol, serialization
+from raysim.runtime import (check_serialize, ids, memory_store, procutil, protocol,
+                            serialization)
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
 from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
 from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
                                          OwnedObject)
-from raysim.runtime.store_client import StoreClient
+from raysim.runtime.store_client import StoreClient, store_full_error, store_read_error
 from raysim.runtime.task_spec import TaskSpec
 from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
@@ -79,10 +85,6 @@ def user_call_site() -> tuple[str, str]:
     return cached
 
 
-class ComponentDied(exceptions.RaySystemError):
-    pass
-
-
 class CoreWorker:
     def __init__(self, role: str, wid: str, node_id: str, session_dir: str,
                  raylet: BlockingConnection, gcs: BlockingConnection, store_fd: int,
@@ -102,6 +104,10 @@ class CoreWorker:
         self.owned: dict[str, OwnedObject] = {}
         self.owned_handles: set[str] = set()
         self.owned_lock = threading.RLock()
+        # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
+        # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
+        # create this process waits for may depend on.
+        self._lease_lock = threading.Lock()
         self._futures: dict[int, Future] = {}
         self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
         self._deferred: set[str] | None = None  # borrowed ids changed during a task
@@ -111,10 +117,25 @@ class CoreWorker:
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
         self._phase_counter = itertools.count(1)
-        self.dead_component: str | None = None
+        # Set once, by the I/O thread, when the GCS or raylet goes away unasked: the error
+        # every blocking call raises from then on (the session cannot recover).
+        self.death: exceptions.RaySystemError | None = None
+        self._died = threading.Event()
+        # shutdown() asks GCS and raylet to stop: from then on their connections closing is
+        # expected, not a death.
+        self.stopping = False
         self.closing = False
-        # Set by the worker process: runs push_task / exit_worker messages.
+        # The driver, parent of GCS and raylet, can learn how one ended (node.py).
+        self.exit_code_of: Callable[[str], int | None] | None = None
+        # Set by the worker process: a worker without its raylet or GCS exits at once.
+        self.on_component_died: Callable[[], None] | None = None
+        # Set by the worker process: runs push_task / exit_worker messages, and cancel_task
+        # (on the I/O thread, to interrupt the task the main thread runs).
         self.on_task: Callable[[dict], None] | None = None
+        self.on_cancel: Callable[[dict], None] | None = None
+        # The namespace named actors are created in and looked up in when none is given:
+        # the driver's init(namespace=...); in a worker, that of the task it runs.
+        self.namespace: str | None = None
         self.current_task_id: str | None = None
         self.current_actor_id: str | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
@@ -166,8 +187,9 @@ class CoreWorker:
                     except ConnectionClosed:
                         selector.unregister(what.sock)
                         if what is self.raylet or what is self.gcs:
-                            if not self.closing:
-                                self._component_died(what.peer_kind)
+                            if self.stopping or self.closing:
+                                continue  # shutdown() asked it to stop
+                            self._component_died(what)
                             return
                         what.close()  # a worker that sent us results went away
                         continue
@@ -187,13 +209,22 @@ class CoreWorker:
                 future = self._futures.pop(body["reply_to"], None)
                 if future is not None:
                     future.set(body)
+                elif body.get("pinned"):
+                    # The answer to a get that timed out: nobody will read these objects.
+                    self.release_store_pins([oid for oid, (_, _, n) in
+                                             body["locations"].items() for _ in range(n)])
             elif kind == "task_done":
                 self.submitter.task_done(body)
             elif kind == "push_task" or kind == "exit_worker":
                 if self.on_task is not None:
                     self.on_task(dict(body, kind=kind, phase=phase))
             elif kind == "actor_died":
-                self.submitter.actor_died(body["actor_id"], body["message"])
+                self.submitter.actor_died(body)
+            elif kind == "cancel_task":
+                if self.on_cancel is not None:
+                    self.on_cancel(body)
+            elif kind == "revoke_leases":
+                self._return_leases(body["objects"])
             elif kind == "task_infeasible":
                 print(f"raysim: warning: task {body['name']} cannot be scheduled: "
                       f"{body['reason']}", file=sys.stderr)
@@ -217,56 +248,95 @@ class CoreWorker:
             # The owner is gone, and with it everyone who could want the result.
             self._owner_conns.pop(owner_address, None)
 
-    def _component_died(self, component: str) -> None:
-        self.dead_component = component
-        error = ["raised", "RaySystemError",
-                 f"The {component} process of this raysim session died, so the result can "
-                 f"never arrive. Tip: the trace (process.exited, process.stopping) shows why; "
-                 f"call raysim.shutdown() and raysim.init() to start a new session."]
+    # ------------------------------------------------------------------------------------
+    # Control-plane deaths: the GCS or the raylet went away
+
+    def _component_died(self, conn: BlockingConnection) -> None:
+        """I/O thread: the GCS's or raylet's connection closed while the session ran.
+
+        Ray without GCS fault tolerance cannot go on without its GCS, nor a node without its
+        raylet; neither can raysim. Everything waiting here fails now with one error naming
+        the process that died, and every later call raises it at once (``check_alive``):
+        nothing waits for an answer that cannot come."""
+        component, pid = conn.peer_kind, conn.peer_pid
+        if component == "raylet" and not procutil.alive(self.gcs.peer_pid):
+            # The raylet stops when its GCS dies: name the cause, not the consequence.
+            component, pid = "gcs", self.gcs.peer_pid
+        exit_code = self.exit_code_of(component) if self.exit_code_of is not None else None
+        writer = trace.writer()
+        error = exceptions.control_plane_died(component, pid, exit_code,
+                                              writer.path if writer is not None else None)
+        self.death = error
+        self._died.set()  # a sender that saw the connection fail waits for this
+        signal = None
+        if exit_code is not None and exit_code < 0:
+            signal, exit_code = exceptions.signal_name(-exit_code), None
+        trace.emit("component.died", component=component, component_pid=pid,
+                   exit_code=exit_code, signal=signal, detected_by=self.role)
+        trace.flush()
+        # Invariant: self.death is set before the sweeps below, so that a slot or a future
+        # added after a sweep sees it (submit and request check it after adding theirs).
+        entry = ["error", pickle.dumps(error)]
         with self.owned_lock:
             for slot in self.owned.values():
                 if slot.state == PENDING:
-                    self.complete(slot, FAILED, error)
-        for future in list(self._futures.values()):
-            future.set({"error": "component_died", "component": component})
-        self._futures.clear()
-        if self.on_task is not None:
-            self.on_task({"kind": "exit_worker", "reason": f"{component} died"})
+                    self.complete(slot, FAILED, entry)
+        for msg_id in list(self._futures):
+            future = self._futures.pop(msg_id, None)
+            if future is not None:
+                future.set({"error": "component_died"})
+        if self.on_component_died is not None:
+            self.on_component_died()
+
+    def check_alive(self) -> None:
+        """Raise the session's death, if the GCS or raylet has died."""
+        death = self.death
+        if death is not None:
+            # A new instance each time: one raised twice would pile up tracebacks.
+            raise type(death)(str(death), death.component, death.pid, death.exit_code)
+
+    def _await_death(self, conn: BlockingConnection) -> None:
+        """A send to the GCS or raylet failed: its process is going. The I/O thread will see
+        its connection close and say which died, and how; raise that."""
+        self._died.wait(self.config.process_shutdown_timeout_s)
+        self.check_alive()
+        raise exceptions.RaySystemError(
+            f"The connection to the {conn.peer_kind} (pid {conn.peer_pid}) closed. Tip: call "
+            f"raysim.shutdown(), then raysim.init() to start a new session.")
 
     def request(self, conn: BlockingConnection, kind: str, body: dict,
                 timeout: float | None = None) -> dict:
         """Send a request and wait for its reply (delivered by the I/O thread)."""
-        if self.dead_component is not None:
-            self._raise_dead()
+        self.check_alive()
         future = Future()
-        msg_id = next_id = protocol.next_msg_id()
-        self._futures[next_id] = future
+        msg_id = protocol.next_msg_id()
+        self._futures[msg_id] = future
+        if self.death is not None:  # it died between the check and the line above
+            self._futures.pop(msg_id, None)
+            self.check_alive()
         try:
             conn.send(kind, body, msg_id=msg_id)
         except ConnectionClosed:
-            self._futures.pop(next_id, None)
-            self._raise_dead(conn.peer_kind)
+            self._futures.pop(msg_id, None)
+            if self.stopping or self.closing:
+                raise
+            self._await_death(conn)
         trace.flush()  # about to wait: what happened so far goes to the file first
         if not future.wait(timeout):
-            self._futures.pop(next_id, None)
+            self._futures.pop(msg_id, None)
             raise exceptions.GetTimeoutError(f"{kind} timed out after {timeout} s")
         if future.value.get("error") == "component_died":
-            self._raise_dead()
+            self.check_alive()
         return future.value
 
-    def _raise_dead(self, component: str | None = None) -> None:
-        component = component or self.dead_component or "runtime"
-        raise ComponentDied(
-            f"The {component} process of this raysim session is gone. Tip: the trace "
-            f"(process.exited, process.stopping) shows why; call raysim.shutdown() and "
-            f"raysim.init() to start again.")
-
     def send(self, conn: BlockingConnection, kind: str, body: dict) -> None:
+        if not self.closing:
+            self.check_alive()
         try:
             conn.send(kind, body)
         except ConnectionClosed:
-            if not self.closing:
-                self._raise_dead(conn.peer_kind)
+            if not (self.stopping or self.closing):
+                self._await_death(conn)
 
     # ------------------------------------------------------------------------------------
     # Phases: each driver API call opens one (trace only)
@@ -370,7 +440,8 @@ class CoreWorker:
 
     def put(self, value: Any) -> str:
         """Seed phase 2: serialize, write into the store, register. Returns the object id."""
-        obj = self.serialize_value(value, "put")
+        self.check_alive()
+        obj = self.serialize_value(value, "the value passed to put()")
         big = obj.total_size >= self.config.object_store_page_align_threshold
         if self._released_since_put and big:
             # The space of an object this process just dropped is freed by the GCS telling
@@ -384,33 +455,47 @@ class CoreWorker:
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
         contained = self.pass_on(obj.contained_refs)
         slot = OwnedObject(STORED)
-        self._store_object(object_id, obj, contained, slot)
+        # In the table before the store knows the object, so that a revoke_leases for it
+        # finds it (and stops its lease from being granted) whenever it comes.
         with self.owned_lock:
             self.owned[object_id] = slot
+        try:
+            self._store_object(object_id, obj, contained, slot)
+        except BaseException:
+            with self.owned_lock:
+                self.owned.pop(object_id, None)
+            raise
+        self.grant_lease(slot)
         return object_id
 
     def serialize_value(self, value: Any, what: str) -> serialization.SerializedObject:
+        """Serialize ``value``; if it cannot be pickled, a TypeError naming the part that
+        cannot and where it sits in ``what`` (e.g. "the value passed to put()")."""
         try:
             return serialization.serialize(value)
         except Exception as e:
-            raise TypeError(
-                f"Could not serialize the {what} value of type {type(value).__name__}: {e}. "
-                f"Tip: values passed to raysim must be picklable by cloudpickle; create "
-                f"things such as locks, sockets or open files inside the task instead."
-            ) from e
+            # from None: cloudpickle's own frames would only hide the message.
+            raise self.serialization_error(value, what, e) from None
+
+    def serialization_error(self, value: Any, what: str, error: BaseException) -> TypeError:
+        return check_serialize.value_error(value, what, error,
+                                           self.config.serialization_debug_depth,
+                                           self.config.serialization_debug_time_s)
 
     def _store_object(self, object_id: str, obj: serialization.SerializedObject,
                       contained: list[str], slot: OwnedObject, owner: str | None = None) -> None:
         """create -> write -> seal, as plasma does; readers never see a partial object."""
         reply = self.request(self.raylet, "create_object",
                              {"object_id": object_id, "size": obj.total_size})
+        if reply.get("error") == "exists":
+            # A retried task's result that its first attempt had already stored.
+            slot.offset, slot.size = reply["offset"], reply["size"]
+            slot.state = STORED
+            slot.reported = LOCAL_REFERENCE
+            return
         if reply.get("error") == "full":
-            raise exceptions.ObjectStoreFullError(
-                f"The object store of node {self.node_id} is full: the object "
-                f"{object_id} needs {obj.total_size:,} bytes, {reply['used']:,} of "
-                f"{reply['capacity']:,} are in use and the largest free block is "
-                f"{reply['largest_free']:,}. Tip: release ObjectRefs you no longer need, or "
-                f"start raysim with a larger object_store_memory.")
+            raise store_full_error(f"store object {object_id}", obj.total_size,
+                                   self.node_id, reply)
         start = time.perf_counter_ns()
         self.store.write(reply["offset"], obj)
         trace.emit("object_store.written", obj=object_id, size=obj.total_size,
@@ -451,20 +536,76 @@ class CoreWorker:
         trace.emit("object.promoted", obj=object_id, size=len(data))
         self._store_object(object_id, obj, [], slot)
         slot.data = None
+        self.grant_lease(slot)
+
+    # ------------------------------------------------------------------------------------
+    # Leases: reading owned objects without asking the raylet (local_object_manager.py)
+
+    def grant_lease(self, slot: OwnedObject) -> None:
+        """The object is stored and this process knows where: read it there from now on,
+        unless the raylet has already asked for the lease back."""
+        with self._lease_lock:
+            if slot.leased is None:
+                slot.leased = True
+
+    def _return_leases(self, object_ids: list[str]) -> None:
+        """I/O thread: the raylet wants to spill these objects. Give back the lease of each
+        unless a read of it is under way or a zero-copy view of it is alive (then it must
+        not move: it is kept)."""
+        revoked, kept = [], []
+        with self._lease_lock:
+            for object_id in object_ids:
+                slot = self.owned.get(object_id)
+                if slot is not None and slot.leased and (
+                        slot.readers or self.refs.pins.get(object_id)):
+                    kept.append(object_id)
+                    continue
+                if slot is not None:
+                    slot.leased = False
+                revoked.append(object_id)
+        try:
+            self.raylet.send("leases_returned", {"revoked": revoked, "kept": kept})
+        except ConnectionClosed:
+            pass
+
+    def _read_leased(self, object_id: str, slot: OwnedObject) -> tuple[bool, Any]:
+        """(True, value) if the object was read at the place this process knows, under its
+        lease; (False, None) if the lease is gone (the raylet must say where it is now)."""
+        with self._lease_lock:
+            if not slot.leased:
+                return False, None
+            slot.readers += 1
+        try:
+            return True, self.read_stored(object_id, slot.offset, slot.size, None)
+        finally:
+            with self._lease_lock:
+                slot.readers -= 1
 
     # ------------------------------------------------------------------------------------
     # get and wait
 
     def get(self, object_ids: list[str], timeout: float | None) -> list[Any]:
+        """An object this process owns is read where it was stored, without asking anyone,
+        while this process holds its lease. Any other object in the store is read where
+        the raylet says it is now: it may have spilled it to disk and restored it elsewhere
+        since it was written. Its answer pins them until they are read (plasma's Get and
+        Release)."""
+        self.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
-        borrowed = [oid for oid in object_ids if oid not in self.owned]
-        located = self._locate(borrowed, deadline) if borrowed else {}
-        return [self._get_one(oid, located, deadline) for oid in object_ids]
+        in_store = [oid for oid in object_ids if (slot := self.owned.get(oid)) is None
+                    or (slot.state == STORED and not slot.leased)]
+        places, _ = self._locate(in_store, deadline) if in_store else ({}, {})
+        done: list[str] = []
+        try:
+            return [self._get_one(oid, places, deadline, done) for oid in object_ids]
+        finally:
+            self.give_back(places, done)
 
-    def _get_one(self, object_id: str, located: dict, deadline: float | None) -> Any:
-        slot = self.owned.get(object_id) or located.get(object_id)
-        if slot is None:
-            raise exceptions.ObjectFreedError(object_id)
+    def _get_one(self, object_id: str, places: dict, deadline: float | None,
+                 done: list[str]) -> Any:
+        slot = self.owned.get(object_id)
+        if slot is None:  # borrowed: always in the store
+            return self.read_placed(object_id, places, deadline, done)
         if slot.state == PENDING:
             self._wait_for([slot], 1, deadline)
         start = time.perf_counter_ns()
@@ -476,34 +617,72 @@ class CoreWorker:
                        zero_copy=False, dur=time.perf_counter_ns() - start)
             return value
         if state == STORED:
-            return self.read_stored(object_id, slot.offset, slot.size, start)
+            read, value = self._read_leased(object_id, slot)
+            return value if read else self.read_placed(object_id, places, deadline, done)
         if state == FAILED:
             raise self._error(slot.data)
         raise RaySimInternalError(f"object {object_id} in unknown state {state}")
 
-    def read_stored(self, object_id: str, offset: int, size: int, start: int | None = None) -> Any:
-        start = start or time.perf_counter_ns()
+    def read_placed(self, object_id: str, places: dict[str, list[int]],
+                    deadline: float | None, done: list[str]) -> Any:
+        """Read an object at the place the raylet gave, pinned ([offset, size, pins left]).
+        If it gave none (the object was not asked for yet, was spilled when a task was
+        pushed, or did not fit in the store together with the others asked for at once),
+        ask again for this one alone."""
+        place = places.get(object_id)
+        if place is None or not place[2]:
+            more, errors = self._locate([object_id], deadline)
+            if errors:
+                raise store_read_error(object_id, self.node_id, errors[object_id])
+            place = places[object_id] = more[object_id]
+        place[2] -= 1
+        return self.read_stored(object_id, place[0], place[1], done)
+
+    def read_stored(self, object_id: str, offset: int, size: int,
+                    done: list[str] | None) -> Any:
+        """Deserialize an object the raylet pinned for this read (``done`` given) or that
+        this process holds the lease of (None). A copied value is done with the store at
+        once (a raylet pin goes back with ``done``); zero-copy views keep the object pinned
+        until the last of them is garbage."""
+        start = time.perf_counter_ns()
         refs = self.refs
-        value, zero_copy = self.store.read(offset, size, lambda: refs.remove_pin(object_id))
+
+        def unpin() -> None:
+            refs.remove_pin(object_id)
+            if done is not None:
+                self.release_store_pins([object_id])
+
+        value, zero_copy = self.store.read(offset, size, unpin)
         if zero_copy:
             refs.add_pin(object_id)
+        elif done is not None:
+            done.append(object_id)
         trace.emit("object.get", obj=object_id, size=size, path="local_store",
                    zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
         return value
 
-    def _locate(self, object_ids: list[str], deadline: float | None) -> dict[str, OwnedObject]:
-        """Objects this process does not own are always in the store: ask the raylet where
-        (it answers once they are sealed)."""
+    def give_back(self, places: dict[str, list[int]], done: list[str]) -> None:
+        """Release the pins of values read by copy and of places never read."""
+        done += [oid for oid, (_, _, left) in places.items() for _ in range(left)]
+        if done:
+            self.release_store_pins(done)
+
+    def release_store_pins(self, object_ids: list[str]) -> None:
+        try:
+            self.raylet.send("release_objects", {"objects": object_ids})
+        except ConnectionClosed:
+            pass  # the raylet is gone, and its pins with it
+
+    def _locate(self, object_ids: list[str], deadline: float | None
+                ) -> tuple[dict[str, list[int]], dict[str, dict]]:
+        """Ask the raylet where objects are. It answers once all are sealed, restoring any it
+        had spilled, with [offset, size, pins] for each (pinned once per time it is listed)
+        and, for any it could not bring back into memory, why."""
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         with self._blocked():
             reply = self.request(self.raylet, "get_objects", {"objects": object_ids},
                                  timeout=timeout)
-        located = {}
-        for object_id, (offset, size) in reply["locations"].items():
-            slot = OwnedObject(STORED)
-            slot.offset, slot.size = offset, size
-            located[object_id] = slot
-        return located
+        return reply["locations"], reply.get("errors", {})
 
     def _wait_for(self, slots: list[OwnedObject], num: int, deadline: float | None) -> None:
         """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
@@ -542,6 +721,7 @@ class CoreWorker:
         return _BlockedNotice(self) if self.in_task else _NO_NOTICE
 
     def wait(self, object_ids: list[str], num_returns: int, timeout: float | None) -> list[bool]:
+        self.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
         slots = []
         for object_id in object_ids:
@@ -553,6 +733,8 @@ class CoreWorker:
             self._wait_for(slots, num_returns, deadline)
         except exceptions.GetTimeoutError:
             pass
+        # Objects the death failed count as ready; the death itself is the answer.
+        self.check_alive()
         ready = [s.state != PENDING for s in slots]
         # Ray returns at most num_returns ready refs.
         count = 0
@@ -570,15 +752,22 @@ class CoreWorker:
         def on_reply(body: dict) -> None:
             with self.owned_lock:
                 if "locations" in body:
-                    slot.offset, slot.size = body["locations"][object_id]
                     self.complete(slot, STORED, None)
+                elif body.get("error") == "component_died":
+                    self.complete(slot, FAILED, None)  # wait() raises the death
 
         msg_id = protocol.next_msg_id()
         self._futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
+        if self.death is not None:  # it died after wait() checked, before the line above
+            self._futures.pop(msg_id, None)
+            self.check_alive()
         try:
-            self.raylet.send("get_objects", {"objects": [object_id]}, msg_id=msg_id)
+            # Only whether it is ready: nothing is pinned, a spilled object stays on disk.
+            self.raylet.send("get_objects", {"objects": [object_id], "pin": False},
+                             msg_id=msg_id)
         except ConnectionClosed:
-            self._raise_dead("raylet")
+            self._futures.pop(msg_id, None)
+            self._await_death(self.raylet)
         return slot
 
     def _error(self, entry: list) -> BaseException:
@@ -588,6 +777,8 @@ class CoreWorker:
                 return err.as_instanceof_cause()
             return err
         exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
+        if exc_type is exceptions.TaskCancelledError:
+            return exc_type(None, entry[2])
         return exc_type(entry[2])
 
     # ------------------------------------------------------------------------------------
@@ -607,18 +798,40 @@ class CoreWorker:
     def new_task_id(self) -> str:
         return self.ids.task_id()
 
+    def cancel(self, object_id: str, force: bool, recursive: bool) -> None:
+        """``raysim.cancel``: the task that makes ``object_id``. As in Ray, a task that has
+        finished is left alone."""
+        self.check_alive()
+        task_id = object_id[:16]
+        actor_id = self.submitter.call_actor(task_id)
+        if actor_id is not None and force:
+            raise ValueError(
+                "force=True is not supported for actor tasks: killing the actor's process "
+                "would end every call and the actor's state with it. Tip: use "
+                "raysim.cancel(ref) to cancel a call that has not started, or "
+                "raysim.kill(actor) to stop the actor.")
+        if self.submitter.cancel_waiting(task_id):
+            return
+        slot = self.owned.get(object_id)
+        if slot is not None and slot.state != PENDING:
+            return
+        self.send(self.raylet, "cancel_task", {"task_id": task_id, "force": force,
+                                               "recursive": recursive,
+                                               "actor_id": actor_id})
+
     def complete(self, slot: OwnedObject, state: int, data: Any) -> None:
         memory_store.complete(slot, state, data)
 
     # ------------------------------------------------------------------------------------
     # Results of tasks this worker runs
 
-    def store_result(self, object_id: str, value: Any, owner: str) -> list:
+    def store_result(self, object_id: str, value: Any, owner: str,
+                     what: str = "the return value") -> list:
         """Phase 4 step 5: small results go back inline, large ones into the store.
 
         A stored result belongs to the caller (``owner``), not to this worker: the caller
         holds its first reference."""
-        obj = self.serialize_value(value, "return")
+        obj = self.serialize_value(value, what)
         contained = self.pass_on(obj.contained_refs)
         threshold = self.config.max_direct_call_object_size
         if obj.total_size < threshold:

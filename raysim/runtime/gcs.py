@@ -148,19 +148,21 @@ class GcsServer:
 
     def handle_actor_update(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         actor_id = body["actor_id"]
-        if body["state"] == actor_table.PENDING_CREATION and actor_id not in self.actors.actors:
+        state = body["state"]
+        if state == actor_table.DEPENDENCIES_UNREADY and actor_id not in self.actors.actors:
             self.actors.register(ActorEntry(
                 actor_id, body["class_name"], body["handle_object"], body["owner"],
                 name=body.get("name"), namespace=body.get("namespace"),
                 descriptor=body.get("descriptor", {})))
             self._free(self.directory.add_handle_object(body["handle_object"], body["owner"]))
         entry = self.actors.actors.get(actor_id)
-        if entry is None or entry.state == body["state"]:
-            return
-        if entry.state == actor_table.DEAD:
-            return  # a late report about an actor already dead
-        info = {k: body[k] for k in ("node", "wid", "pid") if k in body}
-        self.actors.transition(actor_id, body["state"], body.get("reason"), **info)
+        if entry is None or entry.state == actor_table.DEAD:
+            return  # unknown, or a late report about an actor already dead
+        info = {k: body[k] for k in ("node", "wid", "pid", "num_restarts") if k in body}
+        if entry.state == state and info.get("num_restarts", entry.num_restarts) == \
+                entry.num_restarts:
+            return  # nothing new (a named actor registered twice, say)
+        self.actors.transition(actor_id, state, body.get("reason"), body.get("cause"), **info)
 
     def handle_register_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A named actor: claim its name now, so a duplicate is refused at the call."""
@@ -168,7 +170,8 @@ class GcsServer:
         if existing is not None and existing.state != actor_table.DEAD:
             conn.reply(msg_id, {"ok": False, "descriptor": existing.descriptor})
             return
-        self.handle_actor_update(conn, msg_id, dict(body, state=actor_table.PENDING_CREATION))
+        self.handle_actor_update(conn, msg_id,
+                                 dict(body, state=actor_table.DEPENDENCIES_UNREADY))
         conn.reply(msg_id, {"ok": True})
 
     def handle_get_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
@@ -191,12 +194,9 @@ class GcsServer:
                                      "reason": "all handles out of scope", "graceful": True})
 
     def handle_worker_exited(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A worker died: drop the references it held. What its death means for its actor
+        (restart or death) the raylet reports with actor_update."""
         self._free(self.directory.remove_holder(f"worker:{body['wid']}"))
-        actor_id = body.get("actor_id")
-        if actor_id and actor_id in self.actors.actors:
-            entry = self.actors.actors[actor_id]
-            if entry.state != actor_table.DEAD:
-                self.actors.transition(actor_id, actor_table.DEAD, body.get("reason"))
 
     # -- reporting and shutdown ---------------------------------------------------------------
 

@@ -29,7 +29,7 @@ class OwnedObject:
     """An object this process owns (Ray: an entry of the owner's reference table)."""
 
     __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
-                 "promote", "reported")
+                 "promote", "reported", "leased", "readers")
 
     def __init__(self, state: int = PENDING) -> None:
         self.state = state
@@ -43,6 +43,11 @@ class OwnedObject:
         # What the GCS holds for this process once the object is in the store: the store's
         # registration makes the owner a LOCAL_REFERENCE holder.
         self.reported: str | None = LOCAL_REFERENCE if state == STORED else None
+        # The lease on its place in the store (local_object_manager.py): True, this process
+        # reads it at offset without asking the raylet; False, taken back (or never had);
+        # None, not granted yet. readers: reads under the lease under way here.
+        self.leased: bool | None = None
+        self.readers = 0
 
 
 class Future:

@@ -13,8 +13,9 @@ module starts them, from the driver:
 then connects the driver to both. The raylet hands the driver the store's file descriptor
 over the Unix socket (SCM_RIGHTS), as plasma does.
 
-Stopping asks both processes to exit, waits, and kills what is left. If the driver dies
-instead, the processes notice their connection to it close and exit by themselves.
+Stopping asks both processes to exit, waits, and kills what is left, then removes the
+spill directory and the sockets, should a process not have removed its own (it was killed). If the driver
+dies instead, the processes notice their connection to it close and exit by themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -29,11 +31,16 @@ import time
 import orjson
 
 from raysim.runtime.config import Config
+from raysim.runtime.local_object_manager import remove_spill_directory, spill_directory
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, FrameReader
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Unix socket paths are limited to 108 bytes by the kernel.
 _MAX_SOCKET_PATH = 107
+# How long the driver waits for the exit status of a GCS or raylet whose connection closed.
+# The status follows the closing within microseconds; a process still cleaning up (a raylet
+# stopping its workers) may take longer, and is then reported with its status unknown.
+_EXIT_STATUS_WAIT_S = 0.5
 
 
 def make_session_dir(temp_dir: str | None) -> str:
@@ -42,6 +49,7 @@ def make_session_dir(temp_dir: str | None) -> str:
     if os.stat(base).st_uid != os.getuid():
         base = f"{base}-{os.getuid()}"
         os.makedirs(base, mode=0o700, exist_ok=True)
+    _check_private(base)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
     path = os.path.join(base, f"session_{stamp}_{os.getpid()}")
     os.mkdir(path, 0o700)
@@ -61,6 +69,25 @@ def make_session_dir(temp_dir: str | None) -> str:
     return path
 
 
+def _check_private(base: str) -> None:
+    """The session directory is 0700, but whoever can write to its parent can rename it and
+    put a directory of their own, with their own sockets, in its place. So the parent must
+    be the user's, and writable by nobody else (unless sticky, as /tmp is: then others
+    cannot rename what is not theirs)."""
+    st = os.stat(base)
+    if st.st_uid != os.getuid():
+        raise ValueError(
+            f"The directory {base!r} for raysim's session belongs to user id {st.st_uid}, "
+            f"not to you (user id {os.getuid()}), so its sessions would not be private. Tip: "
+            f"pass a directory of your own as _temp_dir to raysim.init(), or set "
+            f"RAYSIM_TEMP_DIR.")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+        raise ValueError(
+            f"The directory {base!r} for raysim's session is writable by other users (mode "
+            f"{stat.S_IMODE(st.st_mode):o}), who could replace the session's sockets with "
+            f"their own. Tip: chmod 700 {base}, or pass another _temp_dir to raysim.init().")
+
+
 class NodeProcesses:
     """The GCS and raylet processes of a session, as seen from the driver."""
 
@@ -69,6 +96,7 @@ class NodeProcesses:
                  preload: dict) -> None:
         self.session_dir = session_dir
         self.node_id = node_id
+        self.spill_dir = spill_directory(config, session_dir, node_id)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [_PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -142,9 +170,39 @@ class NodeProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        remove_spill_directory(self.spill_dir)
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """Sockets a killed process could not remove: the GCS's or raylet's own (SIGKILLed,
+        their ``finally`` never ran) and the result sockets of workers killed with it."""
+        try:
+            names = os.listdir(self.session_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.endswith(".sock") and (name == "gcs.sock" or name.startswith(
+                    ("raylet-", "owner-"))):
+                try:
+                    os.unlink(os.path.join(self.session_dir, name))
+                except FileNotFoundError:
+                    pass
 
     def pids(self) -> dict[str, int]:
         return {"gcs": self.gcs.pid, "raylet": self.raylet.pid}
+
+    def exit_code(self, component: str, wait_s: float = _EXIT_STATUS_WAIT_S) -> int | None:
+        """How the GCS or raylet ended, as ``subprocess`` says it (-9: SIGKILL), waiting up
+        to ``wait_s`` for it to exit; None if it has not.
+
+        The driver started both, so only the driver can learn this (``waitpid``). When a
+        connection closes the process is exiting: the kernel closes its sockets a moment
+        before its exit status is ready, so the default waits that moment."""
+        proc = self.gcs if component == "gcs" else self.raylet
+        try:
+            return proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            return None
 
 
 def driver_modules() -> list[str]:

@@ -17,11 +17,24 @@ How it works, as plasma does:
   immutable and visible. Readers never see a half-written object.
 * Space is managed by a first-fit allocator. Freed space is not returned to the kernel, so a
   writer that reuses it finds its pages already mapped (Ray's dlmalloc arena behaves alike).
+* Readers *pin* what they map, as plasma counts each client's ``Get`` until its ``Release``:
+  an object is pinned from the raylet's answer saying where it is (``get_objects``, or an
+  argument's location in ``push_task``) until the reader sends ``release_objects`` (at once
+  for a value it copied, when the last zero-copy view is garbage otherwise). A pinned object
+  never moves; what a dead client held is released with it. An object's owner reads it
+  without asking, at the place it learned when the object was stored: the entry records
+  that *lease*, which the raylet takes back before moving the object.
 
-Differences from Ray: plasma evicts and spills when full; this store reports the error
-(spilling comes with fault handling). Objects are looked up by their id alone: one store per
-node, shared by every process on it, so nothing is "replicated" between workers of one node,
-although the founding document says so (ACCURACY.md #6).
+When the store is full, the raylet evicts and spills unpinned objects to disk and restores
+them when read (``local_object_manager.py``); this module only keeps the table, the pins, the
+leases and the least-recently-used order that chooses what goes first. Objects are looked up
+by their id alone: one store per node, shared by every process on it, so nothing is
+"replicated" between workers of one node, although the founding document says so
+(ACCURACY.md #6).
+
+A task that runs again after its worker died may write a return value its first attempt
+had already sealed: the store then answers that the object exists, and the writer keeps the
+sealed copy (plasma's ObjectExists). What a dead writer left unsealed is freed.
 
 Trace events: ``store.created``, ``object_store.create``, ``object_store.sealed``,
 ``object_store.deleted``.
@@ -31,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import mmap
 import os
 from typing import Callable
@@ -42,9 +56,15 @@ _PAGE = mmap.PAGESIZE
 
 
 class StoreFull(Exception):
-    def __init__(self, requested: int, capacity: int, used: int) -> None:
+    """No room for ``requested`` bytes. ``immovable`` counts the bytes of objects that can be
+    neither evicted nor spilled (pinned by readers or still being written); ``reason`` says
+    why no room could be made, once eviction and spilling have been tried."""
+
+    def __init__(self, requested: int, capacity: int, used: int, immovable: int = 0,
+                 largest_free: int = 0, reason: str = "") -> None:
         super().__init__(requested, capacity, used)
         self.requested, self.capacity, self.used = requested, capacity, used
+        self.immovable, self.largest_free, self.reason = immovable, largest_free, reason
 
 
 class Allocator:
@@ -108,6 +128,12 @@ class StoreEntry:
     size: int
     owner: str  # the worker id of the process that created it
     sealed: bool = False
+    pins: int = 0  # readers that may have it mapped now; a pinned object never moves
+    last_used: int = 0  # when it was created or last handed to a reader (for LRU order)
+    # The owner that knows its place and reads it without asking (local_object_manager.py);
+    # lease_kept: the owner refused to give the lease back (it has the object mapped).
+    lease: str | None = None
+    lease_kept: bool = False
 
 
 class ObjectStore:
@@ -122,6 +148,14 @@ class ObjectStore:
         self.entries: dict[str, StoreEntry] = {}
         # Callbacks waiting for an object to be sealed (get before the object exists).
         self._waiters: dict[str, list[Callable[[StoreEntry], None]]] = {}
+        # Pins by client ("driver:<id>", "worker:<id>") -> {object id: count}, so that a
+        # client that dies can give back what it held (plasma keeps the same per client).
+        self._pins: dict[str, dict[str, int]] = {}
+        self._clock = itertools.count(1)
+        # The raylet's own mapping of the store, made on first use: only spilling and
+        # restoring read or write object bytes in this process.
+        self._map: mmap.mmap | None = None
+        self._view: memoryview | None = None
 
     def create(self, object_id: str, size: int, owner: str) -> StoreEntry:
         if object_id in self.entries:
@@ -130,7 +164,7 @@ class ObjectStore:
         offset = self.allocator.allocate(size, align)
         if offset is None:
             raise StoreFull(size, self.capacity, self.allocator.used)
-        entry = StoreEntry(object_id, offset, size, owner)
+        entry = StoreEntry(object_id, offset, size, owner, last_used=next(self._clock))
         self.entries[object_id] = entry
         return entry
 
@@ -155,11 +189,64 @@ class ObjectStore:
         entry = self.entries.get(object_id)
         return entry if entry is not None and entry.sealed else None
 
+    def abort_unsealed(self, owner: str) -> list[StoreEntry]:
+        """Free what a dead writer created but never sealed (plasma aborts a disconnected
+        client's unsealed objects too), so that a retry of its task can create them again."""
+        dead = [e for e in self.entries.values() if e.owner == owner and not e.sealed]
+        for entry in dead:
+            self.delete(entry.object_id)
+        return dead
+
     def delete(self, object_id: str) -> StoreEntry | None:
         entry = self.entries.pop(object_id, None)
         if entry is not None:
             self.allocator.free(entry.offset, entry.size)
+            if entry.pins:  # freed while mapped (its count reached zero): forget the pins
+                for held in self._pins.values():
+                    held.pop(object_id, None)
         return entry
+
+    # -- pins ----------------------------------------------------------------------------------
+
+    def pin(self, entry: StoreEntry, client: str, count: int = 1) -> None:
+        entry.pins += count
+        entry.last_used = next(self._clock)
+        held = self._pins.setdefault(client, {})
+        held[entry.object_id] = held.get(entry.object_id, 0) + count
+
+    def release(self, object_id: str, client: str) -> None:
+        held = self._pins.get(client)
+        if not held or object_id not in held:
+            return  # freed since, or already released with its client
+        held[object_id] -= 1
+        if not held[object_id]:
+            del held[object_id]
+        entry = self.entries.get(object_id)
+        if entry is not None:
+            entry.pins -= 1
+
+    def release_client(self, client: str) -> None:
+        """A client went away: nothing it mapped is pinned by it any more."""
+        for object_id, count in self._pins.pop(client, {}).items():
+            entry = self.entries.get(object_id)
+            if entry is not None:
+                entry.pins -= count
+
+    def movable(self) -> list[StoreEntry]:
+        """Sealed objects no reader has mapped, least recently used first."""
+        return sorted((e for e in self.entries.values() if e.sealed and not e.pins),
+                      key=lambda e: e.last_used)
+
+    def immovable_bytes(self) -> int:
+        return sum(e.size for e in self.entries.values()
+                   if e.pins or not e.sealed or (e.lease and e.lease_kept))
+
+    def memory(self, entry: StoreEntry) -> memoryview:
+        """The bytes of an object, seen from the raylet (for spilling and restoring)."""
+        if self._view is None:
+            self._map = mmap.mmap(self.fd, self.capacity)
+            self._view = memoryview(self._map)
+        return self._view[entry.offset:entry.offset + entry.size]
 
     @property
     def used(self) -> int:
@@ -175,4 +262,7 @@ class ObjectStore:
         }
 
     def close(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._map.close()
         os.close(self.fd)

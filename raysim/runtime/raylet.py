@@ -17,10 +17,19 @@ In Ray 2.x the submitter leases a worker from the raylet and then talks to the w
 directly, and actor calls never touch the raylet. Routing everything here is slower but makes
 every step of the founding document a message you can see.
 
-Runs in: its own process, started by ``raysim.init()``; exits when the driver disconnects.
+When a worker dies the zygote reports its exit status at once; the raylet then fails over
+what the worker was doing: the task manager (``task_manager.py``) retries or fails its task,
+the actor manager restarts or buries its actor.
+
+When the store is full, ``local_object_manager.py`` makes room: it evicts and spills objects
+no reader has pinned, and restores a spilled object when a process asks for it.
+
+Runs in: its own process, started by ``raysim.init()``; exits when the driver disconnects,
+or when the GCS dies (``component.died``), stopping its workers on the way out.
 Trace events: ``store.created``, ``object_store.*``, ``scheduler.decision``,
-``raylet.actor_lookup``, ``task.finished``, ``process.exited``, the worker pool's events, and
-every message.
+``raylet.actor_lookup``, ``task.finished``, ``process.exited``, ``worker.died``,
+``component.died``, the worker pool's, task manager's and actor manager's events, and every
+message.
 """
 
 from __future__ import annotations
@@ -30,23 +39,22 @@ import signal
 import socket
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 
 import orjson
 
 from raysim.runtime import procutil, scheduler, zygote
 from raysim.runtime.config import Config
+from raysim.runtime.local_object_manager import LocalObjectManager, spill_directory
 from raysim.runtime.object_store import ObjectStore, StoreFull
 from raysim.runtime.protocol import EventLoop, LoopConnection, connect_unix
 from raysim.runtime.actor_manager import LocalActorManager
+from raysim.runtime.task_manager import TaskManager
 from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.scheduler import TaskRecord
-from raysim.runtime.worker_pool import BLOCKED, BUSY, WorkerPool, WorkerRecord
+from raysim.runtime.worker_pool import (BLOCKED, BUSY, DEAD, SYSTEM_ERROR, WorkerDeath,
+                                        WorkerPool, WorkerRecord)
 from raysim.trace import writer as trace
-
-
-def _error_result(exc_type: str, message: str) -> list:
-    return ["raised", exc_type, message]
 
 
 class Raylet:
@@ -59,6 +67,9 @@ class Raylet:
         self.store = ObjectStore(args["store_capacity"],
                                  self.config.object_store_page_align_threshold)
         self.session["store_fd"] = self.store.fd
+        self.objects = LocalObjectManager(
+            self.store, spill_directory(self.config, self.session_dir, self.node_id),
+            self.config.automatic_object_spilling_enabled, self._revoke_leases)
         self.zygote_pid, zygote_sock = self._fork_zygote()
         self.loop = EventLoop()
         self.zygote = self.loop.add_socket(zygote_sock, "zygote", self.on_message,
@@ -72,6 +83,7 @@ class Raylet:
         self.waiting_deps: dict[str, list[TaskRecord]] = {}  # object id -> tasks
         self.running: dict[str, TaskRecord] = {}
         self.actors = LocalActorManager(self)
+        self.tasks = TaskManager(self)
         self.infeasible: list[TaskRecord] = []
         self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
         self.gcs = self._connect_gcs()
@@ -148,12 +160,19 @@ class Raylet:
             trace.emit("process.stopping", reason="driver disconnected")
             self.loop.stop()
             return
-        self.clients.pop(conn.peer_id or "", None)
-        worker = conn.state
-        if isinstance(worker, WorkerRecord):
-            self._worker_died(worker, "its connection to the raylet closed")
+        if self.clients.get(conn.peer_id or "") is conn:
+            del self.clients[conn.peer_id]
+        # A worker's connection closing means the process is going; what that means for its
+        # task or actor is decided when its zygote reports the exit status, which says how it
+        # went (handle_worker_exited), a moment later.
 
     def on_gcs_close(self, conn: LoopConnection) -> None:
+        if self._stopping is None and self.loop.running:
+            # Not asked to stop, nor stopping already (its driver gone): the GCS died. A
+            # raylet cannot work without it (Ray's raylet exits too): stop, and with it
+            # every worker (cleanup()). The driver sees the GCS go on its own connection.
+            trace.emit("component.died", component="gcs", component_pid=conn.peer_pid,
+                       exit_code=None, signal=None, detected_by="raylet")
         trace.emit("process.stopping", reason="GCS disconnected")
         if self._stopping is not None:  # it went while we waited for its shutdown barrier
             self._stopping[0].reply(self._stopping[1], {})
@@ -167,20 +186,31 @@ class Raylet:
     # -- the object store --------------------------------------------------------------------
 
     def handle_create_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """Space for an object; when the store is full, the answer waits until room is made
+        (local_object_manager.py), or says there is none."""
         object_id, size = body["object_id"], body["size"]
-        try:
-            entry = self.store.create(object_id, size, conn.peer_name)
-        except StoreFull as full:
-            conn.reply(msg_id, {"error": "full", "capacity": full.capacity, "used": full.used,
-                                "largest_free": self.store.allocator.largest_free()})
+        if self.objects.available(object_id):
+            # A retried task writing a result its first attempt had sealed: keep that copy.
+            existing = self.store.lookup(object_id)
+            conn.reply(msg_id, {"error": "exists", "size": size,
+                                "offset": existing.offset if existing else -1})
             return
-        trace.emit("object_store.create", obj=object_id, size=size, offset=entry.offset,
-                   owner=conn.peer_name, used=self.store.used)
-        conn.reply(msg_id, {"offset": entry.offset})
+        phase = trace.get_phase()
+
+        def answer(outcome) -> None:
+            if isinstance(outcome, StoreFull):
+                conn.reply(msg_id, _full_reply(outcome), phase)
+                return
+            trace.emit("object_store.create", phase=phase, obj=object_id, size=size,
+                       offset=outcome.offset, owner=conn.peer_name, used=self.store.used)
+            conn.reply(msg_id, {"offset": outcome.offset}, phase)
+
+        self.objects.create(object_id, size, conn.peer_name, answer)
 
     def handle_seal_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         object_id = body["object_id"]
         entry = self.store.seal(object_id)
+        entry.lease = body["owner"]  # the owner knows where it is (local_object_manager.py)
         trace.emit("object_store.sealed", obj=object_id, size=entry.size, offset=entry.offset,
                    used=self.store.used)
         # Seed phase 2 step 4: the store registers the object's location with the GCS.
@@ -190,28 +220,81 @@ class Raylet:
         for record in self.waiting_deps.pop(object_id, ()):
             record.missing.discard(object_id)
             if not record.missing:
-                self._enqueue_ready(record)
+                self.enqueue_ready(record)
         self.schedule()
 
     def handle_get_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        wanted = list(body["objects"])
+        """Where are these objects? Answered once all are sealed (in memory or on disk).
+
+        As plasma's Get, the answer pins each object for the asker, once per time it is
+        listed, until it sends release_objects; a spilled object is restored first. With
+        ``pin`` false (``wait()``) the answer only says they are ready: nothing is pinned
+        or restored."""
+        counts = Counter(body["objects"])
+        pin = body.get("pin", True)
+        client = conn.peer_name
         found: dict[str, list[int]] = {}
+        errors: dict[str, dict] = {}
         phase = trace.get_phase()
 
-        def on_sealed(entry) -> None:
-            found[entry.object_id] = [entry.offset, entry.size]
-            if len(found) == len(wanted):
-                conn.reply(msg_id, {"locations": found}, phase)
+        def pinned(object_id: str, outcome) -> None:
+            if isinstance(outcome, StoreFull):
+                errors[object_id] = _full_reply(outcome)
+            elif isinstance(outcome, Exception):
+                errors[object_id] = {"error": "lost", "message": str(outcome)}
+            elif conn.closed:  # it left while the object was restored for it
+                for _ in range(counts[object_id]):
+                    self.store.release(object_id, client)
+            else:
+                found[object_id] = [outcome.offset, outcome.size, counts[object_id]]
+            answer_when_complete()
 
-        for object_id in wanted:
-            self.store.get_or_wait(object_id, on_sealed)
+        def answer_when_complete() -> None:
+            if len(found) + len(errors) == len(counts) and not conn.closed:
+                conn.reply(msg_id, {"locations": found, "errors": errors, "pinned": pin},
+                           phase)
+
+        def ready(object_id: str) -> None:
+            if not pin:
+                found[object_id] = [-1, 0, 0]
+                answer_when_complete()
+            elif not conn.closed:
+                self.objects.pin(object_id, client, counts[object_id],
+                                 lambda outcome: pinned(object_id, outcome))
+
+        for object_id in counts:
+            if object_id in self.objects.spilled:
+                ready(object_id)
+            else:
+                self.store.get_or_wait(object_id, lambda entry: ready(entry.object_id))
+
+    def handle_release_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A reader is done with objects it was told the place of: they may move again."""
+        for object_id in body["objects"]:
+            self.store.release(object_id, conn.peer_name)
+        self.objects.progress()
+
+    def handle_leases_returned(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """An owner answered revoke_leases: which places it will no longer read unasked."""
+        self.objects.leases_returned(body["revoked"], body["kept"])
+
+    def _revoke_leases(self, holder: str, object_ids: list[str]) -> bool:
+        conn = self.clients.get(holder.partition(":")[2])
+        if conn is None or conn.closed:
+            return False
+        conn.send("revoke_leases", {"objects": object_ids})
+        return True
 
     def handle_free_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         for object_id in body["objects"]:
-            entry = self.store.delete(object_id)
-            if entry is not None:
-                trace.emit("object_store.deleted", obj=object_id, size=entry.size,
-                           reason="reference count reached zero", used=self.store.used)
+            entry, spilled = self.objects.free(object_id)
+            if entry is not None or spilled is not None:
+                reason = "reference count reached zero"
+                if spilled is not None:
+                    reason += f"; its spill file {spilled.path} was removed"
+                trace.emit("object_store.deleted", obj=object_id,
+                           size=(entry or spilled).size, reason=reason, used=self.store.used)
+        self.objects.progress()
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -235,7 +318,7 @@ class Raylet:
             self._infeasible(record)
             return
         missing = {oid for oid, inline in record.spec.deps
-                   if inline is None and self.store.lookup(oid) is None}
+                   if inline is None and not self.objects.available(oid)}
         if missing:
             record.missing = missing
             for oid in missing:
@@ -246,9 +329,11 @@ class Raylet:
                        available=scheduler.from_fixed(self.resources.available),
                        reason=f"{len(missing)} argument(s) not yet in the store")
             return
-        self._enqueue_ready(record)
+        self.enqueue_ready(record)
 
-    def _enqueue_ready(self, record: TaskRecord) -> None:
+    def enqueue_ready(self, record: TaskRecord) -> None:
+        if record.spec.kind == ACTOR_CREATION:
+            self.actors.creation_ready(record)
         queue = self.ready.get(record.shape)
         if queue is None:
             queue = self.ready[record.shape] = deque()
@@ -313,11 +398,15 @@ class Raylet:
         self.push(worker, record.spec, record.attempt)
 
     def push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
+        """Send a task to its worker, with the places of its arguments in the store, each
+        pinned for the worker until it has read it. An argument spilled to disk has no place:
+        the worker asks for it (get_objects), which restores it."""
         locations = {}
         for oid, inline in spec.deps:
             if inline is None:
                 entry = self.store.lookup(oid)
                 if entry is not None:
+                    self.store.pin(entry, worker.conn.peer_name)
                     locations[oid] = [entry.offset, entry.size]
         worker.conn.send("push_task", {"spec": spec, "task_id": spec.task_id,
                                        "locations": locations, "attempt": attempt},
@@ -333,20 +422,21 @@ class Raylet:
             record = self.running.pop(task_id, None)
             if record is not None:
                 self.resources.release(record.request)
-                trace.emit("task.finished", task=task_id, ok=body["ok"])
+                self.tasks.finished(record, body)
             self.pool.make_idle(worker)
         self.schedule()
 
     def fail_task(self, spec: TaskSpec, exc_type: str, message: str) -> None:
-        """The task cannot produce its result (its worker died, its actor is dead): tell the
-        owner, through this raylet, with the error its get() will raise."""
-        trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False)
-        owner = self.clients.get(spec.owner)
-        if owner is not None:
-            owner.send("task_done", {"task_id": spec.task_id, "ok": False,
-                                     "returns": spec.returns, "actor_id": spec.actor_id,
-                                     "results": [_error_result(exc_type, message)
-                                                 for _ in spec.returns]}, spec.phase)
+        """The task cannot produce its result (its actor is dead, ...): see TaskManager.fail."""
+        self.tasks.fail(spec, exc_type, message)
+
+    def handle_cancel_task(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        if body.get("actor_id"):
+            self.actors.cancel_call(body["actor_id"], body["task_id"])
+        else:
+            self.tasks.cancel(body["task_id"], body.get("force", False),
+                              body.get("recursive", True))
+        self.schedule()
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         worker: WorkerRecord = conn.state
@@ -365,54 +455,72 @@ class Raylet:
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.actors.kill(body["actor_id"], body.get("reason", "killed"),
+                         no_restart=body.get("no_restart", True),
                          graceful=body.get("graceful", False))
 
     # -- worker lifecycle --------------------------------------------------------------------
 
-    def kill_worker(self, worker: WorkerRecord) -> None:
+    def kill_worker(self, worker: WorkerRecord, reason: str, exit_type: str) -> None:
+        """End a worker on purpose; its death is handled when the zygote reports it."""
+        worker.exit_reason, worker.exit_type = reason, exit_type
         if worker.pid:
             try:
                 os.kill(worker.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
-    def _worker_died(self, worker: WorkerRecord, how: str) -> None:
-        self.pool.remove(worker)
-        if worker.actor_id is not None:
-            self.actors.worker_died(worker, how)
-            return
-        self.gcs.send("worker_exited", {"wid": worker.wid, "reason": how})
-        record = worker.task
-        if record is None:
-            return
-        self.running.pop(record.task_id, None)
-        if worker.lent is None:
-            self.resources.release(record.request)
-        max_retries = record.spec.max_retries
-        if max_retries < 0 or record.attempt < max_retries:
-            record.attempt += 1
-            record.worker = None
-            trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
-                       decision="retry", resources=scheduler.from_fixed(record.request),
-                       available=scheduler.from_fixed(self.resources.available),
-                       reason=f"worker {worker.wid} died ({how}); attempt {record.attempt + 1}")
-            self._enqueue_ready(record)
-        else:
-            self.fail_task(record.spec, "WorkerCrashedError",
-                            f"The worker died unexpectedly while executing task "
-                            f"{record.spec.name} ({how}), after {record.attempt + 1} "
-                            f"attempt(s). Tip: see process.exited in the trace for its exit "
-                            f"code; raise max_retries if the crash is transient.")
-        self.schedule()
-
     def handle_worker_exited(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """The zygote reaped a worker: the one place a worker's death is handled."""
         worker = self.pool.workers.get(body["wid"]) if body.get("wid") else None
         trace.emit("process.exited", child_pid=body["pid"], wid=body.get("wid"),
                    exit_code=body["exit_code"], role=worker.role if worker else None,
                    actor=worker.actor_id if worker else None)
-        if worker is not None and worker.conn is None:
-            self._worker_died(worker, f"it exited with code {body['exit_code']} before "
-                                      f"connecting")
+        if worker is None or worker.state == DEAD:
+            return
+        worker.exited = True
+        if worker.conn is not None:
+            self._drain(worker.conn)
+        self._worker_died(worker, WorkerDeath.of(worker, body["pid"], body["exit_code"]))
+
+    def _drain(self, conn: LoopConnection) -> None:
+        """Handle what a dead worker sent before it died (its last task_done, say) before its
+        death: the zygote's report can overtake bytes still unread in the worker's socket."""
+        while not conn.closed:
+            try:
+                conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return  # nothing more, and still open: a child of the worker holds it
+            except OSError:
+                pass
+            conn.handle_readable()  # reads what is there, or sees the end and closes
+
+    def _worker_died(self, worker: WorkerRecord, death: WorkerDeath) -> None:
+        task = worker.task.task_id if worker.task is not None else None
+        self.pool.remove(worker)
+        if worker.conn is not None and self.clients.get(worker.wid) is worker.conn:
+            del self.clients[worker.wid]
+        trace.emit("worker.died", wid=worker.wid, worker_pid=death.pid, role=worker.role,
+                   exit_code=death.exit_code, signal=death.signal, exit_type=death.exit_type,
+                   task=task, actor=worker.actor_id, starting=death.starting,
+                   cause=death.cause)
+        for entry in self.store.abort_unsealed(f"worker:{worker.wid}"):
+            trace.emit("object_store.deleted", obj=entry.object_id, size=entry.size,
+                       reason="its writer died before sealing it", used=self.store.used)
+        self.store.release_client(f"worker:{worker.wid}")
+        self.objects.client_gone(f"worker:{worker.wid}")
+        gave_up = False
+        if death.starting and death.exit_type == SYSTEM_ERROR:
+            self.pool.startup_failures += 1
+            gave_up = self.pool.startup_failures >= self.config.max_worker_startup_failures
+        # The GCS drops the references the worker held.
+        self.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id})
+        if worker.actor_id is not None:
+            self.actors.worker_died(worker, death, gave_up)
+        else:
+            self.tasks.worker_died(worker, death)
+        if gave_up:
+            self.tasks.give_up_starting(death)
+        self.schedule()
 
     # -- reporting and shutdown ----------------------------------------------------------------
 
@@ -422,13 +530,14 @@ class Raylet:
     def snapshot(self) -> dict:
         return {
             "node_id": self.node_id,
-            "store": self.store.snapshot(),
+            "store": dict(self.store.snapshot(), spilled=self.objects.snapshot()),
             "resources": self.resources.snapshot(),
             "workers": self.pool.snapshot(),
             "queued": sum(len(q) for q in self.ready.values()),
             "waiting_for_dependencies": len(self.waiting_deps),
             "infeasible": [r.task_id for r in self.infeasible],
             "running": list(self.running),
+            "retrying_after_delay": list(self.tasks.backoff),
             "actors": self.actors.snapshot(),
         }
 
@@ -482,7 +591,14 @@ class Raylet:
                     os.unlink(os.path.join(self.session_dir, name))
                 except FileNotFoundError:
                     pass
+        self.objects.cleanup()
         self.store.close()
+
+
+def _full_reply(full: StoreFull) -> dict:
+    return {"error": "full", "size": full.requested, "capacity": full.capacity,
+            "used": full.used, "immovable": full.immovable,
+            "largest_free": full.largest_free, "reason": full.reason}
 
 
 def main() -> None:

@@ -101,6 +101,7 @@ class TaskRecord:
     attempt: int = 0
     worker: object = None  # the WorkerRecord running it
     missing: set | None = None  # store dependencies not yet sealed here
+    cancelled: bool = False  # raysim.cancel reached it while it ran: never retried
 
     @property
     def task_id(self) -> str:

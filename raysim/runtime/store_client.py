@@ -18,16 +18,23 @@ produced views *pins* the object: the views hang off a ctypes array whose finali
 when the last view is garbage. While pinned, the process is a ``PINNED_IN_MEMORY`` holder in
 the reference table, which is the reference type Ray's ``ray memory`` shows for this case.
 
+The raylet may move an object while nobody has it mapped (spill it to disk when the store is
+full, restore it elsewhere later), so a reader never keeps an object's place for later: it
+asks the raylet where the object is now, which pins it in the raylet too, and tells the
+raylet when it is done (``core_worker.py``: ``read_placed``, ``release_store_pins``).
+
 Runs in: the driver and workers.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 import mmap
 import weakref
 from typing import Any, Callable
 
+from raysim import exceptions
 from raysim.runtime import serialization
 
 
@@ -66,3 +73,39 @@ class StoreClient:
             # Views handed to user code still point into the store; the mapping stays until
             # they are gone, the memory until the process exits.
             pass
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB ({n:,} bytes)"
+
+
+def _store_state(reply: dict) -> str:
+    return (f"the store holds {_mib(reply['capacity'])}, of which {_mib(reply['used'])} "
+            f"are in use, {_mib(reply['immovable'])} by objects that cannot move (pinned by "
+            f"zero-copy reads or task arguments, or still being written)")
+
+
+def store_full_error(what: str, size: int, node_id: str,
+                     reply: dict) -> exceptions.ObjectStoreFullError:
+    """The raylet could not make room to create an object (its "full" answer)."""
+    needed = math.ceil((size + reply["immovable"]) * 1.25 / 2**20)
+    return exceptions.ObjectStoreFullError(
+        f"Could not {what} of {_mib(size)} in the object store of node {node_id}: "
+        f"{reply['reason']}; {_store_state(reply)}. Tip: pass a larger object_store_memory "
+        f"to raysim.init() (e.g. object_store_memory={needed} * 1024**2), or drop "
+        f"references to objects you no longer need (del the ObjectRefs and the arrays read "
+        f"from them) so that their space can be reused.")
+
+
+def store_read_error(object_id: str, node_id: str, reply: dict) -> exceptions.RayError:
+    """The raylet could not bring a spilled object back into memory for a read."""
+    if reply.get("error") == "lost":
+        return exceptions.ObjectLostError(
+            object_id, f"Object {object_id} cannot be read: {reply['message']}. Tip: create "
+                       f"it again (put it, or call the task that makes it).")
+    return exceptions.ObjectStoreFullError(
+        f"Could not read object {object_id} of {_mib(reply['size'])} back from disk into "
+        f"the object store of node {node_id}: {reply['reason']}; {_store_state(reply)}. "
+        f"Tip: get fewer large objects at once and drop the values you no longer need (a "
+        f"zero-copy value keeps its object in memory while you hold it), or pass a larger "
+        f"object_store_memory to raysim.init().")

@@ -30,8 +30,8 @@ class TaskSpec:
         "phase",         # the driver API call this task belongs to (trace)
         "num_cpus",      # None: the default for the kind
         "resources",     # custom resources {name: amount}
-        "max_retries",
-        "retry_exceptions",
+        "max_retries",   # tasks: retries after a crash (-1: forever); actor calls: max_task_retries
+        "retry_exceptions",  # False, True, or cloudpickled exception classes (see below)
         "actor_id",      # actor tasks and creations
         "method",        # actor tasks
         "handle_object", # actor creation: the object whose references are the handles
@@ -61,3 +61,38 @@ def _rebuild(values: tuple) -> TaskSpec:
     for name, value in zip(TaskSpec.__slots__, values):
         setattr(spec, name, value)
     return spec
+
+
+# ``retry_exceptions`` may name exception classes. The raylet unpickles every spec with plain
+# ``pickle`` and cannot import a class defined in the driver's ``__main__``, so the classes
+# travel cloudpickled, as bytes only the worker opens.
+
+
+def encode_retry_exceptions(value) -> bool | bytes:
+    """The ``retry_exceptions`` option as it travels in a spec: a bool, or pickled classes."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in value):
+        import cloudpickle
+        return cloudpickle.dumps(tuple(value))
+    raise TypeError(
+        f"The retry_exceptions option must be True, False or a non-empty list of exception "
+        f"classes, got {value!r}. Tip: pass e.g. retry_exceptions=[ConnectionError].")
+
+
+def retries_exception(spec: TaskSpec, error: BaseException, attempt: int) -> bool:
+    """Should this exception, raised by attempt ``attempt`` (from 0), make the task run again?
+
+    As in Ray, user exceptions are retried only when ``retry_exceptions`` covers them, and
+    they use the same budget as crashes: ``max_retries`` (-1: no limit)."""
+    wanted = spec.retry_exceptions
+    if not wanted or not isinstance(error, Exception):
+        return False
+    max_retries = spec.max_retries or 0
+    if max_retries >= 0 and attempt >= max_retries:
+        return False
+    if wanted is True:
+        return True
+    import cloudpickle
+    return isinstance(error, cloudpickle.loads(wanted))

@@ -20,17 +20,27 @@ Before a task is sent its arguments are settled, as Ray's submitter does
 When a result comes back (``task_done``) the owner's table is updated and everyone waiting
 for it is woken.
 
+Failures, the caller's side (Ray's actor task submitter does the same):
+
+* when an actor's process dies the raylet says which of this caller's calls it had pushed to
+  it (``actor_died``); those that had not finished run again on the restarted actor if
+  ``max_task_retries`` allows (-1: always), or fail with ``ActorDiedError``. Later calls were
+  never pushed: they wait in the raylet for the new process, or fail there if it is dead;
+* a restartable actor's constructor arguments stay referenced until the actor is dead for
+  good, so that a restart can run ``__init__`` with them again;
+* ``cancel`` of a task still waiting here for its arguments fails it at once.
+
 Runs in: the driver and workers, as part of their core worker. Trace events:
-``task.submitted``.
+``task.submitted``, ``task.retry`` and ``task.cancelled`` (for the cases above).
 """
 
 from __future__ import annotations
 
-from raysim.runtime import serialization
+from raysim.runtime import check_serialize, serialization
 from raysim.object_ref import ObjectRef
 from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
 from raysim.runtime.reference_counter import LOCAL_REFERENCE
-from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
+from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
 _EMPTY_ARGS = serialization.serialize(((), {})).to_bytes()
@@ -64,12 +74,20 @@ class TaskSubmitter:
         self.core = core
         self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> waiting for arguments
         self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
-        self._actor_calls: dict[str, dict[str, list[str]]] = {}  # actor -> task -> returns
+        # Calls not yet answered, per actor, in the order they were sent to the raylet.
+        self._actor_calls: dict[str, dict[str, TaskSpec]] = {}
+        self._call_actor: dict[str, str] = {}  # task id -> actor, for those calls
+        self._call_retries: dict[str, int] = {}  # task id -> times run again after a death
+        # actor -> (its creation task, may it restart), until the actor is dead for good.
+        self._creations: dict[str, tuple[str, bool]] = {}
+        self._actor_args: dict[str, list[str]] = {}  # actor -> constructor args held for it
 
-    def serialize_args(self, args: tuple, kwargs: dict) -> tuple[bytes, list[str], list, list]:
+    def serialize_args(self, args: tuple, kwargs: dict,
+                       function: str = "the task") -> tuple[bytes, list[str], list, list]:
         """Top-level ObjectRef arguments become dependencies, resolved to values before the
         task runs; refs nested inside other values stay refs. Arguments too large to travel
-        inline are put in the store first and passed by reference, as Ray does.
+        inline are put in the store first and passed by reference, as Ray does. An argument
+        that cannot be pickled raises TypeError naming it ("argument 2 of f()").
 
         Returns (args bytes, dependency ids, nested refs, refs to keep alive until sent).
         """
@@ -83,7 +101,13 @@ class TaskSubmitter:
 
         new_args = [by_ref(a) if type(a) is ObjectRef else a for a in args]
         new_kwargs = {k: by_ref(v) if type(v) is ObjectRef else v for k, v in kwargs.items()}
-        obj = self.core.serialize_value((tuple(new_args), new_kwargs), "argument")
+        try:
+            obj = serialization.serialize((tuple(new_args), new_kwargs))
+        except Exception as e:
+            config = self.core.config
+            raise check_serialize.arguments_error(
+                args, kwargs, function, e, config.serialization_debug_depth,
+                config.serialization_debug_time_s) from None
         keep: list = []
         threshold = self.core.config.max_direct_call_object_size
         if obj.total_size >= threshold:
@@ -107,12 +131,16 @@ class TaskSubmitter:
         here, as Ray's submitter does; the task is sent when the last one arrives.
         """
         task_id = spec.task_id
+        if spec.namespace is None:
+            spec.namespace = self.core.namespace  # the namespace the task runs in
         nested_ids = self.core.pass_on(nested)
         holders = list(nested_ids)
         entries: list[list] = []
         waiting = 0
         failed = None
         with self.core.owned_lock:
+            # Under the lock: a death after this check fails the returns made below.
+            self.core.check_alive()
             for object_id in deps:
                 slot = self.core.owned.get(object_id)
                 if slot is None or slot.state == STORED:
@@ -145,14 +173,28 @@ class TaskSubmitter:
 
     def _send_task(self, spec: TaskSpec, holders: list[str]) -> None:
         task_id = spec.task_id
-        if spec.kind == ACTOR_TASK and spec.returns:
-            self._actor_calls.setdefault(spec.actor_id, {})[task_id] = spec.returns
+        if spec.kind == ACTOR_CREATION:
+            self._creations[spec.actor_id] = (task_id, (spec.max_restarts or 0) != 0)
         if holders:
             # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
             self._task_holders[task_id] = holders
             self.core.gcs_send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
                                        "ref_type": "USED_BY_PENDING_TASK"})
+        if spec.kind == ACTOR_TASK:
+            self._send_call(spec)
+            return
         self.core.send(self.core.raylet, "submit_task", {"spec": spec, "task_id": task_id})
+
+    def _send_call(self, spec: TaskSpec) -> None:
+        # Under the lock, so that the table's order is the order the raylet receives them in:
+        # on a death, "up to the last call pushed" must mean the same here and there.
+        with self.core.owned_lock:
+            calls = self._actor_calls.setdefault(spec.actor_id, {})
+            calls.pop(spec.task_id, None)  # a retry goes to the end
+            calls[spec.task_id] = spec
+            self._call_actor[spec.task_id] = spec.actor_id
+            self.core.send(self.core.raylet, "submit_task", {"spec": spec,
+                                                             "task_id": spec.task_id})
 
     def _dependency_ready(self, object_id: str, slot: OwnedObject) -> None:
         """Called with owned_lock held when an owned object leaves PENDING."""
@@ -184,26 +226,100 @@ class TaskSubmitter:
                     self.core.complete(slot, FAILED, error)
                     self._dependency_ready(object_id, slot)
 
-    def actor_died(self, actor_id: str, message: str) -> None:
-        """The raylet says an actor died: its calls still pending here will never finish."""
-        calls = self._actor_calls.pop(actor_id, {})
+    def actor_died(self, body: dict) -> None:
+        """The raylet says an actor's process died (I/O thread)."""
+        actor_id, message = body["actor_id"], body["message"]
         error = ["raised", "ActorDiedError", message]
         with self.core.owned_lock:
-            for returns in calls.values():
-                for object_id in returns:
-                    slot = self.core.owned.get(object_id)
-                    if slot is not None and slot.state == PENDING:
-                        self.core.complete(slot, FAILED, error)
-                        self._dependency_ready(object_id, slot)
+            calls = self._actor_calls.get(actor_id, {})
+            if not body["restarting"]:
+                # Dead for good: every call still unanswered fails (those the raylet held it
+                # fails too, and get() takes whichever error comes first).
+                self._actor_calls.pop(actor_id, None)
+                for spec in calls.values():
+                    self._fail_call(spec, error)
+                self._release_actor_args(actor_id)
+                return
+            for spec in self._pushed_calls(calls, body["last_pushed"].get(self.core.wid)):
+                retries = self._call_retries.get(spec.task_id, 0)
+                max_retries = spec.max_retries or 0
+                if max_retries < 0 or retries < max_retries:
+                    self._call_retries[spec.task_id] = retries + 1
+                    trace.emit("task.retry", phase=spec.phase, task=spec.task_id,
+                               name=spec.name, attempt=retries + 1, max_retries=max_retries,
+                               cause="actor_died", reason=message.split(". ")[0],
+                               actor=actor_id)
+                    self._send_call(spec)
+                else:
+                    calls.pop(spec.task_id, None)
+                    self._fail_call(spec, error)
+
+    @staticmethod
+    def _pushed_calls(calls: dict[str, TaskSpec], last_pushed: str | None) -> list[TaskSpec]:
+        """The calls the raylet had pushed to the dead process, and not yet answered: those
+        sent up to ``last_pushed``. If that one was answered, so were all before it (an
+        actor runs its calls in order and its results come back in order)."""
+        if last_pushed is None or last_pushed not in calls:
+            return []
+        pushed = []
+        for task_id, spec in calls.items():
+            pushed.append(spec)
+            if task_id == last_pushed:
+                break
+        return pushed
+
+    def _fail_call(self, spec: TaskSpec, error: list) -> None:
+        self._call_actor.pop(spec.task_id, None)
+        self._call_retries.pop(spec.task_id, None)
+        self._fail_returns(spec, error)
+
+    def _release_actor_args(self, actor_id: str) -> None:
+        held = self._actor_args.pop(actor_id, None) or []
+        task_id, _ = self._creations.pop(actor_id, (None, False))
+        if task_id is not None:
+            # Also what a creation that never finished (killed while starting) still holds.
+            held += self._task_holders.pop(task_id, None) or []
+        if held:
+            self.core.gcs_send("remove_ref", {"objects": held, "holder": f"task:{task_id}"})
+
+    def cancel_waiting(self, task_id: str) -> bool:
+        """Cancel a task still waiting here for its arguments: it never reached the raylet."""
+        with self.core.owned_lock:
+            waiting = self._waiting_tasks.pop(task_id, None)
+        if waiting is None:
+            return False
+        spec = waiting.spec
+        trace.emit("task.cancelled", phase=spec.phase, task=task_id, name=spec.name,
+                   how="waiting_for_arguments", force=False)
+        self._fail_returns(spec, ["raised", "TaskCancelledError",
+                                  f"Task {spec.name} ({task_id}) was cancelled by "
+                                  f"raysim.cancel() while it waited for its arguments, so "
+                                  f"it never ran. Tip: submit it again if you still need it."])
+        return True
+
+    def call_actor(self, task_id: str) -> str | None:
+        """The actor a still-unanswered call of this process goes to (None: not a call)."""
+        return self._call_actor.get(task_id)
 
     def task_done(self, body: dict) -> None:
         """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
         task_id = body["task_id"]
         actor_id = body.get("actor_id")
         if actor_id is not None:
-            calls = self._actor_calls.get(actor_id)
-            if calls is not None:
-                calls.pop(task_id, None)
+            with self.core.owned_lock:
+                calls = self._actor_calls.get(actor_id)
+                if calls is not None:
+                    calls.pop(task_id, None)
+                self._call_actor.pop(task_id, None)
+                self._call_retries.pop(task_id, None)
+        if actor_id is not None and self._creations.get(actor_id) == (task_id, True):
+            # A restartable actor's creation: a restart needs the constructor's arguments
+            # again, so they are held until the actor is dead for good (actor_died). A second
+            # report (after a restart) finds nothing left to move.
+            held = self._task_holders.pop(task_id, None)
+            if held:
+                self._actor_args.setdefault(actor_id, []).extend(held)
+            return
         holders = self._task_holders.pop(task_id, None)
         returns = body.get("returns") or ()
         releases = []
@@ -222,6 +338,8 @@ class TaskSubmitter:
                 elif kind == "stored":
                     slot.offset, slot.size = result[2], result[3]
                     slot.reported = LOCAL_REFERENCE
+                    if slot.offset >= 0:  # not a retry's answer "exists" of a spilled copy
+                        self.core.grant_lease(slot)
                     self.core.complete(slot, STORED, None)
                 else:
                     self.core.complete(slot, FAILED, result)

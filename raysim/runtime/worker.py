@@ -11,30 +11,52 @@ and then loops: take the next ``push_task`` (delivered by the core worker's I/O 
 run it, send ``task_done``. Methods of one actor therefore run one at a time, in the order the
 raylet pushed them, which is the order the caller submitted them.
 
+Faults, the worker's side (as in Ray):
+
+* an exception the task's ``retry_exceptions`` covers, with retries left, is not sent to the
+  caller: the raylet is asked to run the task again (``task_manager.py``);
+* ``raysim.cancel`` of the running task raises ``KeyboardInterrupt`` in the thread running it
+  (a signal to the main thread, so a ``time.sleep`` or a blocking ``get`` is interrupted
+  too), and the caller's ``get`` raises ``RayTaskError(TaskCancelledError)``. A task that had
+  not started yet does not start. An actor's running method is never interrupted; a call
+  cancelled before it started is skipped;
+* ``worker_process_setup_hook`` (``raysim.init(runtime_env=...)``) runs before the worker
+  connects: if it fails, the worker dies while starting, which the raylet counts;
+* when its raylet or the GCS dies, the worker exits at once, even in the middle of a task
+  (``component.died``, then ``process.stopping``). Should it miss that (busy in C code),
+  the kernel kills it anyway when its parent, the zygote, dies with the raylet
+  (``procutil.die_with_parent``).
+
 Differences from Ray: the actor keeps a reference to its constructor's ``ObjectRef``
 arguments for as long as it lives, which is what makes the founding document's count of 4
 (driver + 3 actors) true. Ray resolves such arguments before ``__init__`` and keeps no
 reference afterwards (ACCURACY.md #8).
 
 Runs in: each worker process. Trace events: ``process.started``, ``function.loaded``,
-``task.args_resolved``, ``task.execute``, ``actor.state``, ``object.inlined``, and the store
-events of large results.
+``task.args_resolved``, ``task.execute``, ``actor.state``, ``object.inlined``,
+``task.cancelled`` (a call skipped), ``component.died``, and the store events of large
+results.
 """
 
 from __future__ import annotations
 
+import base64
+import importlib
 import os
 import queue
 import reprlib
 import signal
+import sys
+import threading
 import time
 import traceback
+from collections import Counter
 from typing import Any
 
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime import procutil, protocol, serialization
+from raysim.runtime import procutil, protocol, serialization, task_spec
 from raysim.runtime.config import Config
 from raysim.runtime.core_worker import CoreWorker
 from raysim.runtime.task_submitter import _ArgRef
@@ -56,6 +78,7 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
         if trace.writer() is not None:
             trace.writer().drop_inherited("worker")
         protocol.reset_after_fork()
+        _run_setup_hook(session.get("preload", {}).get("worker_process_setup_hook"))
         Worker(wid, role, actor_id, session).run()
     except (SystemExit, KeyboardInterrupt, protocol.ConnectionClosed) as e:
         reason = "shutdown" if isinstance(e, SystemExit) else type(e).__name__
@@ -87,6 +110,14 @@ class Worker:
         self.core.current_actor_id = actor_id
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.core.on_task = self._tasks.put
+        # Cancellation: ids cancelled (the I/O thread adds them), and the normal task whose
+        # user code the main thread runs now, the only moment a KeyboardInterrupt is sent.
+        self._cancelled: set[str] = set()
+        self._in_user_code: str | None = None
+        self._main_thread = threading.main_thread().ident
+        signal.signal(signal.SIGINT, self._on_sigint)
+        self.core.on_cancel = self._on_cancel
+        self.core.on_component_died = self._control_plane_died
         from raysim import api
         api._attach_worker(self.core)
         self.functions: dict[str, Any] = {}
@@ -105,20 +136,41 @@ class Worker:
                 return
             self.execute(body["spec"], body["locations"], body.get("attempt", 0))
 
+    def _control_plane_died(self) -> None:
+        """I/O thread: the raylet or the GCS is gone, and with it whoever could use what
+        this worker computes. Exit now, even in the middle of a task: a worker left running
+        without its raylet would be an orphan nobody stops (Ray's workers exit with their
+        raylet too)."""
+        death = self.core.death
+        trace.emit("process.stopping",
+                   reason=f"the {death.component if death else 'control plane'} died")
+        trace.flush()
+        os._exit(1)
+
     # -- one task ------------------------------------------------------------------------------
 
     def execute(self, spec: dict, locations: dict, attempt: int) -> None:
         core = self.core
         trace.set_phase(spec.phase)
+        if spec.kind == ACTOR_TASK and spec.task_id in self._cancelled:
+            self.core.give_back(_pinned_places(spec, locations), [])
+            self._skip_cancelled_call(spec)
+            return
         core.current_task_id = spec.task_id
+        core.namespace = spec.namespace
         core.in_task = spec.kind == "task"
         core.begin_deferring_borrows()
         kind = spec.kind
         ok = True
+        retry = False
         error_text = None
         start_ts = trace.now()
         try:
-            function = self._function(spec)
+            try:
+                function = self._function(spec)
+            except BaseException:
+                self.core.give_back(_pinned_places(spec, locations), [])  # never to be read
+                raise
             args, kwargs = self._resolve_args(spec, locations)
             start_ts = trace.now()
             if kind == "actor_creation":
@@ -127,14 +179,21 @@ class Worker:
             elif kind == "actor_task":
                 value = getattr(self.actor, spec.method)(*args, **kwargs)
             else:
-                value = function(*args, **kwargs)
+                value = self._run_cancellable(spec, function, args, kwargs)
             end_ts = trace.now()
             results = self._results(spec, value)
+        except KeyboardInterrupt as e:  # raysim.cancel interrupted it (see _on_sigint)
+            end_ts = trace.now()
+            ok = False
+            error_text, entry = self._cancelled_entry(spec, e)
+            results = [entry for _ in spec.returns]
         except Exception as e:  # the user's code raised (or its result could not be sent)
             end_ts = trace.now()
             ok = False
+            retry = kind == "task" and task_spec.retries_exception(spec, e, attempt)
             error_text, entry = self._error_entry(spec, e)
             results = [entry for _ in spec.returns]
+        self._cancelled.discard(spec.task_id)
         trace.emit("task.execute", ts=start_ts, task=spec.task_id, name=spec.name,
                    dur=end_ts - start_ts, ok=ok, actor=spec.actor_id, attempt=attempt)
         if kind != "task" and self.actor is not None:
@@ -150,19 +209,74 @@ class Worker:
                 "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
         core.current_task_id = None
-        # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation, the
-        # news that the arguments it held for the task can be released).
-        core.send_to_owner(spec, "task_done", {
-            "task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
-            "results": results, "returns": spec.returns, "actor_id": spec.actor_id})
+        if not retry:
+            # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation,
+            # the news that the arguments it held for the task can be released). A task
+            # about to run again has no result yet.
+            core.send_to_owner(spec, "task_done", {
+                "task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
+                "results": results, "returns": spec.returns, "actor_id": spec.actor_id})
         if kind != ACTOR_TASK:
             # The raylet frees the task's resources (or, for a creation, marks the actor
             # alive and sends it the calls that waited). Actor calls hold no resources.
-            body = {"task_id": spec.task_id, "task_kind": kind, "ok": ok}
+            body = {"task_id": spec.task_id, "task_kind": kind, "ok": ok, "retry": retry}
             if error_text is not None:
                 body["error_text"] = error_text
             core.send(core.raylet, "task_done", body)
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
+
+    # -- cancellation ----------------------------------------------------------------------
+
+    def _run_cancellable(self, spec, function, args, kwargs) -> Any:
+        """Run a task's function where raysim.cancel can interrupt it."""
+        self._in_user_code = spec.task_id
+        try:
+            if spec.task_id in self._cancelled:  # cancelled before it could start
+                raise KeyboardInterrupt
+            return function(*args, **kwargs)
+        finally:
+            self._in_user_code = None
+
+    def _on_cancel(self, body: dict) -> None:
+        """I/O thread: the raylet forwards raysim.cancel of a task pushed to this worker."""
+        task_id = body["task_id"]
+        self._cancelled.add(task_id)
+        if self._in_user_code == task_id:
+            # A real signal, not only a flag: it also wakes the main thread from a blocking
+            # call (sleep, a lock, get), which then raises KeyboardInterrupt, as in Ray.
+            signal.pthread_kill(self._main_thread, signal.SIGINT)
+
+    def _on_sigint(self, signum, frame) -> None:
+        # Ctrl-C in the terminal reaches workers too; only a cancel interrupts a task.
+        if self._in_user_code is not None and self._in_user_code in self._cancelled:
+            raise KeyboardInterrupt
+
+    def _cancelled_entry(self, spec, interrupt: KeyboardInterrupt) -> tuple[str, list]:
+        """RayTaskError(TaskCancelledError), with where the task was interrupted."""
+        text = _user_traceback(interrupt)
+        cause = exceptions.TaskCancelledError(
+            spec.task_id, f"Task {spec.name} ({spec.task_id}) was cancelled by "
+                          f"raysim.cancel() while it ran, so it has no result. Tip: submit "
+                          f"it again if you still need it.")
+        err = exceptions.RayTaskError(spec.name, f"{text}{cause}", cause, os.getpid(),
+                                      self.core.node_id)
+        return text, ["error", cloudpickle.dumps(err)]
+
+    def _skip_cancelled_call(self, spec) -> None:
+        """An actor call cancelled after it was pushed here but before it started."""
+        self._cancelled.discard(spec.task_id)
+        trace.emit("task.cancelled", task=spec.task_id, name=spec.name, how="not_started",
+                   force=False)
+        message = (f"The call {spec.name} ({spec.task_id}) was cancelled by raysim.cancel() "
+                   f"before it ran, so it has no result. Tip: call the method again if you "
+                   f"still need it.")
+        self.core.send_to_owner(spec, "task_done", {
+            "task_id": spec.task_id, "worker_id": self.core.wid, "ok": False,
+            "results": [["raised", "TaskCancelledError", message] for _ in spec.returns],
+            "returns": spec.returns, "actor_id": spec.actor_id})
+        trace.set_phase(None)
+
+    # -- functions and arguments -------------------------------------------------------------
 
     def _function(self, spec: dict) -> Any:
         function_id = spec.function_id
@@ -183,12 +297,15 @@ class Worker:
         if not deps:
             return args, kwargs
         values = []
-        for object_id, inline in deps:
-            if inline is not None:
-                values.append(serialization.deserialize(memoryview(inline)))
-            else:
-                offset, size = locations[object_id]
-                values.append(self.core.read_stored(object_id, offset, size))
+        places, done = _pinned_places(spec, locations), []
+        try:
+            for object_id, inline in deps:
+                if inline is not None:
+                    values.append(serialization.deserialize(memoryview(inline)))
+                else:
+                    values.append(self.core.read_placed(object_id, places, None, done))
+        finally:
+            self.core.give_back(places, done)
         if spec.kind == "actor_creation":
             from raysim.object_ref import ObjectRef
             self.actor_arg_refs = [ObjectRef(oid, spec.owner) for oid, inline in deps
@@ -205,18 +322,13 @@ class Worker:
             return []
         if len(returns) == 1:
             values = [value]
+            where = [f"the return value of {spec.name}()"]
         else:
-            try:
-                values = list(value)
-            except TypeError:
-                values = None
-            if values is None or len(values) != len(returns):
-                raise ValueError(
-                    f"Task {spec.name} returned {type(value).__name__} but num_returns="
-                    f"{len(returns)}; return a sequence of exactly {len(returns)} values or "
-                    f"change num_returns.")
+            values = _split_returns(spec.name, value, len(returns))
+            where = [f"return value {i + 1} of {spec.name}()" for i in range(len(returns))]
         owner = spec.owner_holder
-        return [self.core.store_result(oid, v, owner) for oid, v in zip(returns, values)]
+        return [self.core.store_result(oid, v, owner, what)
+                for oid, v, what in zip(returns, values, where)]
 
     def _error_entry(self, spec: dict, e: Exception) -> tuple[str, list]:
         text = _user_traceback(e)
@@ -234,6 +346,79 @@ class Worker:
         except TypeError:
             return {}
         return {k: self._repr.repr(v) for k, v in items}
+
+
+def _pinned_places(spec, locations: dict) -> dict[str, list[int]]:
+    """The arguments' places pushed with the task, each pinned by the raylet once per time
+    the task lists it: {object id: [offset, size, pins]}."""
+    counts = Counter(oid for oid, inline in spec.deps if inline is None)
+    return {oid: [offset, size, counts[oid]] for oid, (offset, size) in locations.items()}
+
+
+def _split_returns(name: str, value: Any, num_returns: int) -> list:
+    """The values of a task with num_returns > 1: its result must hold exactly that many
+    (Ray: "Task returned 3 objects, but num_returns=2.")."""
+    try:
+        values = list(value)
+    except TypeError:
+        raise ValueError(
+            f"{name}() returned a single {type(value).__name__} ({reprlib.repr(value)}), but "
+            f"it was declared with num_returns={num_returns}. Tip: return a tuple of exactly "
+            f"{num_returns} values, or remove num_returns.") from None
+    if len(values) != num_returns:
+        raise ValueError(
+            f"{name}() returned {len(values)} values (a {type(value).__name__}), but it was "
+            f"declared with num_returns={num_returns}. Tip: return exactly {num_returns} "
+            f"values, or set num_returns={len(values)}.")
+    return values
+
+
+RUNTIME_ENV_KEYS = ("worker_process_setup_hook",)
+
+
+def setup_hook_for_workers(runtime_env: dict | None) -> dict | None:
+    """In the driver: ``init(runtime_env=...)`` as it travels to the zygote (JSON). raysim
+    knows one key of Ray's runtime_env, the hook every worker runs before it connects: a
+    function (pickled by value) or the dotted name of one."""
+    if runtime_env is None:
+        return None
+    if not isinstance(runtime_env, dict):
+        raise TypeError(f"runtime_env must be a dict, got {type(runtime_env).__name__} "
+                        f"{runtime_env!r}. Tip: pass e.g. runtime_env="
+                        f"{{'worker_process_setup_hook': setup}}.")
+    unknown = sorted(set(runtime_env) - set(RUNTIME_ENV_KEYS))
+    if unknown:
+        raise ValueError(f"raysim does not support the runtime_env key(s) {unknown}; it "
+                         f"knows only {list(RUNTIME_ENV_KEYS)}. Tip: install packages and set "
+                         f"environment variables before raysim.init(); workers inherit them.")
+    hook = runtime_env.get("worker_process_setup_hook")
+    if hook is None:
+        return None
+    if isinstance(hook, str) and "." in hook:
+        return {"path": hook}
+    if callable(hook):
+        return {"pickled": base64.b64encode(cloudpickle.dumps(hook)).decode()}
+    raise TypeError(f"worker_process_setup_hook must be a function or the dotted name of "
+                    f"one, got {type(hook).__name__} {hook!r}. Tip: pass e.g. "
+                    f"runtime_env={{'worker_process_setup_hook': 'mypackage.setup'}}.")
+
+
+def _run_setup_hook(hook: dict | None) -> None:
+    """Ray's ``worker_process_setup_hook``: run once in every worker before it connects."""
+    if hook is None:
+        return
+    try:
+        if "pickled" in hook:
+            function = cloudpickle.loads(base64.b64decode(hook["pickled"]))
+        else:
+            module, _, name = hook["path"].rpartition(".")
+            function = getattr(importlib.import_module(module), name)
+        function()
+    except BaseException:
+        print(f"raysim worker (pid {os.getpid()}): its worker_process_setup_hook failed, so "
+              f"it exits; fix the hook given to raysim.init(runtime_env=...):",
+              file=sys.stderr, flush=True)
+        raise
 
 
 def _user_traceback(e: BaseException) -> str:

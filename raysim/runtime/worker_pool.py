@@ -14,14 +14,20 @@ raylet starts once, which imports cloudpickle, numpy and the modules the driver 
 then forks a ready worker in a few milliseconds on request (``zygote.py``). The worker is
 still a separate OS process with its own pid and heap.
 
-Runs in: the raylet process. Trace events: ``worker.starting``, ``worker.registered``,
-``worker.registered``.
+A worker's death is seen at once: the zygote, its parent, is woken by SIGCHLD, reaps it and
+tells the raylet its exit code or signal (Ray's raylet notices a worker's socket closing and
+asks the OS the same). ``WorkerDeath`` says what that exit means, in Ray's terms
+(``WorkerExitType``). Workers that die before they even connect are counted: a run of them
+(a broken import, a setup hook that raises) stops the raylet from starting more forever.
+
+Runs in: the raylet process. Trace events: ``worker.starting``, ``worker.registered``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import signal
 from collections import deque
 
 from raysim.runtime.ids import random_hex
@@ -46,6 +52,46 @@ class WorkerRecord:
     actor_id: str | None = None
     task: object = None  # the TaskRecord it runs (task workers)
     lent: dict | None = None  # resources lent back while blocked
+    # Set when the raylet itself ends the process (raysim.kill, cancel(force=True), an actor
+    # out of scope): the death is then intended, and the worker takes no new task.
+    exit_reason: str | None = None
+    exit_type: str | None = None
+    exited: bool = False  # the zygote reported its exit: what it sent last is being read
+
+
+# Ray's WorkerExitType, for the worker.died event.
+SYSTEM_ERROR = "SYSTEM_ERROR"              # crashed, or killed from outside
+INTENDED_USER_EXIT = "INTENDED_USER_EXIT"  # raysim.kill, cancel(force=True), out of scope
+USER_ERROR = "USER_ERROR"                  # its actor's constructor raised
+
+
+@dataclasses.dataclass
+class WorkerDeath:
+    """What a worker's exit means, as the raylet tells everyone who depended on it."""
+
+    pid: int
+    exit_code: int | None  # None when it died by a signal
+    signal: str | None     # "SIGKILL", ...
+    exit_type: str
+    starting: bool         # it died before it connected to the raylet
+    cause: str             # for people: "it was killed by signal SIGKILL"
+
+    @classmethod
+    def of(cls, worker: WorkerRecord, pid: int, status: int) -> "WorkerDeath":
+        """``status`` as the zygote reports it: the exit code, or minus the signal number."""
+        code, sig = (status, None) if status >= 0 else (None, _signal_name(-status))
+        how = (f"it was killed by signal {sig}" if sig else f"it exited with code {code}")
+        if worker.conn is None:
+            how += " before it connected to the raylet"
+        cause = f"{worker.exit_reason} ({how})" if worker.exit_reason else how
+        return cls(pid, code, sig, worker.exit_type or SYSTEM_ERROR, worker.conn is None, cause)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class WorkerPool:
@@ -55,6 +101,8 @@ class WorkerPool:
         self.by_pid: dict[int, WorkerRecord] = {}
         self.idle: deque[WorkerRecord] = deque()
         self.starting_task_workers = 0
+        # Workers in a row that died before connecting; reset by every one that connects.
+        self.startup_failures = 0
         self._seq = itertools.count(1)
 
     def start(self, role: str, actor_id: str | None = None) -> WorkerRecord:
@@ -74,6 +122,7 @@ class WorkerPool:
         worker.conn = conn
         worker.pid = pid
         self.by_pid[pid] = worker
+        self.startup_failures = 0
         trace.emit("worker.registered", wid=wid, worker_pid=pid, role=worker.role)
         if worker.role == "task":
             self.starting_task_workers -= 1
@@ -83,8 +132,10 @@ class WorkerPool:
         return worker
 
     def make_idle(self, worker: WorkerRecord) -> None:
-        worker.state = IDLE
         worker.task = None
+        if worker.exit_reason is not None or worker.exited:
+            return  # ended by the raylet, or already gone: no new task for it
+        worker.state = IDLE
         self.idle.append(worker)
 
     def pop_idle(self) -> WorkerRecord | None:

@@ -12,7 +12,8 @@ asks BLAS and OpenMP for one thread (Ray sets ``OMP_NUM_THREADS=1`` for its work
 turns off the background thread of pyarrow's jemalloc; the user's own settings win.
 
 The zygote also reaps its children: when a worker exits it tells the raylet the exit code or
-signal, which is how a SIGKILLed worker shows up in the trace as ``process.exited``.
+signal at once (SIGCHLD wakes it), which is how a SIGKILLed worker shows up in the trace as
+``process.exited`` and ``worker.died``, and how the raylet knows to retry its task.
 
 Runs in: its own process, a child of the raylet. Trace events: ``process.started``,
 ``zygote.preloaded``, messages ``start_worker`` (received), ``worker_exited``

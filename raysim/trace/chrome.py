@@ -26,7 +26,12 @@ _MAIN, _WORK, _MESSAGES = 0, 1, 2
 
 # Events that record a duration that ended when they were emitted.
 _ENDED_SLICES = {"object.serialized": "serialize", "object_store.written": "write to store",
-                 "object.get": "get", "task.args_resolved": "fetch arguments"}
+                 "object.get": "get", "task.args_resolved": "fetch arguments",
+                 "object_store.spilled": "spill to disk",
+                 "object_store.restored": "restore from disk"}
+# Events after which the store's usage is known (their ``used`` field).
+_STORE_USAGE = ("object_store.sealed", "object_store.deleted", "object_store.spilled",
+                "object_store.restored", "object_store.evicted")
 
 
 def to_chrome(trace) -> dict:
@@ -56,7 +61,7 @@ def to_chrome(trace) -> dict:
                         "args": {k: event[k] for k in ("obj", "size", "path") if k in event}})
         elif ev in ("msg.send", "msg.recv"):
             _message(event, t0, out, arrow=event["msg"] in delivered)
-        elif ev in ("object_store.sealed", "object_store.deleted"):
+        if ev in _STORE_USAGE:
             out.append({"ph": "C", "name": "object store used (bytes)", "pid": pid,
                         "ts": (event["ts"] - t0) / _US, "args": {"used": event["used"]}})
     return {"traceEvents": out, "displayTimeUnit": "ms",

@@ -85,6 +85,11 @@ _event("trace.header", "driver", "First line of every trace.",
 _event("phase.begin", "driver",
        "The driver entered a raysim API call; every event it causes carries its number.",
        api="str", site="str?", code="str?", detail="str?")
+_event("api.rejected", "any",
+       "A raysim API call refused its input and raised (a value that cannot be pickled, "
+       "wrong arguments, an unknown option, a bad value): the API named, the error's type "
+       "and message, and the user's line. In the driver it belongs to no phase unless the "
+       "call had begun one.", api="str", error="str", message="str", site="str?", code="str?")
 _event("process.started", "any", "A runtime process is up and running its main loop.",
        seed="Phase 1: processes started by init", ppid="int", role="str?", wid="str?")
 _event("process.exited", "raylet",
@@ -140,6 +145,27 @@ _event("object.promoted", "any",
        "reference (Ray: PromoteObjectToPlasma).", obj="str", size="int")
 
 # --------------------------------------------------------------------------------------------
+# A full store: eviction, spilling to disk, restoring (Ray's object spilling)
+
+_event("object_store.evicted", "raylet",
+       "To make room, the store dropped an in-memory copy of an object that is also on disk "
+       "(spilled before, then restored); a later read restores it again.",
+       obj="str", size="int", reason="str", used="int")
+_event("object_store.spilled", "raylet",
+       "To make room, the store wrote an object no process had mapped to a file and freed "
+       "its memory. The object is still alive; used no longer counts it.",
+       obj="str", size="int", path="str", dur="int", used="int")
+_event("object_store.restored", "raylet",
+       "A process asked for a spilled object: the store read it back from its file (making "
+       "room as for a create); the file stays until the object is freed.",
+       obj="str", size="int", offset="int", path="str", dur="int", used="int")
+_event("object_store.full", "raylet",
+       "No room could be made for an object (a create, or a restore for a read): the writer "
+       "or reader gets ObjectStoreFullError. immovable counts the bytes of objects pinned by "
+       "readers or still being written.", obj="str", size="int", capacity="int", used="int",
+       immovable="int", reason="str")
+
+# --------------------------------------------------------------------------------------------
 # Reference counting (seed: GCS records ref counts; ACCURACY.md #1, #8)
 
 _event("ref.acquired", "any",
@@ -187,8 +213,11 @@ _event("task.args_resolved", "worker",
 _event("task.execute", "worker", "A task or method ran; ts is its start.",
        seed="Phase 4 step 4", task="str", name="str", dur="int", ok="bool", actor="str?",
        attempt="int?")
-_event("task.finished", "raylet", "The raylet saw a task complete and freed its resources.",
-       task="str", ok="bool")
+_event("task.finished", "raylet",
+       "The raylet saw a task complete and freed its resources. A task that failed without "
+       "running to the end (its worker died for the last time, its actor is dead, it was "
+       "cancelled) carries the error get() raises and why.",
+       task="str", ok="bool", error="str?", reason="str?")
 _event("actor.state", "worker",
        "The actor's instance attributes (short reprs) after __init__ or a method call.",
        seed="Phase 3 step 7 / Phase 4: prediction_count 0 -> 1", actor="str", task="str",
@@ -196,7 +225,36 @@ _event("actor.state", "worker",
 _event("gcs.actor_state", "gcs", "An actor's row in the GCS actor table changed state.",
        seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
        class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
-       name="str?", reason="str?", handle_object="str?", namespace="str?")
+       name="str?", reason="str?", handle_object="str?", namespace="str?",
+       num_restarts="int?", cause="str?")
+
+# --------------------------------------------------------------------------------------------
+# Faults and recovery: dead workers, retries, restarts, cancellation
+
+_event("worker.died", "raylet",
+       "A worker process the raylet counted on exited (its zygote reported the exit status "
+       "at once). exit_type is Ray's WorkerExitType: SYSTEM_ERROR (crashed or killed from "
+       "outside), INTENDED_USER_EXIT (raysim.kill, cancel(force=True), out of scope), "
+       "USER_ERROR (its actor's constructor raised).",
+       wid="str", worker_pid="int", role="str", exit_code="int?", signal="str?",
+       exit_type="str", task="str?", actor="str?", starting="bool", cause="str")
+_event("component.died", "any",
+       "A control-plane process of the session (the GCS or the raylet) went away without "
+       "being asked to, and this process saw it go (its connection closed). The driver "
+       "then fails every blocking call with RaySystemError (LocalRayletDiedError for the "
+       "raylet); a worker exits. exit_code or signal is known only to the process's parent "
+       "(the driver, for both).",
+       component="str", component_pid="int", exit_code="int?", signal="str?",
+       detected_by="str")
+_event("task.retry", "any",
+       "A task or actor call runs again: its worker died, or it raised an exception its "
+       "retry_exceptions option covers. attempt counts from 0, as task.execute's does.",
+       task="str", name="str", attempt="int", max_retries="int", cause="str", reason="str",
+       delay_ms="int?", actor="str?")
+_event("task.cancelled", "any",
+       "raysim.cancel() reached a task: removed from a queue before it ran, interrupted "
+       "while running (KeyboardInterrupt in its thread), or its worker killed (force).",
+       task="str", name="str?", how="str", force="bool")
 
 # --------------------------------------------------------------------------------------------
 # Messages between processes
@@ -224,13 +282,23 @@ _message("task_done", "worker|raylet", "raylet|driver|worker",
          "failed for want of a worker or actor): its results inline, or where they were "
          "stored. To the raylet: that the worker and its resources are free.")
 _message("actor_died", "raylet", "driver|worker",
-         "An actor died: fail the calls to it you are still waiting for.")
+         "An actor's process died. Calls the raylet had pushed to it are retried by their "
+         "caller if the actor restarts and max_task_retries allows, or fail.")
 _message("create_object", "driver|worker", "raylet",
          "Allocate space in the store for an object of this size.", reply="reply")
 _message("seal_object", "driver|worker", "raylet", "The object is written; make it visible.")
 _message("get_objects", "driver|worker", "raylet",
          "Where are these objects? Answered once all are sealed.", reply="reply")
 _message("add_object", "raylet", "gcs", "Register a sealed object's location and size.")
+_message("revoke_leases", "raylet", "driver|worker",
+         "The store is full: give back your leases on these objects you own (stop reading "
+         "them at the place you know, without asking), so that they can be spilled.")
+_message("leases_returned", "driver|worker", "raylet",
+         "The answer to revoke_leases: the leases given back, and those kept because a read "
+         "of the object is under way or a zero-copy view of it is alive.")
+_message("release_objects", "driver|worker", "raylet",
+         "The sender has read these objects (or dropped its last zero-copy view of them): the "
+         "pins that get_objects or push_task took for it end, and the store may spill them.")
 _message("free_objects", "gcs", "raylet", "These objects' counts reached zero; delete them.")
 _message("add_ref", "driver|worker", "gcs", "A holder takes a reference to objects.")
 _message("remove_ref", "driver|worker", "gcs", "A holder drops its references to objects.")
@@ -245,6 +313,9 @@ _message("task_infeasible", "raylet", "driver|worker",
          "No node can ever provide what this task asks for; it waits.")
 _message("worker_exited", "zygote|raylet", "raylet|gcs",
          "A worker process died (exit code or signal); drop what it held.")
+_message("cancel_task", "driver|worker|raylet", "raylet|worker",
+         "Cancel a task: the raylet drops it from its queues, or asks the worker running "
+         "it to interrupt it, or kills that worker (force).")
 _message("worker_blocked", "worker", "raylet",
          "The worker waits in get(); lend its CPU to other tasks.")
 _message("worker_unblocked", "worker", "raylet", "The worker's get() returned.")

@@ -27,6 +27,7 @@ from rich.console import Group
 from rich.text import Text
 
 from raysim.trace.labels import Labels
+from raysim.trace.render import RichView
 
 
 @dataclasses.dataclass
@@ -107,6 +108,15 @@ def _action(event, labels: Labels) -> str | None:
         return f"store seals {obj}: readers may map it"
     if ev == "object_store.deleted":
         return f"store deletes {obj} ({event['reason']})"
+    if ev == "object_store.spilled":
+        return f"store spills {obj} to disk to make room ({_size(event['size'])}, " \
+               f"{_ms(event['dur'])})"
+    if ev == "object_store.restored":
+        return f"store restores {obj} from disk ({_size(event['size'])}, {_ms(event['dur'])})"
+    if ev == "object_store.evicted":
+        return f"store evicts {obj} to make room (its copy on disk remains)"
+    if ev == "object_store.full":
+        return f"store has no room for {obj} ({_size(event['size'])}): {event['reason']}"
     if ev == "gcs.object_added":
         return f"GCS object table: {obj} at node {event['location'][:8]}"
     if ev == "gcs.object_freed":
@@ -180,7 +190,7 @@ def steps(trace, group: PhaseGroup, labels: Labels | None = None) -> list[Step]:
     return out
 
 
-class SequenceDiagram:
+class SequenceDiagram(RichView):
     """A phase's steps as a text sequence diagram (a rich renderable).
 
     One column per process that takes part, in the order driver, gcs, raylet, zygote,

@@ -14,7 +14,8 @@ component's ``snapshot()``, so a replayed state and ``raysim.snapshot()`` compar
     gcs.actors      gcs.actor_state                  ActorTable (actor_table.py)
     gcs.objects     gcs.object_added, gcs.ref_added, ObjectDirectory (object_directory.py)
                     gcs.ref_removed, gcs.object_freed
-    stores          store.created, object_store.*    each node's ObjectStore (object_store.py)
+    stores          store.created, object_store.*    each node's ObjectStore (object_store.py),
+                                                     spilled: its LocalObjectManager
     actors          actor.state                      the actor instance, in its worker
     refs            ref.acquired, ref.released,      each process's ReferenceCounter
                     task.submitted
@@ -85,7 +86,8 @@ class ClusterState:
     index: int = -1
     ts: int | None = None
     gcs: GcsState = dataclasses.field(default_factory=GcsState)
-    # node -> capacity, used, objects {object_id: size, offset, owner, sealed}
+    # node -> capacity, used, objects {object_id: size, offset, owner, sealed},
+    # spilled {object_id: size, owner, path} (on disk; maybe in memory again too)
     stores: dict[str, dict] = dataclasses.field(default_factory=dict)
     # actor_id -> attrs (short reprs), calls, pid: the instance after its latest call
     actors: dict[str, dict] = dataclasses.field(default_factory=dict)
@@ -104,7 +106,8 @@ class ClusterState:
         replaced by replay, never changed in place, so they are shared)."""
         return ClusterState(
             index=self.index, ts=self.ts, gcs=self.gcs.copy(),
-            stores={node: {**store, "objects": {k: dict(v) for k, v in store["objects"].items()}}
+            stores={node: {**store, "objects": {k: dict(v) for k, v in store["objects"].items()},
+                           "spilled": {k: dict(v) for k, v in store["spilled"].items()}}
                     for node, store in self.stores.items()},
             actors={k: dict(v) for k, v in self.actors.items()},
             refs={k: dict(v) for k, v in self.refs.items()},
@@ -236,12 +239,13 @@ def _object_freed(state: ClusterState, event: Event) -> None:
 def _store(state: ClusterState, node: str) -> dict:
     store = state.stores.get(node)
     if store is None:  # a trace that lost its store.created (a crashed raylet's last batch)
-        store = state.stores[node] = {"capacity": 0, "used": 0, "objects": {}}
+        store = state.stores[node] = {"capacity": 0, "used": 0, "objects": {}, "spilled": {}}
     return store
 
 
 def _store_created(state: ClusterState, event: Event) -> None:
-    state.stores[event["node"]] = {"capacity": event["capacity"], "used": 0, "objects": {}}
+    state.stores[event["node"]] = {"capacity": event["capacity"], "used": 0, "objects": {},
+                                   "spilled": {}}
 
 
 def _store_create(state: ClusterState, event: Event) -> None:
@@ -262,8 +266,35 @@ def _store_sealed(state: ClusterState, event: Event) -> None:
 
 
 def _store_deleted(state: ClusterState, event: Event) -> None:
+    """Freed: gone from memory, and from disk if it had been spilled."""
     store = _store(state, event["node"])
     store["objects"].pop(event["obj"], None)
+    store["spilled"].pop(event["obj"], None)
+    store["used"] = event["used"]
+
+
+def _store_spilled(state: ClusterState, event: Event) -> None:
+    """Out of memory, into a file: still alive, no longer counted in ``used``."""
+    store = _store(state, event["node"])
+    entry = store["objects"].pop(event["obj"], None) or {}
+    store["spilled"][event["obj"]] = {"size": event["size"], "owner": entry.get("owner", ""),
+                                      "path": event["path"]}
+    store["used"] = event["used"]
+
+
+def _store_evicted(state: ClusterState, event: Event) -> None:
+    """An in-memory copy dropped; its file (``spilled``) remains."""
+    store = _store(state, event["node"])
+    store["objects"].pop(event["obj"], None)
+    store["used"] = event["used"]
+
+
+def _store_restored(state: ClusterState, event: Event) -> None:
+    """Back in memory, sealed, at a new offset; the file stays until the object is freed."""
+    store = _store(state, event["node"])
+    spilled = store["spilled"].get(event["obj"], {})
+    store["objects"][event["obj"]] = {"size": event["size"], "offset": event["offset"],
+                                      "owner": spilled.get("owner", ""), "sealed": True}
     store["used"] = event["used"]
 
 
@@ -312,6 +343,9 @@ APPLY: dict[str, Callable[[ClusterState, Event], None]] = {
     "object_store.create": _store_create,
     "object_store.sealed": _store_sealed,
     "object_store.deleted": _store_deleted,
+    "object_store.spilled": _store_spilled,
+    "object_store.evicted": _store_evicted,
+    "object_store.restored": _store_restored,
     "actor.state": _actor_instance,
     "ref.acquired": _ref_acquired,
     "ref.released": _ref_released,

@@ -20,7 +20,8 @@ from raysim.trace.labels import Labels
 from raysim.trace.stored_where import StoredWhere
 
 _TABLE_NAMES = {"actors": "GCS actor registry", "objects": "GCS object table",
-                "store": "object store", "inline": "driver's memory",
+                "store": "object store", "spilled": "spilled to disk",
+                "inline": "driver's memory",
                 "heaps": "actor state", "driver_refs": "driver's refs"}
 
 

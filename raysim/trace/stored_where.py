@@ -54,7 +54,8 @@ class StoredWhere(RichView):
         """Each table as a list of rows (what ``__rich__`` and ``frames`` show)."""
         labels, state = self.labels, self.state
         tables: dict[str, list[dict]] = {"actors": [], "objects": [], "store": [],
-                                         "inline": [], "heaps": [], "driver_refs": []}
+                                         "spilled": [], "inline": [], "heaps": [],
+                                         "driver_refs": []}
         for actor_id, row in state.gcs.actors.items():
             pid = row.get("worker_pid")
             tables["actors"].append({
@@ -72,6 +73,9 @@ class StoredWhere(RichView):
             for object_id, row in store["objects"].items():
                 tables["store"].append({"node": node[:8], "object": labels.obj(object_id),
                                         "size": row["size"], "sealed": row["sealed"]})
+            for object_id, row in store.get("spilled", {}).items():
+                tables["spilled"].append({"node": node[:8], "object": labels.obj(object_id),
+                                          "size": row["size"]})
         for object_id, size in labels.inlined_until(self.index).items():
             if object_id in state.driver_refs:
                 tables["inline"].append({"object": labels.obj(object_id), "size": size})
@@ -83,7 +87,8 @@ class StoredWhere(RichView):
             tables["driver_refs"].append({"object": labels.obj(object_id),
                                           "ref_type": ref_type})
         # Sorted by name, so that a table reads the same whichever process wrote first.
-        for name in ("actors", "objects", "store", "inline", "heaps", "driver_refs"):
+        for name in ("actors", "objects", "store", "spilled", "inline", "heaps",
+                     "driver_refs"):
             key = "actor" if name in ("actors", "heaps") else "object"
             tables[name].sort(key=lambda row: (row.get("node", ""), row[key]))
         return tables
@@ -112,6 +117,10 @@ class StoredWhere(RichView):
                 parts.append(_table(title, ("object", "size", "sealed"), rows))
             else:
                 parts.append(Text(title + ", empty", style="bold"))
+            spilled = [r for r in tables["spilled"] if r["node"] == node[:8]]
+            if spilled:
+                parts.append(_table(f"spilled to disk by node {node[:8]} (still alive)",
+                                    ("object", "size"), spilled))
         if tables["inline"]:
             parts.append(_table("in the driver's memory (small results, returned inline)",
                                 ("object", "size"), tables["inline"]))

@@ -1,0 +1,211 @@
+"""Task failures in the raylet: retries, cancellation, and failing a task for good.
+
+Not a step of the founding document, which follows a run where nothing goes wrong; this is
+what Ray does when something does (its "Task Fault Tolerance" guide):
+
+* A worker that dies while running a task (it crashed, called ``os._exit``, was SIGKILLed)
+  makes the task run again on another worker, up to ``max_retries`` times (default 3, so four
+  attempts; -1 for no limit). When none are left, ``get`` raises ``WorkerCrashedError``.
+* An exception raised by the task's own code is its result, not a failure to retry, unless
+  ``retry_exceptions`` is True or lists its class. The worker decides (it holds the
+  exception), and such a retry waits ``task_retry_delay_ms`` first, as Ray's does.
+* ``raysim.cancel`` removes a task that has not started from every queue (``get`` raises
+  ``TaskCancelledError``); a running one is interrupted in its worker (``KeyboardInterrupt`` in
+  the task's thread, so ``get`` raises ``RayTaskError(TaskCancelledError)``), or with
+  ``force=True`` its worker is killed (``TaskCancelledError``). Cancelled tasks are never
+  retried. ``recursive=True`` also cancels the tasks it submitted, which its worker owns.
+* When workers keep dying before they even connect (a broken import, a setup hook that
+  raises), the tasks waiting for one fail after ``max_worker_startup_failures`` in a row.
+
+Where raysim differs from Ray: Ray's ``TaskManager`` lives in the *owner's* core worker,
+which resubmits a failed task to get a new worker lease. raysim's raylet sees every worker's
+death first (the zygote reports it) and already holds each task's spec, so it retries there;
+the owner hears only the final result. Retries of actor calls are the caller's business
+(``task_submitter.py``), as in Ray, because the actor's restart decides them.
+
+Runs in: the raylet process. Trace events: ``task.retry``, ``task.cancelled``,
+``task.finished`` (with the error of a task that failed without finishing).
+"""
+
+from __future__ import annotations
+
+from raysim.runtime.scheduler import TaskRecord
+from raysim.runtime.task_spec import ACTOR_CREATION, TaskSpec
+from raysim.runtime.worker_pool import INTENDED_USER_EXIT, WorkerDeath, WorkerRecord
+from raysim.trace import writer as trace
+
+
+def error_result(exc_type: str, message: str) -> list:
+    """A result entry that makes the owner's get() raise ``exceptions.<exc_type>(message)``."""
+    return ["raised", exc_type, message]
+
+
+class TaskManager:
+    def __init__(self, raylet) -> None:
+        self.raylet = raylet
+        # Tasks that raised and wait out task_retry_delay_ms before running again.
+        self.backoff: dict[str, TaskRecord] = {}
+
+    # -- the end of an attempt ---------------------------------------------------------------
+
+    def finished(self, record: TaskRecord, body: dict) -> None:
+        """A worker reports a task done. It may ask for a retry (``retry_exceptions``)."""
+        if body.get("retry") and not record.cancelled:
+            delay_ms = self.raylet.config.task_retry_delay_ms
+            self.retry(record, "exception", _last_line(body.get("error_text", "")), delay_ms)
+            return
+        if record.cancelled and not body["ok"]:
+            trace.emit("task.finished", phase=record.phase, task=record.task_id, ok=False,
+                       error="TaskCancelledError", reason="interrupted by raysim.cancel()")
+            return
+        trace.emit("task.finished", phase=record.phase, task=record.task_id, ok=body["ok"])
+
+    def worker_died(self, worker: WorkerRecord, death: WorkerDeath) -> None:
+        """The worker running ``worker.task`` is gone: run the task again, or fail it."""
+        record: TaskRecord | None = worker.task
+        if record is None:
+            return
+        raylet = self.raylet
+        raylet.running.pop(record.task_id, None)
+        if worker.lent is None:  # a blocked worker had already lent its resources out
+            raylet.resources.release(record.request)
+        spec = record.spec
+        if record.cancelled:
+            self.fail(spec, "TaskCancelledError", _cancelled_message(spec))
+            return
+        max_retries = spec.max_retries or 0
+        if max_retries < 0 or record.attempt < max_retries:
+            self.retry(record, "worker_died", f"worker {worker.wid} (pid {death.pid}) died: "
+                                              f"{death.cause}")
+            return
+        self.fail(spec, "WorkerCrashedError",
+                  f"The worker running task {spec.name} died unexpectedly: {death.cause}; it "
+                  f"was attempt {record.attempt + 1} of {max_retries + 1}. Tip: worker.died "
+                  f"in the trace shows each death; if the crash is transient, raise "
+                  f"max_retries (-1 retries forever), otherwise fix what kills the worker.")
+
+    def retry(self, record: TaskRecord, cause: str, reason: str, delay_ms: int = 0) -> None:
+        record.attempt += 1
+        record.worker = None
+        spec = record.spec
+        trace.emit("task.retry", phase=record.phase, task=record.task_id, name=spec.name,
+                   attempt=record.attempt, max_retries=spec.max_retries or 0, cause=cause,
+                   reason=reason, delay_ms=delay_ms or None)
+        if delay_ms <= 0:
+            self.raylet.enqueue_ready(record)
+            return
+        self.backoff[record.task_id] = record
+        self.raylet.loop.call_later(delay_ms / 1000, lambda: self._backoff_over(record))
+
+    def _backoff_over(self, record: TaskRecord) -> None:
+        if self.backoff.pop(record.task_id, None) is None:
+            return  # cancelled while it waited
+        self.raylet.enqueue_ready(record)
+        self.raylet.schedule()
+
+    def fail(self, spec: TaskSpec, exc_type: str, message: str) -> None:
+        """The task will not produce its result: tell its owner, through this raylet, the
+        error its get() raises."""
+        raylet = self.raylet
+        trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False,
+                   error=exc_type, reason=message)
+        owner = raylet.clients.get(spec.owner)
+        if owner is not None and spec.kind != ACTOR_CREATION:
+            owner.send("task_done", {"task_id": spec.task_id, "ok": False,
+                                     "returns": spec.returns, "actor_id": spec.actor_id,
+                                     "results": [error_result(exc_type, message)
+                                                 for _ in spec.returns]}, spec.phase)
+
+    # -- workers that cannot start -------------------------------------------------------------
+
+    def give_up_starting(self, death: WorkerDeath) -> None:
+        """Workers keep dying while they start: fail what waits for one, instead of starting
+        more forever. Tasks still waiting for their arguments try again once those arrive."""
+        raylet = self.raylet
+        limit = raylet.config.max_worker_startup_failures
+        message = (f"raysim could not start a worker process: {limit} in a row died before "
+                   f"connecting to the raylet (the last: {death.cause}). Tip: the workers' "
+                   f"error is printed on stderr above; fix it (a module that fails to "
+                   f"import? a worker_process_setup_hook that raises?) and submit again.")
+        for queue in raylet.ready.values():
+            for record in list(queue):
+                if record.spec.kind == ACTOR_CREATION:
+                    raylet.actors.startup_failed(record, message)
+                else:
+                    self.fail(record.spec, "RaySystemError", message)
+            queue.clear()
+        raylet.pool.startup_failures = 0
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    def cancel(self, task_id: str, force: bool, recursive: bool) -> None:
+        """``raysim.cancel`` of a task (not an actor call; see LocalActorManager.cancel_call)."""
+        raylet = self.raylet
+        record = self._take_queued(task_id)
+        if record is not None:
+            trace.emit("task.cancelled", phase=record.phase, task=task_id,
+                       name=record.spec.name, how="queued", force=force)
+            self.fail(record.spec, "TaskCancelledError", _cancelled_message(record.spec))
+            return
+        record = raylet.running.get(task_id)
+        if record is None or record.cancelled:
+            return  # finished already, or unknown here: as in Ray, nothing happens
+        record.cancelled = True
+        worker: WorkerRecord = record.worker
+        trace.emit("task.cancelled", phase=record.phase, task=task_id, name=record.spec.name,
+                   how="force" if force else "interrupt", force=force)
+        if force:
+            raylet.kill_worker(worker, "raysim.cancel(force=True) killed it",
+                               INTENDED_USER_EXIT)
+        else:
+            worker.conn.send("cancel_task", {"task_id": task_id}, record.phase)
+        if recursive:
+            # The tasks it submitted are owned by its worker, and cancelled with it.
+            for child in self._owned_by(worker.wid):
+                self.cancel(child, force, recursive)
+
+    def _take_queued(self, task_id: str) -> TaskRecord | None:
+        """Remove a task that has not started from whichever queue holds it."""
+        raylet = self.raylet
+        record = self.backoff.pop(task_id, None)
+        if record is not None:
+            return record
+        for queue in raylet.ready.values():
+            for record in queue:
+                if record.task_id == task_id:
+                    queue.remove(record)
+                    return record
+        for record in raylet.infeasible:
+            if record.task_id == task_id:
+                raylet.infeasible.remove(record)
+                return record
+        for object_id, waiting in list(raylet.waiting_deps.items()):
+            for record in waiting:
+                if record.task_id == task_id:
+                    for oid in record.missing or ():
+                        others = raylet.waiting_deps.get(oid, [])
+                        if record in others:
+                            others.remove(record)
+                        if not others:
+                            raylet.waiting_deps.pop(oid, None)
+                    return record
+        return None
+
+    def _owned_by(self, wid: str) -> list[str]:
+        raylet = self.raylet
+        records = [r for q in raylet.ready.values() for r in q]
+        records += list(raylet.running.values()) + list(self.backoff.values())
+        records += raylet.infeasible + [r for w in raylet.waiting_deps.values() for r in w]
+        return list(dict.fromkeys(r.task_id for r in records
+                                  if r.spec.owner == wid and r.spec.kind != ACTOR_CREATION))
+
+
+def _cancelled_message(spec: TaskSpec) -> str:
+    return (f"Task {spec.name} ({spec.task_id}) was cancelled by raysim.cancel() before it "
+            f"finished, so it has no result. Tip: submit it again if you still need it.")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "it raised an exception"
+
