@@ -7,6 +7,8 @@ import sys
 
 import orjson
 
+from raysim.trace import schema
+
 _EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "seed_example.py")
 
 
@@ -145,7 +147,7 @@ def test_replay_shows_a_saved_trace_and_refuses_what_is_not_one(tmp_path):
     assert bad.returncode == 1 and "garbage.jsonl" in bad.stderr
     assert "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
     newer = tmp_path / "newer.jsonl"
-    newer.write_text(trace.read_text().replace('"schema_version":"1.1"',
+    newer.write_text(trace.read_text().replace(f'"schema_version":"{schema.SCHEMA_VERSION}"',
                                                '"schema_version":"9.0"', 1))
     refused = _raysim("replay", str(newer))
     assert refused.returncode == 1 and "upgrade raysim" in refused.stderr

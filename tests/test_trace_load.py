@@ -4,6 +4,7 @@ bad file is refused with the line that is wrong.
 The founding program (put a model, 3 actors, 3 predict calls, get) runs once for the module;
 the bad-input tests write small traces of their own."""
 
+import re
 import subprocess
 import sys
 import warnings
@@ -201,6 +202,72 @@ def test_a_bad_line_far_down_is_reported_with_its_line_number(tmp_path):
         load(_write(tmp_path / "two.jsonl", events))
 
 
+def test_a_value_split_over_two_lines_is_refused_even_when_the_count_adds_up(tmp_path):
+    """A chunk of lines is decoded as one JSON array: an event cut in two by a newline, with
+    two events on one line further down, makes as many values as lines, yet the file is
+    not one event per line."""
+    whole = orjson.dumps(_event("phase.begin", 7, api="get", x=[{"y": 1}, {"z": 2}]))
+    cut = whole.index(b',{"z"')
+    two = orjson.dumps(_event("phase.begin", 8, api="put")) + b"," + \
+        orjson.dumps(_event("phase.begin", 9, api="get"))
+    lines = _small_trace() + [whole[:cut], whole[cut + 1:], two]
+    with pytest.raises(schema.TraceFormatError, match=r"split\.jsonl:7: not valid JSON"):
+        load(_write(tmp_path / "split.jsonl", lines))
+
+
+def test_lines_that_differ_only_in_digits_are_checked_alike_unless_digits_matter(tmp_path):
+    """Most lines are checked once per skeleton (the line with its digits turned into 0).
+    Two kinds of line with the same skeleton can still decode differently, and each is
+    checked on its own: an integer too big for 64 bits (orjson makes it a float), and an
+    escape that spells a digit. The bad line comes chunks after the good one."""
+    filler = [_event("object.get", 10 + i, obj="o1", size=10, path="local_store",
+                     zero_copy=True, dur=1) for i in range(1000)]
+    sealed = orjson.dumps(_event("object_store.sealed", 7, proc="raylet", obj="o1", size=0,
+                                 offset=0, used=10))
+    for fitting, too_big in [(b"10000000000000000000", b"99999999999999999999"),
+                             (b"-1000000000000000000", b"-9999999999999999999")]:
+        fits, does_not = (sealed.replace(b'"size":0', b'"size":' + digits)
+                          for digits in (fitting, too_big))
+        trace = load(_write(tmp_path / "fits.jsonl", _small_trace() + [fits] + filler))
+        assert trace.records[6]["size"] == int(fitting)
+        shown = re.escape(repr(float(too_big)))
+        with pytest.raises(schema.TraceFormatError,
+                           match=rf"big\.jsonl:1008: field 'size' .* be int, got {shown}"):
+            load(_write(tmp_path / "big.jsonl",
+                        _small_trace() + [fits] + filler + [does_not]))
+
+    begin = orjson.dumps(_event("phase.begin", 7, api="get"))
+    spelt, misspelt = (begin.replace(b'"phase.begin"', b'"phase.b' + escape + b'gin"')
+                       for escape in (br"\u0065", br"\u0031"))
+    trace = load(_write(tmp_path / "spelt.jsonl", _small_trace() + [spelt] + filler))
+    assert trace.records[6]["ev"] == "phase.begin"
+    with pytest.raises(schema.TraceFormatError,
+                       match=r"escaped\.jsonl:1008: unknown event kind 'phase\.b1gin'"):
+        load(_write(tmp_path / "escaped.jsonl",
+                    _small_trace() + [spelt] + filler + [misspelt]))
+
+
+def test_no_name_in_the_schema_has_a_digit():
+    """What lets the loader check a line by its skeleton: a digit turned into 0 can then
+    never make one event kind, process kind or field name out of another."""
+    names = set(schema.COMMON_FIELDS) | set(schema.EVENTS) | set(schema.PROCESS_KINDS)
+    for kind in schema.EVENTS.values():
+        names |= set(kind.fields)
+    assert [name for name in names if any(c.isdigit() for c in name)] == []
+
+
+def test_a_line_longer_than_a_chunk_loads_and_later_lines_keep_their_numbers(tmp_path):
+    """The file is read a chunk at a time; a line longer than a chunk spans several reads."""
+    events = _small_trace() + [_event("phase.begin", 7, api="get", code="x" * 300_000)] + [
+        _event("object.get", 10 + i, obj="o1", size=10, path="local_store", zero_copy=True,
+               dur=1) for i in range(3000)]
+    trace = load(_write(tmp_path / "long_line.jsonl", events))
+    assert len(trace) == len(events) and len(trace.records[6]["code"]) == 300_000
+    events[2500] = dict(events[2500], dur="1")
+    with pytest.raises(schema.TraceFormatError, match=r":2501: field 'dur'"):
+        load(_write(tmp_path / "long_line_bad.jsonl", events))
+
+
 def test_newer_schema_version_says_to_upgrade(tmp_path):
     events = _small_trace()
     events[0] = _header(version="9.0")
@@ -219,6 +286,16 @@ def test_header_is_found_below_the_first_line_but_must_exist(tmp_path):
         load(_write(tmp_path / "no_header.jsonl", _small_trace()[1:]))
     with pytest.raises(schema.TraceFormatError, match="is empty"):
         load(_write(tmp_path / "empty.jsonl", []))
+
+
+def test_header_is_found_far_down_and_its_line_is_named(tmp_path):
+    """Wherever the header is, its version is checked first and its line number is exact."""
+    early = [_event("object.get", 2, obj="o1", size=10, path="local_store", zero_copy=True,
+                    dur=1)] * 2000  # more than one chunk of lines before the header
+    trace = load(_write(tmp_path / "far.jsonl", early + _small_trace()))
+    assert trace.records[0]["ev"] == "trace.header" and len(trace) == 2006
+    with pytest.raises(schema.TraceFormatError, match=r"far_new\.jsonl:2001: .*upgrade"):
+        load(_write(tmp_path / "far_new.jsonl", early + [_header(version="9.0")]))
 
 
 def test_missing_file_says_where_it_looked(tmp_path):

@@ -15,11 +15,28 @@ What is checked, and why it is cheap. ``schema.validate_event`` on every line wo
 more than decoding it. But what it checks (which fields an event has, their types, the event
 and process kinds) depends only on the event's *shape*: its kind, its process kind, its field
 names in order, and the Python type of each value. A trace has a few dozen shapes, since
-each ``emit()`` call site writes the same fields every time. So each line pays for one
-``orjson.loads`` and one shape tuple looked up in a set; the first event of each new shape
-goes through ``schema.validate_event`` in full. That is exactly as strict as validating every
+each ``emit()`` call site writes the same fields every time, so the first event of each new
+shape goes through ``schema.validate_event`` in full and the others are only looked up in a
+set of shapes already seen.
+
+Even a shape costs as much to build as the event costs to decode (a tuple of every field
+name and value type), so most lines are not looked at as events at all, but as bytes. A
+line's *skeleton* is the line with every digit turned into ``0``: one ``bytes.translate``
+per chunk of a few hundred lines. Two lines with the same skeleton differ only in their
+digits, and a digit changes a number's value or a string's text, never a type, a field
+name, or the event or process kind (no name in the schema has a digit). So two such lines
+decode to events of the same shape, and only one line of each new skeleton is decoded on its
+own (which also shows that it holds one whole value) and has its shape checked. The
+benchmark trace has 390,000 lines but 13,000 skeletons. Two kinds of line are checked one
+by one instead: a line with a backslash (``"\\u0031"`` is the digit one, spelt without a
+digit), and a line with a number of 20 digits or more, 19 if negative (orjson turns an
+integer too big for 64 bits into a float). That is exactly as strict as validating every
 line (values such as ``attrs`` dicts are checked as "a dict", as the schema does), and the
 first bad line is then reported with its number and what is wrong with it.
+
+Decoding itself is done a chunk at a time too, as one JSON array (one orjson call for a few
+hundred lines), and sorting is done in place (see ``_sort_by_ts``): with the events out of
+the CPU's cache after decoding, touching each of them once more costs as much as the sort.
 
 Where this reader is more lenient than the schema's letter: the header need not be the
 file's *first line* (raysim's driver writes it before starting any other process, but a
@@ -36,12 +53,14 @@ import dataclasses
 import gc
 import os
 import warnings
+from functools import partial
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, NamedTuple
 
 import orjson
 
 from raysim.trace import schema, state
+from raysim.trace.views import TraceViews
 
 if TYPE_CHECKING:
     import pandas
@@ -94,7 +113,7 @@ class Process(NamedTuple):
     role: str | None
 
 
-class Trace:
+class Trace(TraceViews):
     """A loaded trace: validated events in time order, and views of them."""
 
     def __init__(self, path: str, records: list[Event]) -> None:
@@ -166,33 +185,64 @@ class Trace:
 # Loading
 
 # Lines are decoded this many bytes at a time (a few hundred lines), as one JSON array: one
-# orjson call per chunk costs less than one per line (measured: 0.8 against 0.6 million
-# lines/s), and a chunk's events are still in the CPU's cache when they are checked.
+# orjson call per chunk costs less than one per line, and a chunk's events are still in the
+# CPU's cache when their timestamps are gathered.
 _CHUNK_BYTES = 64 * 1024
+
+# A line's skeleton is the line with every digit turned into 0 (see the module docstring).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# orjson decodes an integer too big for 64 bits as a float: one of 20 digits or more (19 if
+# negative) may not fit, so its skeleton does not tell its type.
+_LONG_NUMBERS = (b"0" * 20, b"-" + b"0" * 19)
+
+
+def _schema_names() -> set[str]:
+    """Every name the schema checks: event kinds, process kinds and field names."""
+    names = set(schema.COMMON_FIELDS) | set(schema.EVENTS) | set(schema.PROCESS_KINDS)
+    for kind in schema.EVENTS.values():
+        names.update(kind.fields)
+    return names
+
+
+# A skeleton stands for a shape only while no name in the schema has a digit (a field named
+# "x1" would share its skeleton with a misspelt "x2"); if one ever has, every line is checked.
+_SKELETONS_SOUND = not any(char.isdigit() for name in _schema_names() for char in name)
 
 
 def load(path: str | os.PathLike) -> Trace:
     """Read, validate and time-order a raysim trace. Raises ``schema.TraceFormatError``
     naming the file and line of the first bad event."""
     name = os.fspath(path)
-    data = _read(name)
-    end = data.rfind(b"\n") + 1  # data[:end] is whole lines; anything after was cut short
-    header_line = _check_header(name, data, end)
-    records, times = _decode(name, data, end)
-    if end < len(data):
-        _decode_tail(name, data[end:], len(records) + 1, records, times)
-    records = _sorted_by_ts(records, times)
-    if records[0]["ev"] != _HEADER:
+    with _open(name) as f:
+        header_line = _check_header(name, f)
+        f.seek(0)
+        # The cyclic garbage collector would walk the growing list of events again and
+        # again (measured: decoding ran almost 3x slower); events cannot form cycles, so it
+        # may rest while they are decoded.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            records, times, tail = _decode(name, f)
+        finally:
+            if collecting:
+                gc.enable()
+    # The collector then walks the new events once, at its next run: that is here, before
+    # the sort, while the list holds them in the order they lie in memory (measured: a
+    # quarter cheaper than walking them in time order).
+    if tail:
+        _decode_tail(name, tail, len(records) + 1, records, times)
+    _sort_by_ts(records, times)
+    # (No events at all means the file was emptied after its header was read.)
+    if not records or records[0]["ev"] != _HEADER:
         raise schema.TraceFormatError(
             f"{name}:{header_line}: the trace.header is not the earliest event; the file "
             f"mixes more than one session's events")
     return Trace(name, records)
 
 
-def _read(name: str) -> bytes:
+def _open(name: str) -> BinaryIO:
     try:
-        with open(name, "rb") as f:
-            return f.read()
+        return open(name, "rb")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no trace file at {name!r}. Tip: raysim.init(trace_path=...) says where to "
@@ -200,12 +250,30 @@ def _read(name: str) -> bytes:
         ) from None
 
 
-def _check_header(name: str, data: bytes, end: int) -> int:
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    """The file's lines, about ``_CHUNK_BYTES`` at a time, each chunk without its last
+    newline; last comes what follows the file's last newline (a line cut short, or b"").
+
+    The file is read a chunk at a time rather than whole: a buffer the size of the file
+    would be fresh memory for the kernel to hand over page by page (measured: more than a
+    tenth of the load's time), while a chunk reuses the memory the one before it freed."""
+    pieces: list[bytes] = []  # of the line that the next block continues
+    while block := f.read(_CHUNK_BYTES):
+        cut = block.rfind(b"\n")
+        if cut == -1:  # the middle of a line longer than a chunk
+            pieces.append(block)
+            continue
+        pieces.append(block[:cut])
+        yield b"".join(pieces)
+        pieces = [block[cut + 1:]]
+    yield b"".join(pieces)
+
+
+def _check_header(name: str, f: BinaryIO) -> int:
     """Find the header and check its version before anything else; return its line."""
-    found = _find_header(data)
-    if found is None:
-        what = "is empty" if not data.strip() else "has no trace.header event"
-        raise schema.TraceFormatError(f"{name}: the file {what}; it is not a raysim trace")
+    found = _find_header(f)
+    if isinstance(found, str):
+        raise schema.TraceFormatError(f"{name}: the file {found}; it is not a raysim trace")
     number, header = found
     try:
         schema.validate_event(header)
@@ -218,65 +286,92 @@ def _check_header(name: str, data: bytes, end: int) -> int:
     return number
 
 
-def _find_header(data: bytes) -> tuple[int, Event] | None:
+def _find_header(f: BinaryIO) -> tuple[int, Event] | str:
     """The header's line number and event: on the first line, or a few lines down (the
-    GCS's or raylet's first batch may land before the driver's)."""
-    at = data.find(b'"trace.header"')
-    while at != -1:
-        start = data.rfind(b"\n", 0, at) + 1
-        stop = data.find(b"\n", at)
-        stop = len(data) if stop == -1 else stop
-        try:
-            event = _loads(data[start:stop])
-            if isinstance(event, dict) and event.get("ev") == _HEADER:
-                return data.count(b"\n", 0, start) + 1, event
-        except orjson.JSONDecodeError:
-            pass  # a bad line: the main pass reports it
-        at = data.find(b'"trace.header"', stop)
-    return None
+    GCS's or raylet's first batch may land before the driver's). If there is none, what is
+    wrong with the file."""
+    number = 1  # the line the chunk starts on
+    blank = True
+    for chunk in _chunks(f):
+        at = chunk.find(b'"trace.header"')
+        while at != -1:
+            start = chunk.rfind(b"\n", 0, at) + 1
+            stop = chunk.find(b"\n", at)
+            stop = len(chunk) if stop == -1 else stop
+            try:
+                event = _loads(chunk[start:stop])
+                if isinstance(event, dict) and event.get("ev") == _HEADER:
+                    return number + chunk.count(b"\n", 0, start), event
+            except orjson.JSONDecodeError:
+                pass  # a bad line: the main pass reports it
+            at = chunk.find(b'"trace.header"', stop)
+        number += chunk.count(b"\n") + 1
+        blank = blank and not chunk.strip()
+    return "is empty" if blank else "has no trace.header event"
 
 
-def _decode(name: str, data: bytes, end: int) -> tuple[list[Event], list[int]]:
-    """Decode and check every whole line of ``data[:end]``, a chunk at a time. Returns the
-    events in file order and their timestamps (gathered now, while each event is still in
-    the CPU's cache: reading them again later cost two thirds of the sort's time)."""
+def _decode(name: str, f: BinaryIO) -> tuple[list[Event], list[int], bytes]:
+    """Decode and check every whole line, a chunk at a time. Returns the events in file
+    order, their timestamps (gathered now, while each event is still in the CPU's cache:
+    reading them again later cost more than the sort), and what follows the last newline."""
     records: list[Event] = []
     times: list[int] = []
-    # The cyclic garbage collector would walk the growing list of events again and again
-    # (measured: decoding ran almost 3x slower); events cannot form cycles, so it may rest.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        start = 0
-        while start < end:
-            stop = data.find(b"\n", min(start + _CHUNK_BYTES, end) - 1) + 1
-            chunk = data[start:stop - 1]
-            events = _decode_chunk(chunk)
-            if events is None:
-                _raise_first_error(name, chunk, len(records) + 1)
-            records += events
-            times += map(_get_ts, events)
-            start = stop
-    finally:
-        if collecting:
-            gc.enable()
-    return records, times
+    skeletons: set[bytes] = set()  # of lines already checked in this file
+    chunks = _chunks(f)
+    chunk = next(chunks)
+    for following in chunks:  # so that the last, unfinished line is left in ``chunk``
+        events = _decode_chunk(chunk, skeletons)
+        if events is None:
+            _raise_first_error(name, chunk, len(records) + 1)
+        records += events
+        times += map(_get_ts, events)
+        chunk = following
+    return records, times, chunk
 
 
-def _decode_chunk(chunk: bytes) -> list[Event] | None:
+def _decode_chunk(chunk: bytes, skeletons: set[bytes]) -> list[Event] | None:
     """The events of a chunk of lines, or None if any line is bad (the slow path then finds
-    which). The fast path: one decode, then one shape tuple per event, looked up in a set."""
+    which). The fast path: one decode, one skeleton per line looked up in a set."""
     try:
-        events = _loads(b"[" + chunk.replace(b"\n", b",") + b"]")
-        if len(events) != chunk.count(b"\n") + 1:
-            return None  # an empty line, or a line holding two values
-        shapes = {(e["ev"], e["proc"], *e, *map(type, e.values())) for e in events}
-    except Exception:  # not JSON, not objects, fields missing or unhashable: find out below
+        events = _loads(b"".join((b"[", chunk.replace(b"\n", b","), b"]")))
+    except orjson.JSONDecodeError:
         return None
-    new = shapes - _VALID_SHAPES
-    if new and not _admit(events, new):
+    lines = chunk.translate(_DIGITS_TO_ZERO).split(b"\n")
+    if len(events) != len(lines):
+        return None  # an empty line, or a line holding two values
+    new = set(lines) - skeletons
+    if not new:
+        return events
+    # A new skeleton is checked on one of its lines, decoded alone: that also shows that
+    # the line is one whole value, so that the chunk's array holds exactly its lines' events.
+    unsure = {line for line in new if not _stands_for_its_lines(line)}
+    originals = chunk.split(b"\n")
+    one_of_each = dict(zip(lines, originals))
+    to_check = [one_of_each[line] for line in new - unsure]
+    if unsure:  # every line of these skeletons, one by one
+        to_check += [original for line, original in zip(lines, originals) if line in unsure]
+    if not _lines_valid(to_check):
         return None
+    skeletons |= new - unsure
     return events
+
+
+def _stands_for_its_lines(skeleton: bytes) -> bool:
+    """Whether every line with this skeleton decodes to an event of the same shape: not so
+    if an escape such as ``\\u0031`` spells a digit, or a number may not fit in 64 bits."""
+    return (_SKELETONS_SOUND and b"\\" not in skeleton
+            and not any(number in skeleton for number in _LONG_NUMBERS))
+
+
+def _lines_valid(lines: list[bytes]) -> bool:
+    """Whether each line is one event whose shape passes ``schema.validate_event``."""
+    try:
+        events = list(map(_loads, lines))
+        shapes = {(e["ev"], e["proc"], *e, *map(type, e.values())) for e in events}
+    except Exception:  # not JSON, not objects, fields missing or unhashable
+        return False
+    new = shapes - _VALID_SHAPES
+    return not new or _admit(events, new)
 
 
 def _admit(events: list[Event], new: set[tuple]) -> bool:
@@ -332,13 +427,17 @@ def _decode_tail(name: str, tail: bytes, number: int, records: list[Event],
                   PartialLineWarning, stacklevel=3)
 
 
-def _sorted_by_ts(records: list[Event], times: list[int]) -> list[Event]:
-    """The events in time order; events of equal ts keep their file order (a process's
-    own events, written in the order it emitted them)."""
-    import numpy  # here, not at the top: importing this module must stay cheap
+def _sort_by_ts(records: list[Event], times: list[int]) -> None:
+    """Sort the events by ts, in place; events of equal ts keep their file order (a
+    process's own events, written in the order it emitted them): ``list.sort`` is stable.
 
-    order = numpy.argsort(numpy.array(times, dtype=numpy.int64), kind="stable")
-    return list(map(records.__getitem__, order.tolist()))
+    The keys are the timestamps gathered while decoding: CPython's ``list.sort`` computes
+    every key once, first to last, before it sorts, so a key function that hands out
+    ``times`` one after the other gives each event its own. Sorting in place moves pointers
+    and touches no event; building a new list in time order, or reading ``ts`` back from
+    every event, would visit all of them once more, out of the CPU's cache by now (measured:
+    twice the sort's time)."""
+    records.sort(key=partial(next, iter(times)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,19 @@
 A raysim trace is a JSON-lines file. Each line is one event, a JSON object with the common
 fields below plus the fields of its kind. The first line is a ``trace.header`` event carrying
 ``schema_version``. Readers accept traces whose major version they know and refuse newer
-ones with a clear message; fields are only ever added within a major version.
+ones with a clear message; within a major version, event kinds, fields and messages are only
+ever added (a minor version), never renamed, retyped or removed.
+
+Versions:
+
+    1.0  the runtime core: processes, messages, objects, references, tasks, actors
+    1.1  gcs.actor_state gains handle_object and namespace, job.registered wid,
+         object_store.create used
+    1.2  faults and their recovery: worker.died, task.retry, task.cancelled, component.died,
+         api.rejected; object spilling: object_store.evicted/spilled/restored/full;
+         gcs.actor_state gains num_restarts and cause, task.finished error and reason;
+         messages cancel_task, exit_worker, release_objects, revoke_leases,
+         leases_returned
 
 Common fields (every event):
 
@@ -30,7 +42,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -309,6 +321,8 @@ _message("register_actor", "driver|worker", "gcs",
          "Register a named actor, claiming its name (refused if taken).", reply="reply")
 _message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")
 _message("kill_actor", "driver|worker|gcs", "raylet|gcs", "Terminate an actor.")
+_message("exit_worker", "raylet", "worker",
+         "An actor's worker is to stop: its actor was killed or went out of scope.")
 _message("task_infeasible", "raylet", "driver|worker",
          "No node can ever provide what this task asks for; it waits.")
 _message("worker_exited", "zygote|raylet", "raylet|gcs",
