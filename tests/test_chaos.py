@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import raysim
-from traceutil import of, pid_alive, wait_for
+from traceutil import of, pid_alive, poll, wait_for
 
 N_TASKS = 300
 KILL_EVERY = 15  # results between two kills
@@ -36,14 +36,6 @@ def work(i, marker_dir):
 
 def expected(i):
     return float(i) * BIG if i % 25 == 0 else i * i
-
-
-def poll(condition, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Killer(threading.Thread):

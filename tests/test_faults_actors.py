@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -10,25 +9,7 @@ import raysim
 from raysim import exceptions
 from raysim.runtime import actor_table
 from raysim.runtime.errors import RaySimInternalError
-from traceutil import of, pid_alive, wait_for
-
-
-def poll(condition, what: str, timeout: float = 10.0):
-    """Wait for an effect outside the runtime (a file, a pid), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def wait_for_file(path: str) -> None:
-    """Inside an actor: block until the test creates ``path``."""
-    while not os.path.exists(path):
-        time.sleep(0.01)
+from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 
 @raysim.remote

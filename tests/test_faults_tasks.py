@@ -13,25 +13,7 @@ import pytest
 import raysim
 from raysim import exceptions
 from raysim.runtime.config import Config
-from traceutil import of, pid_alive, wait_for
-
-
-def poll(condition, what: str, timeout: float = 10.0):
-    """Wait for an effect outside the runtime (a file, a pid), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def wait_for_file(path: str) -> None:
-    """Inside a task: block until the test creates ``path``."""
-    while not os.path.exists(path):
-        time.sleep(0.01)
+from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 
 def count_attempt(path: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Callable
@@ -38,6 +39,25 @@ def wait_for(path: str, predicate: Callable[[list[dict]], bool], timeout: float 
             return events
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def poll(condition, what: str, timeout: float = 10.0):
+    """Wait for an effect outside the trace (a file, a pid), with a deadline; returns the
+    condition's first true value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def wait_for_file(path: str) -> None:
+    """Inside a task or an actor: block until the test creates ``path``."""
+    while not os.path.exists(path):
         time.sleep(0.01)
 
 
