@@ -5,9 +5,12 @@ submits an actor creation task and returns an ``ActorHandle`` at once; the actor
 in its own worker process. Phase 4: ``actors[i].predict.remote(path)`` submits a method call.
 
 An actor lives while any handle to it exists anywhere (the creator's, or copies passed to
-tasks and other actors). Handles are counted like ObjectRefs, through a per-actor "handle
-object" with reference type ``ACTOR_HANDLE``, as ``ray memory`` shows them; when the count
-reaches zero the GCS asks the raylet to stop the actor once its queued calls are done.
+tasks and other actors), and while any call made through a handle has not finished. Handles
+are counted like ObjectRefs, through a per-actor "handle object" with reference type
+``ACTOR_HANDLE``, as ``ray memory`` shows them; a process whose handles are gone but whose calls
+are still pending holds it as ``USED_BY_PENDING_TASK`` (Ray's pending actor tasks hold the
+handle the same way), so ``A.remote().f.remote()`` gets its answer. When the count reaches
+zero the GCS asks the raylet to stop the actor once its queued calls are done.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class ActorClass:
                 args, kwargs, f"{self.__name__}.__init__")
         task_id = core.new_task_id()
         actor_id = ids.random_hex(12)
-        handle_object = ids.return_object_id(task_id, 0)
+        handle_object = ids.return_object_id(task_id, ids.HANDLE_INDEX)
         descriptor = {"actor_id": actor_id, "class_name": self.__name__,
                       "function_id": function_id, "methods": self._methods,
                       "signatures": self._signatures,
@@ -133,7 +136,7 @@ class ActorClass:
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())
-        core.owned_handles.add(handle_object)
+        core.owned_handles[handle_object] = ACTOR_HANDLE  # what the GCS counts for us
         core.submitter.submit(spec, deps, nested)
         del keep
         return ActorHandle(descriptor)
@@ -228,6 +231,7 @@ class ActorMethod:
             function_id=descriptor["function_id"], args=args_bytes,
             returns=returns, owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
             actor_id=descriptor["actor_id"], method=self._name,
+            handle_object=descriptor["handle_object"],
             # Retries of this call if the actor dies running it and restarts (Ray's option).
             max_retries=self._options.get("max_task_retries",
                                           descriptor.get("max_task_retries", 0)),

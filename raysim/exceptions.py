@@ -204,6 +204,11 @@ class ObjectFreedError(ObjectLostError):
     """The object was freed (its reference count reached zero) before it was read."""
 
 
+class ReferenceCountingAssertionError(ObjectLostError, AssertionError):
+    """The object was freed while a reference to it still existed: the reference reached
+    the reference table after the last counted one had gone (Ray's name and bases)."""
+
+
 class OutOfMemoryError(RayError):
     pass
 

@@ -22,7 +22,8 @@ When the actor's process dies, as in Ray:
   were never pushed, so they wait here for the new process.
 
 A constructor that raises kills the actor for good (no restart, as in Ray), and the error of
-every call carries the constructor's traceback.
+every call carries the constructor's traceback. A constructor argument lost while the actor
+waits for it (its owner died) kills it too: the creation task can never run.
 
 The GCS keeps the actor table and its state machine (``actor_table.py``); this module keeps
 what only the hosting node knows: which worker, and the calls waiting. Ray's GCS decides
@@ -153,7 +154,15 @@ class LocalActorManager:
                        f"{actor.name}.__init__ (its traceback follows) and create the actor "
                        f"again.\n{body.get('error_text', '').rstrip()}")
         self._die(actor, CREATION_TASK_ERROR, "its constructor raised")
-        self.raylet.kill_worker(worker, f"its actor's constructor raised", USER_ERROR)
+        self.raylet.kill_worker(worker, "its actor's constructor raised", USER_ERROR)
+
+    def creation_failed(self, record: TaskRecord, message: str, reason: str) -> None:
+        """An argument of its constructor is lost: the creation task can never run."""
+        actor = self.actors.get(record.spec.actor_id)
+        if actor is not None and actor.state != DEAD:
+            actor.death = (f"The actor {actor.name} ({actor.actor_id}) could not be created: "
+                           f"{message}")
+            self._die(actor, CREATION_TASK_ERROR, reason)
 
     def startup_failed(self, record: TaskRecord, message: str) -> None:
         """Its worker process kept dying while starting (TaskManager.give_up_starting)."""

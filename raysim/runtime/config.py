@@ -69,6 +69,12 @@ class Config:
     # Number of idle task workers the raylet starts ahead of demand. None: num_cpus.
     num_prestart_workers: int | None = None
 
+    # How many freed object ids the GCS remembers, so that a reference to one that arrives
+    # too late (it travelled where nobody counted it) makes get() raise
+    # ReferenceCountingAssertionError instead of waiting forever. Ray's owners know every
+    # object they own and need no such list.
+    freed_objects_remembered: int = 100_000
+
     # Longest reprs of an actor attribute recorded in `actor.state` events.
     actor_state_repr_limit: int = 80
 

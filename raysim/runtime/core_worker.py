@@ -15,6 +15,14 @@ Seed steps implemented here:
 Submitting tasks is ``task_submitter.py``'s part; the table of owned objects is
 ``memory_store.py``'s; counting references is ``reference_counter.py``'s.
 
+Refs inside a value that leaves this process (a put, a task's result) are held for the value
+at the GCS (``CAPTURED_IN_OBJECT``, holder ``object:<id>``) before this process can drop its
+own, so the value's reader finds them alive, as Ray's owner keeps refs nested in a returned
+object alive. A stored value's holds go when the GCS frees it; an inline result's, when its
+owner drops it. An object that can never be read (its owner died, or it was freed before
+this process's ref was counted) makes ``get`` raise ``OwnerDiedError`` or
+``ReferenceCountingAssertionError``, as the raylet reports it.
+
 Threads: the user's thread(s) call the API; one I/O thread reads every connection and
 completes what waits on it (replies, task results), so that a task whose arguments were
 pending is submitted as soon as they are ready, even while the user's thread is busy
@@ -49,7 +57,8 @@ from raysim.runtime import (check_serialize, ids, memory_store, procutil, protoc
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
-from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
+from raysim.runtime.reference_counter import (CAPTURED_IN_OBJECT, LOCAL_REFERENCE,
+                                              ReferenceCounter)
 from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
                                          OwnedObject)
 from raysim.runtime.store_client import StoreClient, store_full_error, store_read_error
@@ -99,10 +108,12 @@ class CoreWorker:
         self.raylet = raylet
         self.gcs = gcs
         self.store = StoreClient(store_fd, store_capacity)
-        self.ids = ids.IdFactory()
+        self.ids = ids.IdFactory(wid)
         self.refs = ReferenceCounter(self._on_held_changed)
         self.owned: dict[str, OwnedObject] = {}
-        self.owned_handles: set[str] = set()
+        # Handle objects of the actors this process created -> the reference type the GCS
+        # counts for it (the actor's registration counts it as ACTOR_HANDLE).
+        self.owned_handles: dict[str, str] = {}
         self.owned_lock = threading.RLock()
         # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
         # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
@@ -361,9 +372,17 @@ class CoreWorker:
             self._owned_held_changed(object_id, slot, held)
             return
         if object_id in self.owned_handles:
+            # "owner": the GCS counts this process from the actor's registration on, which
+            # may reach it after these messages (they travel another way, via the raylet).
             if held is None:
-                self.owned_handles.discard(object_id)
-                self.gcs_send("remove_ref", {"objects": [object_id]})
+                self.owned_handles.pop(object_id, None)
+                self.gcs_send("remove_ref", {"objects": [object_id], "owner": True})
+            elif self.owned_handles.get(object_id) != held:
+                # Its handles are gone but calls made through them are not done yet
+                # (USED_BY_PENDING_TASK), or a handle came back: the type changes.
+                self.owned_handles[object_id] = held
+                self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held,
+                                          "owner": True})
             return
         # A borrowed object or a handle to someone else's actor.
         if self._deferred is not None and threading.current_thread() is threading.main_thread():
@@ -373,18 +392,59 @@ class CoreWorker:
 
     def _owned_held_changed(self, object_id: str, slot: OwnedObject, held: str | None) -> None:
         with self.owned_lock:
-            if slot.state == STORED and held != slot.reported:
+            # In the GCS's table: stored, or a failed one whose error was stored (promote).
+            if (slot.state == STORED or slot.reported is not None) and held != slot.reported:
+                # "owner": the store's registration of the object, which counts this process,
+                # may reach the GCS after these (it travels via the raylet).
                 if held is None:
-                    self.gcs_send("remove_ref", {"objects": [object_id]})
+                    self.gcs_send("remove_ref", {"objects": [object_id], "owner": True})
                     self._released_since_put = True
                 else:
-                    self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
+                    self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held,
+                                              "owner": True})
                 slot.reported = held
             if held is None:
                 if slot.state == PENDING:
                     slot.released = True
                 elif not slot.dependents:
-                    self.owned.pop(object_id, None)
+                    self.drop_owned(object_id, slot)
+
+    def drop_owned(self, object_id: str, slot: OwnedObject) -> None:
+        """Nothing here refers to an owned object any more: forget it, and with an INLINE
+        value, the refs it captured (called with owned_lock held)."""
+        if self.owned.get(object_id) is slot:
+            del self.owned[object_id]
+        contained, slot.contained = slot.contained, None
+        if contained:
+            self.release_captured(object_id, contained)
+
+    def capture(self, object_id: str, contained: list[str]) -> None:
+        """A value about to leave this process (a put, a task's result) holds refs to other
+        objects: have the GCS count the value as holding them (CAPTURED_IN_OBJECT) before
+        this process can drop its own references.
+
+        This message and this process's later releases travel on the same socket, so the
+        GCS sees the value's hold first, and the objects outlive this process's refs until
+        the value's owner (the caller, for a result) has counted its own. Ray's owner does
+        the same in its reference table (``AddNestedObjectIds``): a returned ref stays alive
+        while the value containing it does."""
+        self.gcs_send("add_ref", {"objects": contained, "holder": f"object:{object_id}",
+                                  "ref_type": CAPTURED_IN_OBJECT})
+
+    def release_captured(self, object_id: str, contained: list[str]) -> None:
+        """The INLINE value ``object_id`` is gone: drop the holds it had on ``contained``.
+
+        Refs to them deserialized from the value during the running task may not be counted
+        yet (borrows are reported when the task ends): report those first, on this same
+        socket, so that the GCS counts them before the value's holds go."""
+        deferred = self._deferred
+        for inner in contained:
+            if deferred is not None and inner in deferred:
+                deferred.discard(inner)
+                held = self.refs.held_type(inner)
+                if held is not None:
+                    self._report_borrow(inner, held, sync=False)
+        self.gcs_send("remove_ref", {"objects": contained, "holder": f"object:{object_id}"})
 
     def _report_borrow(self, object_id: str, held: str | None, sync: bool = True) -> None:
         known = self._reported.get(object_id)
@@ -412,7 +472,7 @@ class CoreWorker:
         if not deferred:
             return
         adds: dict[str, list[str]] = {}
-        for object_id in deferred:
+        for object_id in list(deferred):  # release_captured may discard from it meanwhile
             held = self.refs.held_type(object_id)
             known = self._reported.get(object_id)
             if held == known:
@@ -483,8 +543,13 @@ class CoreWorker:
                                            self.config.serialization_debug_time_s)
 
     def _store_object(self, object_id: str, obj: serialization.SerializedObject,
-                      contained: list[str], slot: OwnedObject, owner: str | None = None) -> None:
-        """create -> write -> seal, as plasma does; readers never see a partial object."""
+                      contained: list[str], slot: OwnedObject, owner: str | None = None,
+                      captured: bool = False) -> None:
+        """create -> write -> seal, as plasma does; readers never see a partial object.
+
+        ``contained``: the refs inside the value. The GCS records them with the object when
+        the store registers it, so that freeing the object releases them; they are held for
+        it at once (``capture``), unless that was done already (``captured``)."""
         reply = self.request(self.raylet, "create_object",
                              {"object_id": object_id, "size": obj.total_size})
         if reply.get("error") == "exists":
@@ -496,6 +561,8 @@ class CoreWorker:
         if reply.get("error") == "full":
             raise store_full_error(f"store object {object_id}", obj.total_size,
                                    self.node_id, reply)
+        if contained and not captured:
+            self.capture(object_id, contained)
         start = time.perf_counter_ns()
         self.store.write(reply["offset"], obj)
         trace.emit("object_store.written", obj=object_id, size=obj.total_size,
@@ -511,32 +578,89 @@ class CoreWorker:
         """Refs captured in a value being sent elsewhere: make sure others can read them.
 
         An inline value lives only in its owner's memory, so when its ref leaves this process
-        the value is copied into the store (Ray: PromoteObjectToPlasma).
+        the value is copied into the store (Ray: PromoteObjectToPlasma); so is the error of a
+        task that failed, for the readers elsewhere to raise. A value still being computed
+        is copied when it arrives.
         """
-        out = []
+        out: list[str] = []
+        seen: set[str] = set()
         for ref in refs:
             object_id = ref.id if hasattr(ref, "id") else ref._handle_object
+            if object_id in seen:
+                continue  # the same ref twice in one value: one hold
+            seen.add(object_id)
             out.append(object_id)
             slot = self.owned.get(object_id)
             if slot is None:
                 continue
             with self.owned_lock:
-                if slot.state == INLINE:
-                    self.promote(object_id, slot)
-                elif slot.state == PENDING:
-                    slot.promote = True
+                if slot.promote:
+                    continue  # passed on before: copied already, or will be
+                slot.promote = True
+                now = slot.state in (INLINE, FAILED)
+            if now:
+                self.promote(object_id, slot)
         return out
 
-    def promote(self, object_id: str, slot: OwnedObject) -> None:
-        data = slot.data
-        view = memoryview(data)
-        obj = serialization.SerializedObject(b"", [], [])
-        obj.total_size = len(data)
-        obj.write_into = lambda dest: dest.__setitem__(slice(0, len(data)), view)  # type: ignore
+    def promote(self, object_id: str, slot: OwnedObject, background: bool = False) -> None:
+        """Copy an INLINE value (or a FAILED one's error) into the store for readers in other
+        processes. The copy waits for the raylet, whose answers the I/O thread delivers, so
+        it must not run on that thread nor under owned_lock, which the I/O thread may need
+        before it gets to the answer: callers there pass ``background``, and the copy runs
+        on a thread of its own."""
+        with self.owned_lock:
+            state = slot.state
+            if state == INLINE:
+                data = slot.data
+                # The refs the value holds were captured by the worker that made it; from now
+                # on the GCS releases them when it frees the object (not drop_owned).
+                contained, slot.contained = slot.contained or [], None
+            elif state == FAILED:
+                data = serialization.serialize(serialization.StoredError(slot.data)).to_bytes()
+                contained = []
+            else:
+                return
+        args = (object_id, slot, state, data, contained)
+        if background:
+            threading.Thread(target=self._copy_to_store, args=(*args, trace.get_phase()),
+                             name="raysim-promote", daemon=True).start()
+        else:
+            self._copy_to_store(*args)
+
+    def _copy_to_store(self, object_id: str, slot: OwnedObject, state: int, data: bytes,
+                       contained: list[str], phase: int | None = None) -> None:
+        if phase is not None:
+            trace.set_phase(phase)  # a thread of its own: the call that caused the copy
         trace.emit("object.promoted", obj=object_id, size=len(data))
-        self._store_object(object_id, obj, [], slot)
-        slot.data = None
-        self.grant_lease(slot)
+        copy = OwnedObject()
+        try:
+            self._store_object(object_id, serialization.SerializedBytes(data), contained,
+                               copy, captured=True)
+        except exceptions.RayError as e:
+            if contained:
+                self.release_captured(object_id, contained)
+            print(f"raysim: warning: object {object_id} could not be copied into the store "
+                  f"for the processes it was passed to, which will wait for it: {e}",
+                  file=sys.stderr)
+            return
+        with self.owned_lock:
+            if state == INLINE:
+                slot.offset, slot.size = copy.offset, copy.size
+                slot.state = STORED
+                slot.data = None
+            # The store's registration counts this process (LOCAL_REFERENCE); tell the GCS
+            # what it holds now, which may have changed while the copy was made.
+            slot.reported = LOCAL_REFERENCE
+            held = self.refs.held_type(object_id)
+            if held != slot.reported:
+                kind = "remove_ref" if held is None else "add_ref"
+                body = {"objects": [object_id], "owner": True}
+                if held is not None:
+                    body["ref_type"] = held
+                self.gcs_send(kind, body)
+                slot.reported = held
+        if state == INLINE and copy.offset >= 0:
+            self.grant_lease(slot)
 
     # ------------------------------------------------------------------------------------
     # Leases: reading owned objects without asking the raylet (local_object_manager.py)
@@ -594,41 +718,48 @@ class CoreWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         in_store = [oid for oid in object_ids if (slot := self.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
-        places, _ = self._locate(in_store, deadline) if in_store else ({}, {})
+        places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
         done: list[str] = []
         try:
-            return [self._get_one(oid, places, deadline, done) for oid in object_ids]
+            return [self._get_one(oid, places, deadline, done, errors) for oid in object_ids]
         finally:
             self.give_back(places, done)
 
     def _get_one(self, object_id: str, places: dict, deadline: float | None,
-                 done: list[str]) -> Any:
+                 done: list[str], errors: dict[str, dict]) -> Any:
         slot = self.owned.get(object_id)
         if slot is None:  # borrowed: always in the store
-            return self.read_placed(object_id, places, deadline, done)
+            return self.read_placed(object_id, places, deadline, done, errors)
         if slot.state == PENDING:
             self._wait_for([slot], 1, deadline)
         start = time.perf_counter_ns()
+        # The data before the state: a promotion (another thread) makes the slot STORED
+        # first and drops the data after, so INLINE here means the data read is the value.
+        data = slot.data
         state = slot.state
         if state == INLINE:
-            data = slot.data
             value = serialization.deserialize(memoryview(data))
             trace.emit("object.get", obj=object_id, size=len(data), path="inline",
                        zero_copy=False, dur=time.perf_counter_ns() - start)
             return value
         if state == STORED:
             read, value = self._read_leased(object_id, slot)
-            return value if read else self.read_placed(object_id, places, deadline, done)
+            return value if read else self.read_placed(object_id, places, deadline, done,
+                                                       errors)
         if state == FAILED:
             raise self._error(slot.data)
         raise RaySimInternalError(f"object {object_id} in unknown state {state}")
 
     def read_placed(self, object_id: str, places: dict[str, list[int]],
-                    deadline: float | None, done: list[str]) -> Any:
+                    deadline: float | None, done: list[str],
+                    errors: dict[str, dict] | None = None) -> Any:
         """Read an object at the place the raylet gave, pinned ([offset, size, pins left]).
         If it gave none (the object was not asked for yet, was spilled when a task was
         pushed, or did not fit in the store together with the others asked for at once),
-        ask again for this one alone."""
+        ask again for this one alone. If it said why it cannot (``errors``: the object is
+        lost), raise that."""
+        if errors and errors.get(object_id, {}).get("error") == "lost":
+            raise store_read_error(object_id, self.node_id, errors[object_id])
         place = places.get(object_id)
         if place is None or not place[2]:
             more, errors = self._locate([object_id], deadline)
@@ -659,6 +790,9 @@ class CoreWorker:
             done.append(object_id)
         trace.emit("object.get", obj=object_id, size=size, path="local_store",
                    zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
+        if type(value) is serialization.StoredError:
+            # The task making it failed, and its owner stored the error for readers here.
+            raise self._error(value.entry)
         return value
 
     def give_back(self, places: dict[str, list[int]], done: list[str]) -> None:
@@ -779,6 +913,8 @@ class CoreWorker:
         exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
         if exc_type is exceptions.TaskCancelledError:
             return exc_type(None, entry[2])
+        if issubclass(exc_type, exceptions.ObjectLostError):
+            return exc_type("", entry[2])  # an argument of the task was lost
         return exc_type(entry[2])
 
     # ------------------------------------------------------------------------------------
@@ -837,6 +973,11 @@ class CoreWorker:
         if obj.total_size < threshold:
             trace.emit("object.inlined", obj=object_id, size=obj.total_size,
                        threshold=threshold)
+            if contained:
+                # The value goes to the caller's memory, not to the GCS: the caller will
+                # release these holds when it drops the value (memory_store.OwnedObject).
+                self.capture(object_id, contained)
+                return ["inline", obj.to_bytes(), contained]
             return ["inline", obj.to_bytes()]
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)

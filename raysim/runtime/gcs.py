@@ -17,6 +17,9 @@ Runs in: its own process, started by ``raysim.init()``. It listens on ``gcs.sock
 session directory. It exits when the driver says so or when the driver's connection closes
 (the driver died), so a SIGKILLed driver leaves no GCS behind.
 
+When a worker dies the objects it owned are lost, and the raylets holding or waiting for them
+are told (``objects_lost``), so that readers fail with ``OwnerDiedError`` instead of waiting.
+
 Trace events: ``process.started``, ``node.registered``, ``job.registered``, the
 ``gcs.*`` events of the object directory and actor table, and every message.
 """
@@ -38,7 +41,8 @@ from raysim.trace import writer as trace
 
 
 class GcsServer:
-    def __init__(self, session_dir: str, node_id: str) -> None:
+    def __init__(self, session_dir: str, node_id: str,
+                 freed_remembered: int = 100_000) -> None:
         self.loop = EventLoop()
         self.session_dir = session_dir
         self.nodes: dict[str, dict] = {}
@@ -47,7 +51,7 @@ class GcsServer:
         self.kv: dict[str, bytes] = {}
         self._kv_waiters: dict[str, list[tuple[LoopConnection, int]]] = defaultdict(list)
         self.actors = ActorTable()
-        self.directory = ObjectDirectory()
+        self.directory = ObjectDirectory(freed_remembered)
         self.driver_conn: LoopConnection | None = None
         self.path = os.path.join(session_dir, "gcs.sock")
         self.loop.listen(self.path, "?", self.on_message, self.on_close)
@@ -67,6 +71,7 @@ class GcsServer:
         if handler is None:
             raise RuntimeError(f"GCS got unknown message {kind!r}")
         handler(conn, msg_id, body)
+        self._tell_lost()
 
     # -- registration ----------------------------------------------------------------------
 
@@ -117,8 +122,9 @@ class GcsServer:
 
     def handle_add_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         holder = body.get("holder") or self.holder(conn)
+        owner = body.get("owner", False)
         for object_id in body["objects"]:
-            self.directory.add_ref(object_id, holder, body["ref_type"])
+            self.directory.add_ref(object_id, holder, body["ref_type"], owner)
 
     def handle_borrow_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.handle_add_ref(conn, msg_id, body)
@@ -126,10 +132,34 @@ class GcsServer:
 
     def handle_remove_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         holder = body.get("holder") or self.holder(conn)
+        owner = body.get("owner", False)
         freed = []
         for object_id in body["objects"]:
-            freed += self.directory.remove_ref(object_id, holder)
+            freed += self.directory.remove_ref(object_id, holder, owner)
         self._free(freed)
+
+    def handle_watch_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A raylet waits for objects its store lacks: answer at once for those that can never
+        arrive; the others are answered if they are lost later (_tell_lost)."""
+        lost = {}
+        for object_id in body["objects"]:
+            why = self.directory.watch(object_id, conn.peer_id)
+            if why is not None:
+                lost[object_id] = why.to_wire()
+        if lost:
+            conn.send("objects_lost", {"objects": lost})
+
+    def _tell_lost(self) -> None:
+        """Tell the raylets concerned about objects lost while handling a message: those that
+        hold them delete them, those waiting for them fail their readers."""
+        by_node: dict[str, dict[str, dict]] = defaultdict(dict)
+        for object_id, lost, nodes in self.directory.take_lost():
+            for node in nodes:
+                by_node[node][object_id] = lost.to_wire()
+        for node, objects in by_node.items():
+            conn = self.node_conns.get(node)
+            if conn is not None:
+                conn.send("objects_lost", {"objects": objects})
 
     def _free(self, freed: list[tuple[str, list[str]]]) -> None:
         by_node: dict[str, list[str]] = defaultdict(list)
@@ -194,9 +224,20 @@ class GcsServer:
                                      "reason": "all handles out of scope", "graceful": True})
 
     def handle_worker_exited(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        """A worker died: drop the references it held. What its death means for its actor
-        (restart or death) the raylet reports with actor_update."""
-        self._free(self.directory.remove_holder(f"worker:{body['wid']}"))
+        """A worker died: drop the references it held, and lose the objects it owned (as in
+        Ray, an object dies with its owner). What its death means for its actor (restart or
+        death) the raylet reports with actor_update."""
+        wid = body["wid"]
+        self._free(self.directory.remove_holder(f"worker:{wid}"))
+        self._free(self.directory.owner_died(wid, self._describe_worker(body)))
+
+    def _describe_worker(self, body: dict) -> str:
+        """A dead worker and its death, as a lost object's message tells them."""
+        what = f"worker {body['wid']}"
+        actor = self.actors.actors.get(body.get("actor_id") or "")
+        if actor is not None:
+            what = f"the actor {actor.class_name} ({actor.actor_id}) in {what}"
+        return f"{what}, died: {body['cause']}" if body.get("cause") else f"{what}, died"
 
     # -- reporting and shutdown ---------------------------------------------------------------
 
@@ -233,7 +274,8 @@ def main() -> None:
     procutil.die_with_parent(signal.SIGTERM)
     procutil.exit_on_sigterm()
     trace.open_trace(args["trace_path"], "gcs", args["node_id"], args["trace_flush_events"])
-    server = GcsServer(args["session_dir"], args["node_id"])
+    server = GcsServer(args["session_dir"], args["node_id"],
+                       args.get("freed_objects_remembered", 100_000))
     trace.emit("process.started", ppid=os.getppid(), role="gcs")
     try:
         server.run()

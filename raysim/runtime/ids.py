@@ -4,11 +4,17 @@ Ray's ids are random bytes with structure: an ObjectID is the TaskID that create
 plus an index, so the creator of any object can be read off its id. raysim keeps that
 structure in short hex strings that read well in a trace:
 
-    TaskID    16 hex chars: 6 for the process that made it, 10 for a counter
-    ObjectID  TaskID + 4 hex chars: return index (1, 2, ...) or put index (8000 + n)
+    TaskID    16 hex chars: the WorkerID of the process that made it (8), then a counter (8)
+    ObjectID  TaskID + 4 hex chars: return index (1, 2, ...), put index (8000 + n), or 0
+              for an actor's handle object (the creation task's "return 0")
     ActorID   12 hex chars
     NodeID    8 hex chars
     WorkerID  8 hex chars, one per process (driver or worker)
+
+So the process that made an id, which owns the object (it put it, or submitted the task that
+returns it), can be read off the id: ``owner_of``. The GCS uses that to know which objects die
+with a process, even objects it has not heard of yet (Ray's ObjectIDs embed their owner's
+task the same way; its owners keep the table themselves).
 
 They are ``str`` subclasses, so they cost nothing to compare, hash, pickle or write as JSON.
 Runs in: every process.
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import itertools
 import os
+
+from raysim.runtime.errors import RaySimInternalError
 
 
 class ObjectID(str):
@@ -48,6 +56,8 @@ class JobID(str):
 
 
 PUT_INDEX_BASE = 0x8000
+HANDLE_INDEX = 0  # an actor's handle object is its creation task's index 0
+WORKER_ID_CHARS = 8
 
 
 def random_hex(n_chars: int) -> str:
@@ -55,18 +65,21 @@ def random_hex(n_chars: int) -> str:
 
 
 class IdFactory:
-    """Makes task ids unique across processes: a random per-process prefix plus a counter."""
+    """Makes task ids unique across processes: the process's worker id plus a counter."""
 
-    def __init__(self) -> None:
-        self._prefix = random_hex(6)
+    def __init__(self, worker_id: str) -> None:
+        if len(worker_id) != WORKER_ID_CHARS:
+            raise RaySimInternalError(
+                f"a worker id has {WORKER_ID_CHARS} hex chars, got {worker_id!r}")
+        self._prefix = worker_id
         self._tasks = itertools.count(1)
         self._puts = itertools.count(0)
         # The pseudo task that puts made by this process belong to (Ray derives put ids from
         # the current task id; raysim uses one per process).
-        self.put_task_id = TaskID(f"{self._prefix}{0:010x}")
+        self.put_task_id = TaskID(f"{self._prefix}{0:08x}")
 
     def task_id(self) -> TaskID:
-        return TaskID(f"{self._prefix}{next(self._tasks):010x}")
+        return TaskID(f"{self._prefix}{next(self._tasks):08x}")
 
     def put_object_id(self) -> ObjectID:
         n = next(self._puts)
@@ -75,6 +88,16 @@ class IdFactory:
             self._puts = itertools.count(1)
             n = 0
         return ObjectID(f"{self.put_task_id}{PUT_INDEX_BASE + n:04x}")
+
+
+def owner_of(object_id: str) -> str:
+    """The worker id of the process that owns an object (or made a task id)."""
+    return object_id[:WORKER_ID_CHARS]
+
+
+def is_actor_handle(object_id: str) -> bool:
+    """Is this the handle object of an actor (not a value in a store)?"""
+    return len(object_id) == 20 and int(object_id[16:], 16) == HANDLE_INDEX
 
 
 def return_object_id(task_id: str, index: int) -> ObjectID:

@@ -29,7 +29,7 @@ class OwnedObject:
     """An object this process owns (Ray: an entry of the owner's reference table)."""
 
     __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
-                 "promote", "reported", "leased", "readers")
+                 "promote", "reported", "leased", "readers", "contained")
 
     def __init__(self, state: int = PENDING) -> None:
         self.state = state
@@ -48,6 +48,11 @@ class OwnedObject:
         # None, not granted yet. readers: reads under the lease under way here.
         self.leased: bool | None = None
         self.readers = 0
+        # An INLINE value's refs to other objects. The worker that made the value had them
+        # held for it (CAPTURED_IN_OBJECT, holder ``object:<id>``) before letting go of its
+        # own; this process, the value's owner, releases them when it drops the value (or
+        # hands them to the GCS with the value, if it is promoted to the store).
+        self.contained: list[str] | None = None
 
 
 class Future:

@@ -102,7 +102,8 @@ class NodeProcesses:
             [_PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         common = {"session_dir": session_dir, "node_id": node_id, "trace_path": trace_path,
                   "trace_flush_events": config.trace_flush_events}
-        self.gcs = self._spawn("gcs", common, env)
+        self.gcs = self._spawn("gcs", dict(
+            common, freed_objects_remembered=config.freed_objects_remembered), env)
         raylet_args = dict(common, config=config.to_dict(), resources=resources,
                            store_capacity=store_capacity, job_id=job_id, preload=preload)
         self.raylet = self._spawn("raylet", raylet_args, env)

@@ -23,14 +23,28 @@ a process (``driver:<id>`` or ``worker:<id>``) with a reference type:
 When the count reaches zero the object is freed from every store that holds it, and the refs
 its value captured are released in turn.
 
+*Lost objects.* As in Ray, an object dies with its owner: when the process that put it (or
+submitted the task that returns it) dies, the object is *lost* although others still hold
+refs to it, and reading it raises ``OwnerDiedError``. The owner of any object can be read off
+its id (``ids.owner_of``), so this holds even for objects not registered yet: a task's result
+stored for a dead owner is lost on arrival. Actors' handle objects are the exception: an actor
+lives on while handles to it do (Ray would stop it with its creator). A reference that reaches
+the table after its object was freed (it travelled where nobody counted it) cannot be honoured
+either: the last freed ids are remembered, and reading one raises
+``ReferenceCountingAssertionError``. A raylet waiting for an object that is not in its store
+asks to be told if the object is, or becomes, lost (``watch``), so that the reader's ``get``
+fails instead of waiting forever.
+
 Trace events: ``gcs.object_added``, ``gcs.ref_added``, ``gcs.ref_removed``,
-``gcs.object_freed``.
+``gcs.object_freed``, ``gcs.object_lost``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 
+from raysim.runtime.ids import is_actor_handle, owner_of
 from raysim.trace import writer as trace
 
 LOCAL_REFERENCE = "LOCAL_REFERENCE"
@@ -43,6 +57,22 @@ Freed = tuple[str, list[str]]
 
 REFERENCE_TYPES = (LOCAL_REFERENCE, PINNED_IN_MEMORY, ACTOR_HANDLE, USED_BY_PENDING_TASK,
                    CAPTURED_IN_OBJECT)
+
+# Why an object cannot be read (the ``cause`` of gcs.object_lost), after the Ray error a reader
+# gets: OwnerDiedError, ReferenceCountingAssertionError.
+OWNER_DIED = "OWNER_DIED"
+FREED = "FREED"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lost:
+    """What a reader of a lost object is told: why (``cause``) and what to do (``message``)."""
+
+    cause: str
+    message: str
+
+    def to_wire(self) -> dict:
+        return {"cause": self.cause, "message": self.message}
 
 
 @dataclasses.dataclass
@@ -68,17 +98,37 @@ class ObjectEntry:
 class ObjectDirectory:
     """The GCS object table (seed mode): locations, sizes and reference holders."""
 
-    def __init__(self) -> None:
+    def __init__(self, freed_remembered: int = 100_000) -> None:
         self.objects: dict[str, ObjectEntry] = {}
         # Releases that arrived before the object was registered: the owner dropped its ref
         # while the store's registration was still in flight on another socket.
         self._early_releases: dict[str, set[str]] = {}
+        # The last ids freed -> their owners, oldest first (Config.freed_objects_remembered).
+        self._freed: OrderedDict[str, str] = OrderedDict()
+        self._freed_remembered = freed_remembered
+        # Worker ids of owners that died -> how messages name them.
+        self._dead_owners: dict[str, str] = {}
+        # Objects raylets wait for and asked about -> those raylets' nodes.
+        self._watchers: dict[str, set[str]] = {}
+        # Losses not yet told to raylets: (object id, why, nodes to tell). The GCS sends them
+        # after each message it handles (take_lost).
+        self._lost_now: list[tuple[str, Lost, set[str]]] = []
 
     # -- registration ------------------------------------------------------------------------
 
     def add_object(self, object_id: str, node: str, size: int, owner: str,
                    contained: list[str] = ()) -> list[Freed]:
         """A store sealed an object. The owner holds the first reference. Returns ids to free."""
+        # It exists: the raylets waiting for it see it sealed, unless it is lost already.
+        watchers = self._watchers.pop(object_id, set())
+        lost = self.lost(object_id)
+        if lost is not None and lost.cause == OWNER_DIED:
+            # A result stored for an owner that died meanwhile: nobody can ever read it.
+            self._lost_now.append((object_id, lost, {node} | watchers))
+            trace.emit("gcs.object_lost", obj=object_id, cause=lost.cause, owner=owner,
+                       holders=[], reason=lost.message)
+            return []
+        self._freed.pop(object_id, None)  # stored again (a retried task's result)
         entry = self.objects.get(object_id)
         if entry is None:
             entry = self.objects[object_id] = ObjectEntry(object_id)
@@ -127,15 +177,33 @@ class ObjectDirectory:
 
     # -- references --------------------------------------------------------------------------
 
-    def add_ref(self, object_id: str, holder: str, ref_type: str) -> None:
+    def add_ref(self, object_id: str, holder: str, ref_type: str,
+                owner: bool = False) -> None:
+        """``owner``: the holder is the object's owner, which the registration counts anyway.
+        Its messages may arrive first (they travel directly, the registration via the raylet):
+        an add only says which reference type to count it with."""
+        if self._gone_holder(holder):
+            return  # a dead process, or a value whose owner died: late news of the gone
         entry = self.objects.get(object_id)
         if entry is None:
+            lost = self.lost(object_id)
+            if lost is not None:
+                # Too late: nothing is counted, and a reader will be told (watch). That an
+                # owner died is in the trace already (worker.died, and gcs.object_lost for
+                # what it owned then); a ref to a freed object is news.
+                if lost.cause == FREED:
+                    trace.emit("gcs.object_lost", obj=object_id, cause=lost.cause,
+                               owner=self._owner_name(object_id), holders=[holder],
+                               reason=lost.message)
+                self._lost_now.append((object_id, lost, self._watchers.pop(object_id, set())))
+                return
             entry = self.objects[object_id] = ObjectEntry(object_id)
         early = self._early_releases.get(object_id)
         if early and holder in early:  # a later add cancels an early release
             early.discard(holder)
-            return
-        if not entry.registered and holder not in entry.holders:
+            if not owner:
+                return
+        if not entry.registered and (owner or holder not in entry.holders):
             entry.waiting[holder] = (ref_type, trace.get_phase())
             return
         self._add(entry, holder, ref_type)
@@ -153,10 +221,16 @@ class ObjectDirectory:
         for holder, (ref_type, phase) in waiting.items():
             self._add(entry, holder, ref_type, phase)
 
-    def remove_ref(self, object_id: str, holder: str) -> list[Freed]:
-        """Drop one holder. Returns the ids of objects freed as a result (maybe cascading)."""
+    def remove_ref(self, object_id: str, holder: str, owner: bool = False) -> list[Freed]:
+        """Drop one holder. Returns the ids of objects freed as a result (maybe cascading).
+        ``owner``: as for add_ref; the registration will count the owner, so an owner's
+        release before it is remembered even if an add of its came first."""
         entry = self.objects.get(object_id)
+        if entry is None and self.lost(object_id) is not None:
+            return []  # lost or freed already: nothing left to count
         if entry is not None and entry.waiting.pop(holder, None) is not None:
+            if owner and not entry.registered:
+                self._early_releases.setdefault(object_id, set()).add(holder)
             return []  # taken and dropped before the object was registered: never counted
         if entry is None or holder not in entry.holders:
             if entry is None or not entry.registered:
@@ -177,12 +251,106 @@ class ObjectDirectory:
         return freed
 
     def _free(self, entry: ObjectEntry) -> list[Freed]:
-        del self.objects[entry.object_id]
-        trace.emit("gcs.object_freed", obj=entry.object_id, locations=sorted(entry.locations))
-        freed = [(entry.object_id, sorted(entry.locations))]
+        object_id = entry.object_id
+        del self.objects[object_id]
+        trace.emit("gcs.object_freed", obj=object_id, locations=sorted(entry.locations))
+        self._freed[object_id] = entry.owner
+        while len(self._freed) > self._freed_remembered:
+            self._freed.popitem(last=False)
+        watchers = self._watchers.pop(object_id, None)
+        if watchers:
+            self._lost_now.append((object_id, self.lost(object_id), watchers))
+        freed = [(object_id, sorted(entry.locations))]
         for inner in entry.contained:
-            freed += self.remove_ref(inner, f"object:{entry.object_id}")
+            freed += self.remove_ref(inner, f"object:{object_id}")
         return freed
+
+    # -- lost objects ------------------------------------------------------------------------
+
+    def lost(self, object_id: str) -> Lost | None:
+        """Why the object can no longer be read, or None if it may still be."""
+        dead = self._dead_owners.get(owner_of(object_id))
+        if dead is not None and not is_actor_handle(object_id):
+            return Lost(OWNER_DIED, (
+                f"Object {object_id} is lost: its owner, {dead}. An object's owner (the "
+                f"process that put it, or that submitted the task returning it) keeps what "
+                f"is needed to read it, so the object goes with it, as in Ray. Tip: keep the "
+                f"objects you need owned by a process that outlives their readers: return "
+                f"values rather than refs to objects an actor or task put, or put them from "
+                f"the driver."))
+        if object_id in self._freed:
+            return Lost(FREED, (
+                f"Object {object_id} was freed (its reference count reached zero) before this "
+                f"reference to it was counted, so no copy of it remains. Tip: an ObjectRef "
+                f"that travels where raysim cannot see it (pickled by hand, kept in a global "
+                f"of another process) is not counted; pass refs in task arguments and return "
+                f"values, and keep one until every reader has its own."))
+        return None
+
+    def watch(self, object_id: str, node: str) -> Lost | None:
+        """A raylet waits for an object its store does not have: why it never will, or None
+        (then the raylet is told if the object is lost later, see take_lost)."""
+        lost = self.lost(object_id)
+        if lost is None:
+            self._watchers.setdefault(object_id, set()).add(node)
+        return lost
+
+    def owner_died(self, worker_id: str, description: str) -> list[Freed]:
+        """A worker died: the objects it owned are lost (their stores must delete them), and
+        so are the holds of its values. ``description`` names it and its death, for the
+        readers' errors. Returns what that frees in turn."""
+        self._dead_owners[worker_id] = description
+        freed: list[Freed] = []
+        values = f"object:{worker_id}"
+        for entry in list(self.objects.values()):
+            for holder in [h for h in (*entry.holders, *entry.waiting)
+                           if h.startswith(values)]:
+                freed += self.remove_ref(entry.object_id, holder)
+        for object_id in [oid for oid in self.objects if owner_of(oid) == worker_id]:
+            entry = self.objects.get(object_id)
+            if entry is not None and not is_actor_handle(object_id):
+                freed += self._lose(entry)
+        for object_id in [oid for oid in self._watchers if owner_of(oid) == worker_id]:
+            if not is_actor_handle(object_id):  # waited for, never registered nor counted
+                lost = self.lost(object_id)
+                trace.emit("gcs.object_lost", obj=object_id, cause=lost.cause,
+                           owner=f"worker:{worker_id}", holders=[], reason=lost.message)
+                self._lost_now.append((object_id, lost, self._watchers.pop(object_id)))
+        for object_id in [oid for oid in self._early_releases if owner_of(oid) == worker_id]:
+            del self._early_releases[object_id]
+        return freed
+
+    def _lose(self, entry: ObjectEntry) -> list[Freed]:
+        """Its owner died: the object goes, whoever still holds it."""
+        object_id = entry.object_id
+        lost = self.lost(object_id)
+        del self.objects[object_id]
+        trace.emit("gcs.object_lost", obj=object_id, cause=lost.cause,
+                   owner=entry.owner or self._owner_name(object_id),
+                   holders=sorted({*entry.holders, *entry.waiting}), reason=lost.message)
+        self._lost_now.append((object_id, lost,
+                               entry.locations | self._watchers.pop(object_id, set())))
+        freed: list[Freed] = []
+        for inner in entry.contained:
+            freed += self.remove_ref(inner, f"object:{object_id}")
+        return freed
+
+    def _owner_name(self, object_id: str) -> str:
+        """The owner as a holder is named, for an object no longer in the table."""
+        return self._freed.get(object_id) or f"worker:{owner_of(object_id)}"
+
+    def _gone_holder(self, holder: str) -> bool:
+        """Is this holder a dead worker, or a value owned by one? (Their messages may reach
+        the GCS after the news of the death, which comes from the raylet.)"""
+        kind, _, name = holder.partition(":")
+        if kind == "object":
+            return owner_of(name) in self._dead_owners
+        return kind == "worker" and name in self._dead_owners
+
+    def take_lost(self) -> list[tuple[str, Lost, set[str]]]:
+        """The losses to tell raylets about since the last call: (id, why, nodes)."""
+        lost, self._lost_now = self._lost_now, []
+        return lost
 
     # -- reporting ---------------------------------------------------------------------------
 

@@ -21,9 +21,11 @@ How it works, as plasma does:
   an object is pinned from the raylet's answer saying where it is (``get_objects``, or an
   argument's location in ``push_task``) until the reader sends ``release_objects`` (at once
   for a value it copied, when the last zero-copy view is garbage otherwise). A pinned object
-  never moves; what a dead client held is released with it. An object's owner reads it
-  without asking, at the place it learned when the object was stored: the entry records
-  that *lease*, which the raylet takes back before moving the object.
+  never moves; what a dead client held is released with it. An object freed (or lost)
+  while pinned leaves the table at once, but its memory is reused only once the last pin
+  is released: a zero-copy view must never see another object's bytes. An object's owner
+  reads it without asking, at the place it learned when the object was stored: the entry
+  records that *lease*, which the raylet takes back before moving the object.
 
 When the store is full, the raylet evicts and spills unpinned objects to disk and restores
 them when read (``local_object_manager.py``); this module only keeps the table, the pins, the
@@ -151,6 +153,8 @@ class ObjectStore:
         # Pins by client ("driver:<id>", "worker:<id>") -> {object id: count}, so that a
         # client that dies can give back what it held (plasma keeps the same per client).
         self._pins: dict[str, dict[str, int]] = {}
+        # Objects discarded while pinned: their memory is freed with their last pin.
+        self._discarded: dict[str, StoreEntry] = {}
         self._clock = itertools.count(1)
         # The raylet's own mapping of the store, made on first use: only spilling and
         # restoring read or write object bytes in this process.
@@ -185,6 +189,10 @@ class ObjectStore:
         else:
             self._waiters.setdefault(object_id, []).append(callback)
 
+    def stop_waiting(self, object_id: str) -> None:
+        """Nobody will call back for this object: it can never be sealed (it is lost)."""
+        self._waiters.pop(object_id, None)
+
     def lookup(self, object_id: str) -> StoreEntry | None:
         entry = self.entries.get(object_id)
         return entry if entry is not None and entry.sealed else None
@@ -198,13 +206,40 @@ class ObjectStore:
         return dead
 
     def delete(self, object_id: str) -> StoreEntry | None:
+        """Remove an object no reader has pinned (evicted, spilled, aborted) and free its
+        memory; a pinned one is discarded instead (``discard``)."""
+        entry = self.entries.get(object_id)
+        if entry is not None and entry.pins:
+            return self.discard(object_id)
         entry = self.entries.pop(object_id, None)
         if entry is not None:
             self.allocator.free(entry.offset, entry.size)
-            if entry.pins:  # freed while mapped (its count reached zero): forget the pins
-                for held in self._pins.values():
-                    held.pop(object_id, None)
         return entry
+
+    def discard(self, object_id: str) -> StoreEntry | None:
+        """The object is freed or lost: nobody can find it from now on. Its memory goes now
+        if no reader has it pinned, else with the last pin (a reader may still have it
+        mapped: its owner died under it, say)."""
+        entry = self.entries.pop(object_id, None)
+        if entry is None:
+            return None
+        if entry.pins:
+            self._discarded[object_id] = entry
+        else:
+            self.allocator.free(entry.offset, entry.size)
+        return entry
+
+    def _unpinned(self, object_id: str, count: int) -> None:
+        entry = self.entries.get(object_id)
+        if entry is not None:
+            entry.pins -= count
+            return
+        entry = self._discarded.get(object_id)
+        if entry is not None:
+            entry.pins -= count
+            if entry.pins <= 0:
+                del self._discarded[object_id]
+                self.allocator.free(entry.offset, entry.size)
 
     # -- pins ----------------------------------------------------------------------------------
 
@@ -221,16 +256,12 @@ class ObjectStore:
         held[object_id] -= 1
         if not held[object_id]:
             del held[object_id]
-        entry = self.entries.get(object_id)
-        if entry is not None:
-            entry.pins -= 1
+        self._unpinned(object_id, 1)
 
     def release_client(self, client: str) -> None:
         """A client went away: nothing it mapped is pinned by it any more."""
         for object_id, count in self._pins.pop(client, {}).items():
-            entry = self.entries.get(object_id)
-            if entry is not None:
-                entry.pins -= count
+            self._unpinned(object_id, count)
 
     def movable(self) -> list[StoreEntry]:
         """Sealed objects no reader has mapped, least recently used first."""
@@ -239,7 +270,8 @@ class ObjectStore:
 
     def immovable_bytes(self) -> int:
         return sum(e.size for e in self.entries.values()
-                   if e.pins or not e.sealed or (e.lease and e.lease_kept))
+                   if e.pins or not e.sealed or (e.lease and e.lease_kept)) + \
+            sum(e.size for e in self._discarded.values())
 
     def memory(self, entry: StoreEntry) -> memoryview:
         """The bytes of an object, seen from the raylet (for spilling and restoring)."""

@@ -24,6 +24,13 @@ the actor manager restarts or buries its actor.
 When the store is full, ``local_object_manager.py`` makes room: it evicts and spills objects
 no reader has pinned, and restores a spilled object when a process asks for it.
 
+A reader asking for an object the store does not have waits for it to be sealed; the raylet
+also asks the GCS to say if it never will be (``watch_objects``): its owner died, or it was
+freed before the reader's reference was counted. Then (``objects_lost``) the reader's ``get``
+raises ``OwnerDiedError`` or ``ReferenceCountingAssertionError``, and a task waiting for it as
+an argument fails with that error, instead of either waiting forever. Ray's raylet asks the
+object's owner instead, which keeps the object's table.
+
 Runs in: its own process, started by ``raysim.init()``; exits when the driver disconnects,
 or when the GCS dies (``component.died``), stopping its workers on the way out.
 Trace events: ``store.created``, ``object_store.*``, ``scheduler.decision``,
@@ -82,6 +89,9 @@ class Raylet:
         self.ready: dict[tuple, deque[TaskRecord]] = {}  # by shape, dependencies ready
         self.waiting_deps: dict[str, list[TaskRecord]] = {}  # object id -> tasks
         self.running: dict[str, TaskRecord] = {}
+        # Objects readers wait for that this store lacks, and the GCS was asked about: what
+        # to call if the GCS says they are lost (cleared when they are sealed).
+        self.lost_waiters: dict[str, list] = {}
         self.actors = LocalActorManager(self)
         self.tasks = TaskManager(self)
         self.infeasible: list[TaskRecord] = []
@@ -217,11 +227,57 @@ class Raylet:
         self.gcs.send("add_object", {"object_id": object_id, "size": entry.size,
                                      "owner": body["owner"],
                                      "contained": body.get("contained", [])})
+        self.lost_waiters.pop(object_id, None)
         for record in self.waiting_deps.pop(object_id, ()):
             record.missing.discard(object_id)
             if not record.missing:
                 self.enqueue_ready(record)
         self.schedule()
+
+    def _watch(self, object_id: str, on_lost) -> None:
+        """Wait for an object this store lacks: ``on_lost(why)`` is called if the GCS says
+        it can never arrive. The GCS is asked once per object waited for."""
+        waiters = self.lost_waiters.get(object_id)
+        if waiters is None:
+            waiters = self.lost_waiters[object_id] = []
+            self.gcs.send("watch_objects", {"objects": [object_id]})
+        waiters.append(on_lost)
+
+    def handle_objects_lost(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """The GCS says objects are lost (their owner died) or were freed before a reader's
+        reference counted: delete what is here, fail whoever waits for them."""
+        for object_id, lost in body["objects"].items():
+            # One still being written stays until it is sealed (its writer must finish);
+            # the GCS then hears of it, and says again that it is lost.
+            if self.objects.available(object_id):
+                entry, spilled = self.objects.free(object_id)
+                trace.emit("object_store.deleted", obj=object_id,
+                           size=(entry or spilled).size, reason=_lost_reason(lost),
+                           used=self.store.used)
+            self.store.stop_waiting(object_id)
+            for on_lost in self.lost_waiters.pop(object_id, ()):
+                on_lost(lost)
+            self._dependency_lost(object_id, lost)
+        self.objects.progress()
+        self.schedule()
+
+    def _dependency_lost(self, object_id: str, lost: dict) -> None:
+        """Tasks waiting for a lost argument fail with its error (Ray's do too)."""
+        for record in self.waiting_deps.pop(object_id, ()):
+            for other in record.missing or ():
+                waiting = self.waiting_deps.get(other)
+                if waiting is not None and record in waiting:
+                    waiting.remove(record)
+                    if not waiting:
+                        del self.waiting_deps[other]
+            spec = record.spec
+            message = (f"{spec.name} ({spec.task_id}) cannot run, because one of its "
+                       f"arguments cannot be read. {lost['message']}")
+            if spec.kind == ACTOR_CREATION:
+                self.actors.creation_failed(record, message, _lost_reason(lost))
+            else:
+                self.fail_task(spec, _LOST_ERRORS.get(lost["cause"], "ObjectLostError"),
+                               message)
 
     def handle_get_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """Where are these objects? Answered once all are sealed (in memory or on disk).
@@ -238,6 +294,11 @@ class Raylet:
         phase = trace.get_phase()
 
         def pinned(object_id: str, outcome) -> None:
+            if object_id in errors:  # lost while it was restored for this reader
+                if not isinstance(outcome, Exception):
+                    for _ in range(counts[object_id]):
+                        self.store.release(object_id, client)
+                return
             if isinstance(outcome, StoreFull):
                 errors[object_id] = _full_reply(outcome)
             elif isinstance(outcome, Exception):
@@ -255,6 +316,8 @@ class Raylet:
                            phase)
 
         def ready(object_id: str) -> None:
+            if object_id in errors:
+                return  # it was reported lost first
             if not pin:
                 found[object_id] = [-1, 0, 0]
                 answer_when_complete()
@@ -262,11 +325,18 @@ class Raylet:
                 self.objects.pin(object_id, client, counts[object_id],
                                  lambda outcome: pinned(object_id, outcome))
 
+        def gone(object_id: str, lost: dict) -> None:
+            if object_id in found or object_id in errors:
+                return
+            errors[object_id] = dict(lost, error="lost")
+            answer_when_complete()
+
         for object_id in counts:
-            if object_id in self.objects.spilled:
+            if self.objects.available(object_id):
                 ready(object_id)
             else:
                 self.store.get_or_wait(object_id, lambda entry: ready(entry.object_id))
+                self._watch(object_id, lambda lost, oid=object_id: gone(oid, lost))
 
     def handle_release_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A reader is done with objects it was told the place of: they may move again."""
@@ -322,6 +392,8 @@ class Raylet:
         if missing:
             record.missing = missing
             for oid in missing:
+                if oid not in self.waiting_deps and oid not in self.lost_waiters:
+                    self.gcs.send("watch_objects", {"objects": [oid]})
                 self.waiting_deps.setdefault(oid, []).append(record)
             trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                        decision="waiting_for_dependencies",
@@ -512,8 +584,9 @@ class Raylet:
         if death.starting and death.exit_type == SYSTEM_ERROR:
             self.pool.startup_failures += 1
             gave_up = self.pool.startup_failures >= self.config.max_worker_startup_failures
-        # The GCS drops the references the worker held.
-        self.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id})
+        # The GCS drops the references the worker held, and loses the objects it owned.
+        self.gcs.send("worker_exited", {"wid": worker.wid, "actor_id": worker.actor_id,
+                                        "cause": death.cause})
         if worker.actor_id is not None:
             self.actors.worker_died(worker, death, gave_up)
         else:
@@ -593,6 +666,15 @@ class Raylet:
                     pass
         self.objects.cleanup()
         self.store.close()
+
+
+# The error a reader of a lost object gets, by the GCS's cause (object_directory.py).
+_LOST_ERRORS = {"OWNER_DIED": "OwnerDiedError", "FREED": "ReferenceCountingAssertionError"}
+
+
+def _lost_reason(lost: dict) -> str:
+    return {"OWNER_DIED": "lost: its owner died",
+            "FREED": "freed before a reference to it was counted"}.get(lost["cause"], "lost")
 
 
 def _full_reply(full: StoreFull) -> dict:

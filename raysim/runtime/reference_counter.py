@@ -8,7 +8,10 @@ ReferenceCounter.
 Every ``ObjectRef`` and ``ActorHandle`` instance in a process counts here. A process appears
 as *one* holder in the directory however many Python objects it holds, so only transitions
 are reported: the first reference in this process (``ref.acquired``) and the last one going
-away (``ref.released``). Zero-copy views count too (``PINNED_IN_MEMORY``), through pins.
+away (``ref.released``). Zero-copy views count too (``PINNED_IN_MEMORY``), through pins, and
+so do actor calls this process submitted that have not finished (``USED_BY_PENDING_TASK`` of
+the actor's handle object): as in Ray, whose pending actor tasks hold the actor's handle, an
+actor outlives the last ``ActorHandle`` until the calls made through it are done.
 
 What a transition means depends on who owns the object, which the core worker decides
 through the two callbacks it passes in. Borrowed references taken while a task runs are
@@ -29,6 +32,8 @@ from raysim.trace import writer as trace
 LOCAL_REFERENCE = "LOCAL_REFERENCE"
 PINNED_IN_MEMORY = "PINNED_IN_MEMORY"
 ACTOR_HANDLE = "ACTOR_HANDLE"
+USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"
+CAPTURED_IN_OBJECT = "CAPTURED_IN_OBJECT"  # held by a value (object_directory.py)
 
 
 class ReferenceCounter:
@@ -39,11 +44,14 @@ class ReferenceCounter:
         self._lock = threading.RLock()
         self.local: dict[str, int] = {}    # ObjectRef / ActorHandle instances alive here
         self.pins: dict[str, int] = {}     # zero-copy reads whose views are alive here
+        self.submitted: dict[str, int] = {}  # unfinished actor calls, per handle object
         self.kinds: dict[str, str] = {}    # LOCAL_REFERENCE or ACTOR_HANDLE per id
 
     def held_type(self, object_id: str) -> str | None:
         if self.local.get(object_id):
             return self.kinds.get(object_id, LOCAL_REFERENCE)
+        if self.submitted.get(object_id):
+            return USED_BY_PENDING_TASK
         if self.pins.get(object_id):
             return PINNED_IN_MEMORY
         return None
@@ -71,6 +79,26 @@ class ReferenceCounter:
             self.kinds.pop(object_id, None)
             self._changed(object_id)
 
+    def add_submitted(self, object_id: str) -> None:
+        """An actor call through this handle object was submitted (Ray: the submitted-task
+        count of the handle's reference). Never the first hold: the caller holds a handle."""
+        with self._lock:
+            n = self.submitted.get(object_id, 0)
+            self.submitted[object_id] = n + 1
+            if n == 0 and not self.local.get(object_id):
+                self._on_held_changed(object_id, USED_BY_PENDING_TASK)
+
+    def remove_submitted(self, object_id: str) -> None:
+        """An actor call submitted through this handle object finished or failed."""
+        with self._lock:
+            n = self.submitted.get(object_id, 0) - 1
+            if n > 0:
+                self.submitted[object_id] = n
+                return
+            self.submitted.pop(object_id, None)
+            if not self.local.get(object_id):
+                self._changed(object_id)
+
     def add_pin(self, object_id: str) -> None:
         with self._lock:
             n = self.pins.get(object_id, 0)
@@ -97,6 +125,7 @@ class ReferenceCounter:
 
     def snapshot(self) -> dict[str, dict]:
         with self._lock:
-            ids = set(self.local) | set(self.pins)
+            ids = set(self.local) | set(self.pins) | set(self.submitted)
             return {oid: {"ref_type": self.held_type(oid), "local": self.local.get(oid, 0),
-                          "pins": self.pins.get(oid, 0)} for oid in ids}
+                          "pins": self.pins.get(oid, 0),
+                          "submitted": self.submitted.get(oid, 0)} for oid in ids}

@@ -103,6 +103,33 @@ class SerializedObject:
         return bytes(out)
 
 
+class SerializedBytes:
+    """Bytes already in raysim's layout (an inline value), to be written as they are."""
+
+    __slots__ = ("data", "total_size")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.total_size = len(data)
+
+    def write_into(self, dest: memoryview) -> None:
+        dest[:self.total_size] = self.data
+
+
+class StoredError:
+    """In the store instead of a value: the error of the task that was to make it, which a
+    reader raises (Ray stores such errors for objects others hold refs to as well). ``entry``
+    is the owner's FAILED entry (memory_store.py)."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: list) -> None:
+        self.entry = entry
+
+    def __reduce__(self):
+        return (StoredError, (self.entry,))
+
+
 def serialize(value: Any) -> SerializedObject:
     start = time.perf_counter_ns()
     refs: list = []

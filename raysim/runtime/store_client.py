@@ -97,8 +97,16 @@ def store_full_error(what: str, size: int, node_id: str,
         f"from them) so that their space can be reused.")
 
 
+_LOST_ERRORS = {"OWNER_DIED": exceptions.OwnerDiedError,
+                "FREED": exceptions.ReferenceCountingAssertionError}
+
+
 def store_read_error(object_id: str, node_id: str, reply: dict) -> exceptions.RayError:
-    """The raylet could not bring a spilled object back into memory for a read."""
+    """The raylet cannot give an object to a reader: it is lost, or it could not be brought
+    back into memory from disk."""
+    if reply.get("error") == "lost" and reply.get("cause") in _LOST_ERRORS:
+        # The GCS's word (object_directory.py): its owner died, or it was freed too early.
+        return _LOST_ERRORS[reply["cause"]](object_id, reply["message"])
     if reply.get("error") == "lost":
         return exceptions.ObjectLostError(
             object_id, f"Object {object_id} cannot be read: {reply['message']}. Tip: create "

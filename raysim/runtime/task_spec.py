@@ -34,7 +34,8 @@ class TaskSpec:
         "retry_exceptions",  # False, True, or cloudpickled exception classes (see below)
         "actor_id",      # actor tasks and creations
         "method",        # actor tasks
-        "handle_object", # actor creation: the object whose references are the handles
+        "handle_object", # actor creation and calls: the object whose references are the
+                         # handles (a call holds it until it finishes, so the actor lives on)
         "descriptor",    # actor creation: what a handle needs (class, methods)
         "actor_name",    # actor creation: named actors
         "namespace",

@@ -28,6 +28,9 @@ Failures, the caller's side (Ray's actor task submitter does the same):
   never pushed: they wait in the raylet for the new process, or fail there if it is dead;
 * a restartable actor's constructor arguments stay referenced until the actor is dead for
   good, so that a restart can run ``__init__`` with them again;
+* an actor call holds the actor's handle object until it is answered or fails
+  (``USED_BY_PENDING_TASK``, as Ray's pending actor tasks do), so an actor whose last handle
+  goes away right after a call (``A.remote().f.remote()``) stays alive to answer it;
 * ``cancel`` of a task still waiting here for its arguments fails it at once.
 
 Runs in: the driver and workers, as part of their core worker. Trace events:
@@ -81,6 +84,13 @@ class TaskSubmitter:
         # actor -> (its creation task, may it restart), until the actor is dead for good.
         self._creations: dict[str, tuple[str, bool]] = {}
         self._actor_args: dict[str, list[str]] = {}  # actor -> constructor args held for it
+        # Actor calls not yet answered -> the handle object each holds (USED_BY_PENDING_TASK).
+        self._call_holds: dict[str, str] = {}
+        # Handle holds of calls that ended while owned_lock was held: dropped once it is not
+        # (dropping one may report to the GCS through the reference counter, whose lock must
+        # never be taken under owned_lock: the counter's own callbacks take them the other
+        # way round).
+        self._ended_holds: list[str] = []
 
     def serialize_args(self, args: tuple, kwargs: dict,
                        function: str = "the task") -> tuple[bytes, list[str], list, list]:
@@ -133,6 +143,10 @@ class TaskSubmitter:
         task_id = spec.task_id
         if spec.namespace is None:
             spec.namespace = self.core.namespace  # the namespace the task runs in
+        if spec.kind == ACTOR_TASK and spec.handle_object:
+            # Taken before anything can fail the call, released when it ends either way.
+            self._call_holds[task_id] = spec.handle_object
+            self.core.refs.add_submitted(spec.handle_object)
         nested_ids = self.core.pass_on(nested)
         holders = list(nested_ids)
         entries: list[list] = []
@@ -165,6 +179,7 @@ class TaskSubmitter:
                    args_size=len(spec.args))
         if failed is not None:
             self._fail_returns(spec, failed)
+            self._drop_ended_holds()
             return
         if waiting:
             self._waiting_tasks[task_id] = _WaitingTask(spec, waiting, holders)
@@ -224,10 +239,35 @@ class TaskSubmitter:
                 slot = self.core.owned.get(object_id)
                 if slot is not None and slot.state == PENDING:
                     self.core.complete(slot, FAILED, error)
+                    if slot.promote:  # its readers elsewhere must get the error too
+                        self.core.promote(object_id, slot, background=True)
                     self._dependency_ready(object_id, slot)
+            self._call_ended(spec.task_id)
+
+    def _call_ended(self, task_id: str) -> None:
+        """An actor call was answered or failed: its hold on the actor's handle goes (at the
+        next ``_drop_ended_holds``). Once only, however many answers come."""
+        handle_object = self._call_holds.pop(task_id, None)
+        if handle_object is not None:
+            self._ended_holds.append(handle_object)
+
+    def _drop_ended_holds(self) -> None:
+        """Called with owned_lock not held."""
+        while self._ended_holds:
+            try:
+                handle_object = self._ended_holds.pop()
+            except IndexError:  # another thread took the last one
+                return
+            self.core.refs.remove_submitted(handle_object)
 
     def actor_died(self, body: dict) -> None:
         """The raylet says an actor's process died (I/O thread)."""
+        try:
+            self._actor_died(body)
+        finally:
+            self._drop_ended_holds()
+
+    def _actor_died(self, body: dict) -> None:
         actor_id, message = body["actor_id"], body["message"]
         error = ["raised", "ActorDiedError", message]
         with self.core.owned_lock:
@@ -295,6 +335,7 @@ class TaskSubmitter:
                                   f"Task {spec.name} ({task_id}) was cancelled by "
                                   f"raysim.cancel() while it waited for its arguments, so "
                                   f"it never ran. Tip: submit it again if you still need it."])
+        self._drop_ended_holds()
         return True
 
     def call_actor(self, task_id: str) -> str | None:
@@ -303,6 +344,12 @@ class TaskSubmitter:
 
     def task_done(self, body: dict) -> None:
         """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
+        try:
+            self._task_done(body)
+        finally:
+            self._drop_ended_holds()
+
+    def _task_done(self, body: dict) -> None:
         task_id = body["task_id"]
         actor_id = body.get("actor_id")
         if actor_id is not None:
@@ -312,6 +359,7 @@ class TaskSubmitter:
                     calls.pop(task_id, None)
                 self._call_actor.pop(task_id, None)
                 self._call_retries.pop(task_id, None)
+                self._call_ended(task_id)
         if actor_id is not None and self._creations.get(actor_id) == (task_id, True):
             # A restartable actor's creation: a restart needs the constructor's arguments
             # again, so they are held until the actor is dead for good (actor_died). A second
@@ -326,15 +374,20 @@ class TaskSubmitter:
         with self.core.owned_lock:
             for object_id, result in zip(returns, body["results"]):
                 slot = self.core.owned.get(object_id)
-                if slot is None or slot.state != PENDING:
-                    if result[0] == "stored":
-                        releases.append(object_id)  # nobody here wants it any more
-                    continue
                 kind = result[0]
+                if slot is None or slot.state != PENDING:
+                    # Nobody here wants it any more.
+                    if kind == "stored":
+                        releases.append(object_id)
+                    elif kind == "inline" and len(result) > 2:
+                        self.core.release_captured(object_id, result[2])
+                    continue
                 if kind == "inline":
+                    # The refs inside it were held for it by the worker (``capture``).
+                    slot.contained = result[2] if len(result) > 2 else None
                     self.core.complete(slot, INLINE, result[1])
                     if slot.promote:
-                        self.core.promote(object_id, slot)
+                        self.core.promote(object_id, slot, background=True)
                 elif kind == "stored":
                     slot.offset, slot.size = result[2], result[3]
                     slot.reported = LOCAL_REFERENCE
@@ -343,12 +396,15 @@ class TaskSubmitter:
                     self.core.complete(slot, STORED, None)
                 else:
                     self.core.complete(slot, FAILED, result)
+                    if slot.promote:  # its readers elsewhere must get the error too
+                        self.core.promote(object_id, slot, background=True)
+                # Tasks waiting for it go first; then, if every reference here went while it
+                # was computed, it is dropped.
+                self._dependency_ready(object_id, slot)
                 if slot.released:
                     if slot.state == STORED:
                         releases.append(object_id)
-                    if not slot.dependents:
-                        self.core.owned.pop(object_id, None)
-                self._dependency_ready(object_id, slot)
+                    self.core.drop_owned(object_id, slot)
         if releases:
             self.core.gcs_send("remove_ref", {"objects": releases})
         if holders:

@@ -16,6 +16,7 @@ Versions:
          gcs.actor_state gains num_restarts and cause, task.finished error and reason;
          messages cancel_task, exit_worker, release_objects, revoke_leases,
          leases_returned
+    1.3  lost objects: gcs.object_lost; messages watch_objects, objects_lost
 
 Common fields (every event):
 
@@ -42,7 +43,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -198,6 +199,13 @@ _event("gcs.object_added", "gcs",
 _event("gcs.object_freed", "gcs",
        "An object's count reached zero; GCS told the stores holding it to delete it.",
        obj="str", locations="list")
+_event("gcs.object_lost", "gcs",
+       "An object can no longer be read although references to it exist: its owner died "
+       "(cause OWNER_DIED; get() raises OwnerDiedError, as in Ray), or a reference reached "
+       "the table after the object was freed (FREED; ReferenceCountingAssertionError). The "
+       "object leaves the table; the stores holding it delete it, and readers waiting for it "
+       "are told. holders: those that still held it (or the late reference).",
+       obj="str", cause="str", owner="str", holders="list", reason="str")
 
 # --------------------------------------------------------------------------------------------
 # Tasks, actors and scheduling (seed phases 3 and 4)
@@ -312,6 +320,12 @@ _message("release_objects", "driver|worker", "raylet",
          "The sender has read these objects (or dropped its last zero-copy view of them): the "
          "pins that get_objects or push_task took for it end, and the store may spill them.")
 _message("free_objects", "gcs", "raylet", "These objects' counts reached zero; delete them.")
+_message("watch_objects", "raylet", "gcs",
+         "A reader waits for these objects, which this node's store does not have: say if "
+         "they never will be there (answered with objects_lost, now or when it happens).")
+_message("objects_lost", "gcs", "raylet",
+         "These objects are lost (their owner died) or were freed before a reference to "
+         "them was counted: delete them, and fail the readers and tasks waiting for them.")
 _message("add_ref", "driver|worker", "gcs", "A holder takes a reference to objects.")
 _message("remove_ref", "driver|worker", "gcs", "A holder drops its references to objects.")
 _message("borrow_ref", "driver|worker", "gcs",
@@ -326,7 +340,8 @@ _message("exit_worker", "raylet", "worker",
 _message("task_infeasible", "raylet", "driver|worker",
          "No node can ever provide what this task asks for; it waits.")
 _message("worker_exited", "zygote|raylet", "raylet|gcs",
-         "A worker process died (exit code or signal); drop what it held.")
+         "A worker process died (exit code or signal); drop what it held (the GCS also loses "
+         "the objects it owned).")
 _message("cancel_task", "driver|worker|raylet", "raylet|worker",
          "Cancel a task: the raylet drops it from its queues, or asks the worker running "
          "it to interrupt it, or kills that worker (force).")

@@ -121,6 +121,9 @@ def _action(event, labels: Labels) -> str | None:
         return f"GCS object table: {obj} at node {event['location'][:8]}"
     if ev == "gcs.object_freed":
         return f"GCS: {obj} has no references left; free it"
+    if ev == "gcs.object_lost":
+        why = "its owner died" if event["cause"] == "OWNER_DIED" else "freed already"
+        return f"GCS: {obj} is lost ({why}); readers get an error"
     if ev == "gcs.ref_added":
         return (f"GCS: {obj} ref_count={event['count']} "
                 f"(+{labels.holder(event['holder'])} {event['ref_type']})")

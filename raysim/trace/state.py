@@ -13,7 +13,8 @@ component's ``snapshot()``, so a replayed state and ``raysim.snapshot()`` compar
     gcs.jobs        job.registered                   GcsServer.jobs
     gcs.actors      gcs.actor_state                  ActorTable (actor_table.py)
     gcs.objects     gcs.object_added, gcs.ref_added, ObjectDirectory (object_directory.py)
-                    gcs.ref_removed, gcs.object_freed
+                    gcs.ref_removed, gcs.object_freed,
+                    gcs.object_lost
     stores          store.created, object_store.*    each node's ObjectStore (object_store.py),
                                                      spilled: its LocalObjectManager
     actors          actor.state                      the actor instance, in its worker
@@ -233,6 +234,14 @@ def _object_freed(state: ClusterState, event: Event) -> None:
     state.gcs.unregistered.pop(event["obj"], None)
 
 
+def _object_lost(state: ClusterState, event: Event) -> None:
+    """Its owner died (or a reference came after it was freed): the row goes, holders and
+    all, as ObjectDirectory._lose drops it; the stores' deletions follow as their own
+    events."""
+    state.gcs.objects.pop(event["obj"], None)
+    state.gcs.unregistered.pop(event["obj"], None)
+
+
 # -- each node's object store (ObjectStore) ----------------------------------------------------
 
 
@@ -339,6 +348,7 @@ APPLY: dict[str, Callable[[ClusterState, Event], None]] = {
     "gcs.ref_added": _ref_added,
     "gcs.ref_removed": _ref_removed,
     "gcs.object_freed": _object_freed,
+    "gcs.object_lost": _object_lost,
     "store.created": _store_created,
     "object_store.create": _store_create,
     "object_store.sealed": _store_sealed,
