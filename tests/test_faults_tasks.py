@@ -266,7 +266,9 @@ def test_cancel_a_running_task_interrupts_it(ray_start, trace_file, tmp_path):
         raysim.get(ref, timeout=30)
     # As in Ray: the task raised KeyboardInterrupt, so the error is a RayTaskError too.
     assert isinstance(info.value, exceptions.RayTaskError)
-    assert "KeyboardInterrupt" in str(info.value) and "time.sleep(60)" in str(info.value)
+    # Raised inside the running task (anywhere in it: the interrupt may land before the
+    # sleep, while the marker file is being written).
+    assert "KeyboardInterrupt" in str(info.value) and ", in start_then_sleep" in str(info.value)
     assert str(info.value).endswith("Tip: submit it again if you still need it.")
     assert raysim.get(add_one.remote(1)) == 2, "the worker goes on"
     task = ref.task_id()
