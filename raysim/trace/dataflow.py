@@ -43,7 +43,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from rich.table import Table
 
-from raysim.trace.timeline_figure import figure_png, hosted_actors
+from raysim.trace.figures import png_bytes
+from raysim.trace.timeline_figure import hosted_actors
 
 _DATA, _CONTROL = "tab:orange", "0.6"  # edges that moved objects' values; the others
 _STORE_LINES = 4  # objects listed in a store's box; the rest are counted
@@ -380,7 +381,7 @@ class DataFlow:
         self.figure().savefig(path, **kwargs)
 
     def _repr_png_(self) -> bytes:
-        return figure_png(self.figure())
+        return png_bytes(self.figure())
 
     def __rich__(self) -> Table:
         return dataflow_table(self.trace, self.graph())

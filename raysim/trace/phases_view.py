@@ -26,7 +26,7 @@ from raysim.trace.render import RichView
 from raysim.trace.sequence import PhaseGroup, SequenceDiagram, phase_groups
 from raysim.trace.stored_where import StoredWhere
 
-__all__ = ["PhaseGroup", "PhaseView", "RunView", "phase_groups", "render", "render_run"]
+__all__ = ["PhaseGroup", "PhaseView", "RunView", "phase_groups"]
 
 # Past this many phases a run is summarised (per-kind counts) instead of told panel by panel.
 MAX_PANELS = 40
@@ -95,22 +95,6 @@ class RunView(RichView):
                                         f"(put by the driver)")
         width = self.width or options.max_width
         yield timeline_panel(trace, max(40, width - 20))
-
-
-def render(trace, console) -> None:
-    """Print the run phase by phase (or a summary of a long run)."""
-    view = RunView(trace)
-    groups = view.groups
-    if len(groups) > MAX_PANELS:
-        for part in _summary(trace, groups, view.labels):
-            console.print(part)
-        return
-    for number in range(1, len(groups) + 1):
-        console.print(PhaseView(trace, number, view.labels, groups))
-
-
-def render_run(trace, console, phase: int | None = None) -> None:
-    console.print(RunView(trace, phase))
 
 
 def _summary(trace, groups: list[PhaseGroup], labels: Labels):

@@ -27,7 +27,6 @@ canvas, never pyplot's: made in a loop or a test, they neither pop up nor pile u
 
 from __future__ import annotations
 
-import io
 import os
 from collections import defaultdict
 from typing import NamedTuple
@@ -39,6 +38,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from raysim.trace import timeline_view
+from raysim.trace.figures import png_bytes
 from raysim.trace.labels import Labels
 from raysim.trace.sequence import phase_groups
 from raysim.trace.views import phase_group
@@ -308,12 +308,6 @@ def _legend(figure: Figure, drawn: set[str], sends: bool, arrows: bool, bands: i
                       fontsize=8, ncols=min(len(handles), 5))
 
 
-def figure_png(figure: Figure) -> bytes:
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=100)
-    return out.getvalue()
-
-
 class TimelineFigure:
     """A trace's timeline, shown as a picture in Jupyter (``_repr_png_``) and as the
     character-cell timeline in a rich console (``__rich__``)."""
@@ -338,7 +332,7 @@ class TimelineFigure:
         self.figure().savefig(path, **kwargs)
 
     def _repr_png_(self) -> bytes:
-        return figure_png(self.figure())
+        return png_bytes(self.figure())
 
     def __rich__(self):
         return timeline_view.timeline_panel(self.trace)
