@@ -101,6 +101,14 @@ class Labels:
                 self.objects.setdefault(event["handle_object"],
                                         f"{self.actor(event['actor'])} handle")
 
+    @classmethod
+    def of(cls, trace) -> "Labels":
+        """The trace's labels, made once and kept on the trace (every view asks)."""
+        cached = getattr(trace, "_labels", None)
+        if cached is None:
+            cached = trace._labels = cls(trace)
+        return cached
+
     def inlined_until(self, index: int) -> dict[str, int]:
         """Objects the driver holds as inline values by event ``index``: object -> size."""
         return {obj: size for i, obj, size in self.inlined if i <= index}

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from raysim.trace.labels import Labels
 from raysim.trace.render import RichView
-from raysim.trace.sequence import PhaseGroup, SequenceDiagram, phase_groups
+from raysim.trace.sequence import PhaseGroup, SequenceDiagram, phase_group, phase_groups
 from raysim.trace.stored_where import StoredWhere
 
 __all__ = ["PhaseGroup", "PhaseView", "RunView", "phase_groups"]
@@ -37,14 +37,9 @@ MAX_STEPS = 60
 class PhaseView(RichView):
     """One phase's panel: code line, control flow, what's stored where."""
 
-    def __init__(self, trace, number: int, labels: Labels | None = None,
-                 groups: list[PhaseGroup] | None = None) -> None:
-        groups = groups if groups is not None else phase_groups(trace)
-        if not 1 <= number <= len(groups):
-            raise ValueError(f"this trace has phases 1 to {len(groups)}; there is no "
-                             f"phase {number}. Pick one of those numbers.")
-        self.trace, self.number, self.group = trace, number, groups[number - 1]
-        self.labels = labels or Labels(trace)
+    def __init__(self, trace, number: int, labels: Labels | None = None) -> None:
+        self.trace, self.number, self.group = trace, number, phase_group(trace, number)
+        self.labels = labels or Labels.of(trace)
 
     def sequence(self) -> SequenceDiagram:
         return SequenceDiagram(self.trace, self.group, self.labels, max_steps=MAX_STEPS)
@@ -69,10 +64,10 @@ class RunView(RichView):
 
     def __init__(self, trace, phase: int | None = None, width: int | None = None) -> None:
         self.trace, self.phase, self.width = trace, phase, width
-        self.labels = Labels(trace)
+        self.labels = Labels.of(trace)
         self.groups = phase_groups(trace)
         if phase is not None:
-            PhaseView(trace, phase, self.labels, self.groups)  # checks the number
+            phase_group(trace, phase)  # a bad number fails here, not when shown
 
     def __rich_console__(self, console, options):
         from raysim.trace.refcounts import ref_count_table
@@ -80,13 +75,13 @@ class RunView(RichView):
 
         trace, labels = self.trace, self.labels
         if self.phase is not None:
-            yield PhaseView(trace, self.phase, labels, self.groups)
+            yield PhaseView(trace, self.phase, labels)
             return
         if len(self.groups) > MAX_PANELS:
             yield from _summary(trace, self.groups, labels)
         else:
             for number in range(1, len(self.groups) + 1):
-                yield PhaseView(trace, number, labels, self.groups)
+                yield PhaseView(trace, number, labels)
         puts = [e["obj"] for e in trace.records
                 if e["ev"] == "object.serialized" and e["proc"] == "driver" and e.get("obj")]
         for object_id in puts[:3]:

@@ -48,7 +48,7 @@ def ref_count_table(trace, obj: str, title: str | None = None, labels=None) -> T
     """The history of one object's count, as a rich table for the terminal."""
     from raysim.trace.labels import Labels
 
-    labels = labels or Labels(trace)
+    labels = labels or Labels.of(trace)
     history = history_rows(trace, obj)
     table = Table(title=title or f"reference count of {labels.obj(obj)}", title_justify="left")
     for column in ("#", "driver call", "change", "holder", "reference type", "count"):
@@ -67,7 +67,7 @@ class RefCounts:
         from raysim.trace.labels import Labels
 
         self.trace, self.obj = trace, obj
-        self.labels = Labels(trace)
+        self.labels = Labels.of(trace)
         if obj not in self.labels.objects and not any(
                 e.get("obj") == obj for e in trace.records):
             raise ValueError(f"object {obj!r} does not appear in this trace. Pick one of "

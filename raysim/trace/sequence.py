@@ -59,6 +59,11 @@ _TABLE_EVENTS = ("gcs.", "object_store.", "actor.state", "ref.", "task.submitted
 
 
 def phase_groups(trace) -> list[PhaseGroup]:
+    """The trace's phases, numbered from 1 as every view numbers them. Computed once per
+    trace (one pass over its events) and kept on it: every view asks."""
+    cached = getattr(trace, "_phase_groups", None)
+    if cached is not None:
+        return cached
     groups: list[PhaseGroup] = []
     last_event_of: dict[int, int] = {}
     for i, event in enumerate(trace.records):
@@ -75,7 +80,17 @@ def phase_groups(trace) -> list[PhaseGroup]:
             previous.last_index = max(previous.last_index, last)
         else:
             groups.append(PhaseGroup(phase.api, phase.site, phase.code, [phase.number], last))
+    trace._phase_groups = groups
     return groups
+
+
+def phase_group(trace, number: int) -> PhaseGroup:
+    """Phase ``number`` (from 1), or a ValueError naming the numbers there are."""
+    groups = phase_groups(trace)
+    if not 1 <= number <= len(groups):
+        raise ValueError(f"this trace has phases 1 to {len(groups)}; there is no phase "
+                         f"{number}. Pick one of those numbers.")
+    return groups[number - 1]
 
 
 def _size(n: int) -> str:
@@ -93,7 +108,7 @@ _GET_PATHS = {"inline": "inline, from the owner's memory",
               "local_store": "deserialized from the store"}
 
 
-def _action(event, labels: Labels) -> str | None:
+def action_text(event, labels: Labels) -> str | None:
     """What one event did, in words; None for events that are not steps."""
     ev = event["ev"]
     obj = labels.obj(event.get("obj"))
@@ -165,7 +180,7 @@ def _action(event, labels: Labels) -> str | None:
     return None
 
 
-def _message(event, labels: Labels) -> str:
+def message_text(event, labels: Labels) -> str:
     about = [labels.task(event.get("task")) or labels.obj(event.get("obj"))
              or labels.actor(event.get("actor"))]
     about = [a for a in about if a]
@@ -174,7 +189,7 @@ def _message(event, labels: Labels) -> str:
 
 def steps(trace, group: PhaseGroup, labels: Labels | None = None) -> list[Step]:
     """The group's steps in the order they happened, numbered from 1."""
-    labels = labels or Labels(trace)
+    labels = labels or Labels.of(trace)
     wanted = set(group.numbers)
     out: list[Step] = []
     for index, event in enumerate(trace.records):
@@ -183,10 +198,10 @@ def steps(trace, group: PhaseGroup, labels: Labels | None = None) -> list[Step]:
         src = labels.proc(event["pid"])
         if event["ev"] == "msg.send":
             dst = labels.endpoint(event["to_pid"], event["to"])
-            text = _message(event, labels)
+            text = message_text(event, labels)
         else:
             dst = None
-            text = _action(event, labels)
+            text = action_text(event, labels)
             if text is None:
                 continue
         out.append(Step(len(out) + 1, index, event["ts"], src, dst, text))
@@ -201,7 +216,7 @@ class SequenceDiagram(RichView):
 
     def __init__(self, trace, group: PhaseGroup, labels: Labels | None = None,
                  max_steps: int | None = None) -> None:
-        self.labels = labels or Labels(trace)
+        self.labels = labels or Labels.of(trace)
         self.steps = steps(trace, group, self.labels)
         self.max_steps = max_steps
         order = list(dict.fromkeys(self.labels.processes.values()))

@@ -29,7 +29,7 @@ def describe(event: dict, labels: Labels) -> str:
     """One event in words: a sequence-diagram step where it is one, else its fields."""
     if event["ev"] == "msg.send":
         return (f"-> {labels.endpoint(event['to_pid'], event['to'])}: "
-                f"{sequence._message(event, labels)}")
+                f"{sequence.message_text(event, labels)}")
     ev = event["ev"]
     if ev == "msg.recv":
         return f"<- {labels.endpoint(event['src_pid'], event['src'])}: {event['kind']}"
@@ -40,7 +40,7 @@ def describe(event: dict, labels: Labels) -> str:
         return f"takes a reference to {labels.obj(event['obj'])} ({event['ref_type']})"
     if ev == "ref.released":
         return f"drops its last reference to {labels.obj(event['obj'])}"
-    text = sequence._action(event, labels)
+    text = sequence.action_text(event, labels)
     if text is not None:
         return text
     skip = {"ts", "ev", "proc", "node", "pid", "phase"}
@@ -61,18 +61,15 @@ class Stepper:
 
     def __init__(self, trace, phase: int | None = None) -> None:
         self.trace = trace
-        self.labels = Labels(trace)
+        self.labels = Labels.of(trace)
         self.title = "the whole run"
         if phase is None:
             self.indices = list(range(len(trace)))
         else:
-            groups = sequence.phase_groups(trace)
-            if not 1 <= phase <= len(groups):
-                raise ValueError(f"this trace has phases 1 to {len(groups)}; there is no "
-                                 f"phase {phase}. Pick one of those numbers.")
-            wanted = set(groups[phase - 1].numbers)
+            group = sequence.phase_group(trace, phase)
+            wanted = set(group.numbers)
             self.indices = [i for i, e in enumerate(trace.records) if e.get("phase") in wanted]
-            self.title = f"phase {phase} ({groups[phase - 1].api})"
+            self.title = f"phase {phase} ({group.api})"
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -84,11 +81,16 @@ class Stepper:
     def __iter__(self) -> Iterator[Group]:
         records = self.trace.records
         t0 = records[0]["ts"]
+        previous: tuple[int, set[str]] | None = None  # the last step's index and tables
         for n, index in enumerate(self.indices, 1):
             event = records[index]
-            before = _row_lines(StoredWhere(self.trace, index - 1, self.labels)) \
-                if index > 0 else set()
+            if previous is not None and previous[0] == index - 1:
+                before = previous[1]  # consecutive events: no need to rebuild the tables
+            else:
+                before = _row_lines(StoredWhere(self.trace, index - 1, self.labels)) \
+                    if index > 0 else set()
             after = _row_lines(StoredWhere(self.trace, index, self.labels))
+            previous = (index, after)
             head = Text()
             head.append(f"{n}/{len(self)} ", style="dim")
             head.append(f"+{(event['ts'] - t0) / 1e6:.3f} ms ", style="dim")

@@ -38,7 +38,7 @@ class StoredWhere(RichView):
         from raysim.trace import state as replay
 
         self.index = len(trace) - 1 if index is None else index
-        self.labels = labels or Labels(trace)
+        self.labels = labels or Labels.of(trace)
         later = next((p.first_index for p in trace.phases()
                       if upto_phase is not None and p.number > upto_phase), None)
         if later is None or later > self.index:

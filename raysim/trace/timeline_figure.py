@@ -40,8 +40,8 @@ from matplotlib.patches import Patch
 from raysim.trace import timeline_view
 from raysim.trace.figures import png_bytes
 from raysim.trace.labels import Labels
-from raysim.trace.sequence import phase_groups
-from raysim.trace.views import phase_group
+from raysim.trace.sequence import phase_group, phase_groups
+
 
 _MS = 1_000_000  # trace timestamps are nanoseconds; the x axis is in milliseconds
 
@@ -154,7 +154,7 @@ def _lanes(trace) -> list[_Lane]:
 def hosted_actors(trace) -> dict[int, list[str]]:
     """worker pid -> the actors it hosted, named as every view names them
     ("BatchPredictor#1": numbered per class in the order they were created)."""
-    labels = Labels(trace)
+    labels = Labels.of(trace)
     hosted: dict[int, list[str]] = defaultdict(list)
     for event in trace.records:
         if event["ev"] == "gcs.actor_state" and event.get("worker_pid") is not None:

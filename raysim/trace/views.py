@@ -22,12 +22,7 @@ from raysim.trace import sequence
 from raysim.trace.labels import Labels
 
 
-def phase_group(trace, number: int) -> sequence.PhaseGroup:
-    groups = sequence.phase_groups(trace)
-    if not 1 <= number <= len(groups):
-        raise ValueError(f"this trace has phases 1 to {len(groups)}; there is no phase "
-                         f"{number}. Pick one of those numbers.")
-    return groups[number - 1]
+phase_group = sequence.phase_group
 
 
 def sequence_diagram(trace, phase: int) -> sequence.SequenceDiagram:
@@ -52,7 +47,7 @@ def figures(trace, max_phases: int = 40) -> Iterator[tuple[str, object]]:
 
     yield "timeline", timeline_figure(trace)
     yield "dataflow", dataflow_figure(trace)
-    labels = Labels(trace)
+    labels = Labels.of(trace)
     groups = sequence.phase_groups(trace)
     if len(groups) <= max_phases:
         for number, group in enumerate(groups, 1):
@@ -100,7 +95,7 @@ class TraceViews:
 
     def labels(self) -> Labels:
         """The short names every view uses for this trace's ids."""
-        return Labels(self)
+        return Labels.of(self)
 
     def to_chrome(self, path: str | None = None):
         """The trace as a Chrome/Perfetto JSON trace: written to ``path``, or returned."""
