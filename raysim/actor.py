@@ -47,6 +47,7 @@ def method(*args, **options):
 class ActorClass:
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
         self._cls = cls
+        api.note_remote_code(getattr(cls, "__module__", None))
         with rejecting("remote"):
             self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
                                                   "actors")

@@ -30,6 +30,14 @@ _core: CoreWorker | None = None
 _node = None  # NodeProcesses, in the driver
 _context: "RaySimContext | None" = None
 _lock = threading.RLock()
+# Where each remote function and actor class was defined: the zygote imports what these
+# modules import before it forks workers (node.driver_modules).
+_remote_code_modules: set[str] = set()
+
+
+def note_remote_code(module: str | None) -> None:
+    if module:
+        _remote_code_modules.add(module)
 
 
 class RaySimContext(dict):
@@ -190,9 +198,9 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
         # What the zygote imports before forking workers, and where workers run: known now, so
         # the zygote starts importing while the driver is still connecting.
-        preload = {"sys_path": list(sys.path), "cwd": os.getcwd(),
-                   "modules": driver_modules() if config.worker_preload_driver_modules else [],
-                   "worker_process_setup_hook": setup_hook}
+        first, later = driver_modules(_remote_code_modules) if config.worker_preload_driver_modules else ([], [])
+        preload = {"sys_path": list(sys.path), "cwd": os.getcwd(), "modules": first,
+                   "modules_when_idle": later, "worker_process_setup_hook": setup_hook}
         node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,
                              preload)
         try:

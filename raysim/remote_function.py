@@ -21,6 +21,7 @@ from raysim.trace import writer as trace
 class RemoteFunction:
     def __init__(self, function: Callable, options: dict[str, Any]) -> None:
         self._function = function
+        api.note_remote_code(getattr(function, "__module__", None))
         with rejecting("remote"):
             self._options = option_utils.validate(dict(options), option_utils.TASK_OPTIONS,
                                                   "remote functions")

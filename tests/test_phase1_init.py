@@ -91,3 +91,29 @@ def test_tracing_off_writes_no_trace(tmp_path):
     finally:
         raysim.shutdown()
     assert not path.exists()
+
+
+def test_the_zygote_imports_the_drivers_modules_after_what_every_worker_needs(trace_file):
+    import networkx  # noqa: F401  a third-party module no raysim process imports by itself
+
+    raysim.init(num_cpus=2, trace_path=trace_file)
+    try:
+        events = wait_for(trace_file, lambda ev: any(
+            "networkx" in e["modules"] for e in of(ev, "zygote.preloaded")),
+            what="the zygote importing networkx")
+        first, *later = of(events, "zygote.preloaded")
+        # What every worker needs comes first, alone: workers forked before the driver's
+        # other modules are in do not wait for them.
+        assert {"cloudpickle", "numpy"} <= set(first["modules"])
+        assert "networkx" not in first["modules"]
+
+        @raysim.remote
+        class Probe:
+            def has(self, name):
+                import sys
+                return name in sys.modules
+
+        # A worker forked now starts with networkx without importing it itself.
+        assert raysim.get(Probe.remote().has.remote("networkx"))
+    finally:
+        raysim.shutdown()

@@ -62,8 +62,9 @@ class Config:
     trace_flush_events: int = 512
 
     # Worker processes are forked from a preloaded "zygote" process. Modules the driver had
-    # imported from site-packages when it called init() are imported there first, so each new
-    # worker starts with them (Ray instead starts each worker as a fresh interpreter).
+    # imported from site-packages when it called init() are imported there too, so new
+    # workers start with them (Ray instead starts each worker as a fresh interpreter): those
+    # the program's code names before the first fork, the others between requests.
     worker_preload_driver_modules: bool = True
 
     # Number of idle task workers the raylet starts ahead of demand. None: num_cpus.

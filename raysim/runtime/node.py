@@ -27,6 +27,7 @@ import stat
 import subprocess
 import sys
 import time
+import types
 
 import orjson
 
@@ -206,13 +207,21 @@ class NodeProcesses:
             return None
 
 
-def driver_modules() -> list[str]:
-    """Third-party modules the driver has imported, for the zygote to preload.
+def driver_modules(code_modules: set[str]) -> tuple[list[str], list[str]]:
+    """Third-party modules the driver has imported, for the zygote to preload: first those
+    the program's code names, then the others.
 
     Submodules count too: a driver that wrote parquet files has ``pyarrow.parquet`` loaded,
     and a worker that reads them then starts with it instead of importing it on its first
     task. Packages known to start threads when imported are left out: the zygote forks, and
-    a forked process gets only the thread that called fork."""
+    a forked process gets only the thread that called fork.
+
+    The zygote imports the first list before it forks any worker and the second while it
+    has nothing else to do (zygote.py). The first holds the modules named in the script's
+    or notebook's globals (``import pandas as pd``, ``from pyarrow import parquet``) and in
+    those of ``code_modules``, where the remote functions and actor classes were defined:
+    what remote code will likely use. The rest came in with something else (in a test run,
+    every test module's imports: seconds of matplotlib, jsonschema, ...)."""
     skip = {"raysim", "IPython", "ipykernel", "zmq", "tornado", "jupyter_client",
             "jupyter_core", "debugpy", "traitlets", "prompt_toolkit", "pytest", "_pytest",
             "pluggy", "nbclient", "comm", "psutil", "setuptools", "pip", "pkg_resources"}
@@ -225,5 +234,26 @@ def driver_modules() -> list[str]:
         path = getattr(module, "__file__", None) or ""
         if "site-packages" in path or "dist-packages" in path:
             names.append(name)
-    return sorted(names, key=lambda n: (n.count("."), n))
+    names.sort(key=lambda n: (n.count("."), n))
+    named = _named_by_program(code_modules)
+    return [n for n in names if n in named], [n for n in names if n not in named]
+
+
+def _named_by_program(code_modules: set[str]) -> set[str]:
+    """The modules, and the modules of the functions and classes, that the globals of
+    ``__main__`` and of ``code_modules`` refer to."""
+    named = set()
+    for name in {"__main__", *code_modules}:
+        module = sys.modules.get(name)
+        for value in list(vars(module).values()) if module is not None else ():
+            if isinstance(value, types.ModuleType):
+                named.add(value.__name__)
+                continue
+            try:
+                owner = getattr(value, "__module__", None)
+            except Exception:  # an object whose attributes are computed, and failed
+                continue
+            if isinstance(owner, str):
+                named.add(owner)
+    return named
 

@@ -11,6 +11,14 @@ Forking is only safe from a single-threaded process, so before importing numpy t
 asks BLAS and OpenMP for one thread (Ray sets ``OMP_NUM_THREADS=1`` for its workers too) and
 turns off the background thread of pyarrow's jemalloc; the user's own settings win.
 
+What workers need is imported before the zygote answers anything: raysim's worker code,
+cloudpickle, numpy, and the modules the program's code names (``import pandas as pd`` in the
+script, or in a module that defines remote functions; ``node.driver_modules``). The driver's
+other modules (in a test run, every test module's imports: seconds of matplotlib,
+jsonschema, ...) are imported one at a time while no request waits, so that they do not hold
+up the first workers; a worker forked before them imports what its tasks need on demand, as
+Ray's workers do, and later workers start with everything.
+
 The zygote also reaps its children: when a worker exits it tells the raylet the exit code or
 signal at once (SIGCHLD wakes it), which is how a SIGKILLed worker shows up in the trace as
 ``process.exited`` and ``worker.died``, and how the raylet knows to retry its task.
@@ -77,31 +85,44 @@ class Zygote:
         signal.set_wakeup_fd(self._wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.children: dict[int, str] = {}
+        self.to_import: list[str] = []  # modules still to import, between requests
 
     def preload(self, preload: dict) -> None:
-        """Import what every worker needs: raysim's worker code, cloudpickle, numpy, and the
-        modules the driver had imported. Runs where the driver runs, with its sys.path."""
+        """Import what every worker needs; queue the driver's other modules for ``serve``
+        to import while it is idle. Runs where the driver runs, with its sys.path."""
         sys.path[:] = preload["sys_path"]
         try:
             os.chdir(preload["cwd"])
         except OSError:
             pass
+        self.to_import = list(dict.fromkeys(
+            ["raysim.runtime.worker", "cloudpickle", "numpy", *preload["modules"]]))
+        self._import_while(lambda: True)
+        self.to_import = list(preload["modules_when_idle"])
+
+    def _import_while(self, idle) -> None:
+        """Import queued modules, one at a time, for as long as ``idle()`` says no request
+        waits; one ``zygote.preloaded`` event covers the stretch."""
         start = time.perf_counter_ns()
         loaded = []
-        for name in ["raysim.runtime.worker", "cloudpickle", "numpy"] + preload["modules"]:
+        while self.to_import and idle():
+            name = self.to_import.pop(0)
             try:
                 importlib.import_module(name)
                 loaded.append(name)
             except Exception:  # a module that fails to import here is imported on demand
                 pass
-        trace.emit("zygote.preloaded", modules=[n for n in loaded if "." not in n],
-                   dur=time.perf_counter_ns() - start)
+        if loaded:
+            trace.emit("zygote.preloaded", modules=[n for n in loaded if "." not in n],
+                       dur=time.perf_counter_ns() - start)
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
         selector.register(self.conn.sock, selectors.EVENT_READ, "conn")
         selector.register(self._wake_r, selectors.EVENT_READ, "child")
         while True:
+            if self.to_import:
+                self._import_while(lambda: not selector.select(0))
             trace.flush()
             for key, _ in selector.select():
                 if key.data == "child":

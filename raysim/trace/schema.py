@@ -17,6 +17,8 @@ Versions:
          messages cancel_task, exit_worker, release_objects, revoke_leases,
          leases_returned
     1.3  lost objects: gcs.object_lost; messages watch_objects, objects_lost
+    1.4  zygote.preloaded may appear more than once: one event for each stretch of imports
+         (what workers need first, the driver's other modules later, between requests)
 
 Common fields (every event):
 
@@ -43,7 +45,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -120,7 +122,9 @@ _event("worker.registered", "raylet", "A worker or driver connected to its rayle
 _event("worker.starting", "raylet", "The raylet asked the zygote to start a worker process.",
        wid="str", role="str", actor="str?")
 _event("zygote.preloaded", "zygote",
-       "The zygote imported the driver's modules so forked workers start with them.",
+       "The zygote imported modules so that workers forked later start with them: first "
+       "what workers need, then, between requests, the driver's other modules; one event "
+       "per stretch of imports, ``dur`` long.",
        modules="list", dur="int")
 _event("store.created", "raylet",
        "The node's shared-memory object store exists (a memfd mapped by every process).",
