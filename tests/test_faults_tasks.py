@@ -316,7 +316,9 @@ def test_recursive_cancel_reaches_the_tasks_it_submitted(ray_start, trace_file, 
     marker, child_file = str(tmp_path / "child_started"), str(tmp_path / "child_id")
     parent = parent_of_sleeper.remote(marker, child_file)
     poll(lambda: os.path.exists(marker), "the child task to start")
-    child = open(child_file).read()
+    # (The child can start before its parent has written its id down.)
+    child = poll(lambda: os.path.exists(child_file) and open(child_file).read(),
+                 "the parent to write its child's id")
     raysim.cancel(parent)
     with pytest.raises(exceptions.TaskCancelledError):
         raysim.get(parent, timeout=30)

@@ -44,7 +44,8 @@ from raysim.runtime.actor_table import (ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDI
                                         RESTARTING)
 from raysim.runtime.scheduler import TaskRecord
 from raysim.runtime.task_spec import TaskSpec
-from raysim.runtime.worker_pool import INTENDED_USER_EXIT, USER_ERROR, WorkerDeath, WorkerRecord
+from raysim.runtime.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, USER_ERROR,
+                                        WorkerDeath, WorkerRecord)
 from raysim.trace import writer as trace
 
 # Why an actor died, after Ray's ActorDeathCause kinds (the ``cause`` of gcs.actor_state).
@@ -53,6 +54,7 @@ RAY_KILL = "RAY_KILL"
 OUT_OF_SCOPE = "OUT_OF_SCOPE"
 CREATION_TASK_ERROR = "CREATION_TASK_ERROR"
 WORKER_STARTUP_FAILED = "WORKER_STARTUP_FAILED"
+OWNER_DIED = "OWNER_DIED"
 
 
 @dataclasses.dataclass(eq=False)
@@ -256,6 +258,23 @@ class LocalActorManager:
         self._die(actor, RAY_KILL, reason)
         if worker is not None:
             self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+
+    def owner_died(self, wid: str, owner: str) -> None:
+        """The process that created these actors died (``owner`` names it): they die with it,
+        whatever their max_restarts. In Ray too an actor that is not detached shares its
+        owner's fate: nothing else holds its handle's count or could pass its handle on."""
+        for actor in list(self.actors.values()):
+            if actor.state == DEAD or actor.creation.spec.owner != wid:
+                continue
+            reason = f"its owner, {owner}, died"
+            actor.no_restart = True
+            actor.death = (f"The actor {actor.name} ({actor.actor_id}) was stopped because "
+                           f"{reason}: an actor dies with the process that created it, as "
+                           f"in Ray. Tip: create actors that must outlive the task or actor "
+                           f"that needs them from the driver.")
+            self._die(actor, OWNER_DIED, reason)
+            if actor.worker is not None:
+                self.raylet.kill_worker(actor.worker, reason, INTENDED_SYSTEM_EXIT)
 
     def worker_died(self, worker: WorkerRecord, death: WorkerDeath, gave_up: bool) -> None:
         actor = self.actors.get(worker.actor_id)

@@ -14,7 +14,7 @@ RESTARTING if ``max_restarts`` allows (also from PENDING_CREATION, when the proc
 ``__init__``, and again from RESTARTING when the new one dies too), else DEAD. DEAD is final:
 a named actor's name is free again. Each row counts its restarts and keeps why it died
 (``cause``, after Ray's ActorDeathCause kinds: WORKER_DIED, RAY_KILL, OUT_OF_SCOPE,
-CREATION_TASK_ERROR, WORKER_STARTUP_FAILED).
+CREATION_TASK_ERROR, WORKER_STARTUP_FAILED, OWNER_DIED).
 
 Every change goes through ``ActorTable.transition``, which rejects illegal moves and emits one
 ``gcs.actor_state`` event, so the trace holds the whole life of every actor.

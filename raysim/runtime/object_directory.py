@@ -297,14 +297,15 @@ class ObjectDirectory:
 
     def owner_died(self, worker_id: str, description: str) -> list[Freed]:
         """A worker died: the objects it owned are lost (their stores must delete them), and
-        so are the holds of its values. ``description`` names it and its death, for the
+        so are the holds of its values and of the tasks it submitted. ``description`` names it and its death, for the
         readers' errors. Returns what that frees in turn."""
         self._dead_owners[worker_id] = description
         freed: list[Freed] = []
-        values = f"object:{worker_id}"
+        # Its values, and the tasks it submitted (stopped by the raylet), hold no more.
+        held_by_it = (f"object:{worker_id}", f"task:{worker_id}")
         for entry in list(self.objects.values()):
             for holder in [h for h in (*entry.holders, *entry.waiting)
-                           if h.startswith(values)]:
+                           if h.startswith(held_by_it)]:
                 freed += self.remove_ref(entry.object_id, holder)
         for object_id in [oid for oid in self.objects if owner_of(oid) == worker_id]:
             entry = self.objects.get(object_id)
@@ -340,10 +341,10 @@ class ObjectDirectory:
         return self._freed.get(object_id) or f"worker:{owner_of(object_id)}"
 
     def _gone_holder(self, holder: str) -> bool:
-        """Is this holder a dead worker, or a value owned by one? (Their messages may reach
-        the GCS after the news of the death, which comes from the raylet.)"""
+        """Is this holder a dead worker, or a value or task owned by one? (Their messages may
+        reach the GCS after the news of the death, which comes from the raylet.)"""
         kind, _, name = holder.partition(":")
-        if kind == "object":
+        if kind in ("object", "task"):
             return owner_of(name) in self._dead_owners
         return kind == "worker" and name in self._dead_owners
 

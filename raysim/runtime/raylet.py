@@ -591,6 +591,10 @@ class Raylet:
             self.actors.worker_died(worker, death, gave_up)
         else:
             self.tasks.worker_died(worker, death)
+        # What it owned dies with it: the tasks it submitted and the actors it created.
+        owner = f"worker {worker.wid} (pid {death.pid})"
+        self.tasks.owner_died(worker.wid, owner)
+        self.actors.owner_died(worker.wid, owner)
         if gave_up:
             self.tasks.give_up_starting(death)
         self.schedule()

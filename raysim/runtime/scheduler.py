@@ -102,6 +102,9 @@ class TaskRecord:
     worker: object = None  # the WorkerRecord running it
     missing: set | None = None  # store dependencies not yet sealed here
     cancelled: bool = False  # raysim.cancel reached it while it ran: never retried
+    # The error its owner's get() would raise once its killed worker is gone, when the
+    # raylet, not raysim.cancel, stopped it (its owner died): (exception type, message).
+    stopped_with: tuple[str, str] | None = None
 
     @property
     def task_id(self) -> str:

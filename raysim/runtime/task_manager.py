@@ -14,6 +14,9 @@ what Ray does when something does (its "Task Fault Tolerance" guide):
   the task's thread, so ``get`` raises ``RayTaskError(TaskCancelledError)``), or with
   ``force=True`` its worker is killed (``TaskCancelledError``). Cancelled tasks are never
   retried. ``recursive=True`` also cancels the tasks it submitted, which its worker owns.
+* When a task's owner (the worker that submitted it) dies, nothing can read its result any
+  more: a queued task is dropped and a running one's worker is killed (Ray's raylet kills the
+  workers leased to a dead owner), with ``OwnerDiedError`` in the trace, never retried.
 * When workers keep dying before they even connect (a broken import, a setup hook that
   raises), the tasks waiting for one fail after ``max_worker_startup_failures`` in a row.
 
@@ -31,7 +34,8 @@ from __future__ import annotations
 
 from raysim.runtime.scheduler import TaskRecord
 from raysim.runtime.task_spec import ACTOR_CREATION, TaskSpec
-from raysim.runtime.worker_pool import INTENDED_USER_EXIT, WorkerDeath, WorkerRecord
+from raysim.runtime.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, WorkerDeath,
+                                        WorkerRecord)
 from raysim.trace import writer as trace
 
 
@@ -71,7 +75,8 @@ class TaskManager:
             raylet.resources.release(record.request)
         spec = record.spec
         if record.cancelled:
-            self.fail(spec, "TaskCancelledError", _cancelled_message(spec))
+            self.fail(spec, *(record.stopped_with or ("TaskCancelledError",
+                                                      _cancelled_message(spec))))
             return
         max_retries = spec.max_retries or 0
         if max_retries < 0 or record.attempt < max_retries:
@@ -115,6 +120,26 @@ class TaskManager:
                                      "returns": spec.returns, "actor_id": spec.actor_id,
                                      "results": [error_result(exc_type, message)
                                                  for _ in spec.returns]}, spec.phase)
+
+    def owner_died(self, wid: str, owner: str) -> None:
+        """The worker ``wid`` (``owner`` names it) died: stop the tasks it submitted."""
+        raylet = self.raylet
+        for task_id in self._owned_by(wid):
+            record = self._take_queued(task_id)
+            running = record is None
+            record = record or raylet.running.get(task_id)
+            if record is None or record.cancelled:
+                continue
+            message = (f"Task {record.spec.name} ({task_id}) was stopped because its owner, "
+                       f"{owner}, died: the owner of a task is the only process that can "
+                       f"read its result, so it would run for nobody, as in Ray.")
+            if not running:
+                self.fail(record.spec, "OwnerDiedError", message)
+                continue
+            record.cancelled = True
+            record.stopped_with = ("OwnerDiedError", message)
+            raylet.kill_worker(record.worker, f"the owner of its task, {owner}, died",
+                               INTENDED_SYSTEM_EXIT)
 
     # -- workers that cannot start -------------------------------------------------------------
 

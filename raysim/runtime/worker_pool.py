@@ -63,6 +63,7 @@ class WorkerRecord:
 SYSTEM_ERROR = "SYSTEM_ERROR"              # crashed, or killed from outside
 INTENDED_USER_EXIT = "INTENDED_USER_EXIT"  # raysim.kill, cancel(force=True), out of scope
 USER_ERROR = "USER_ERROR"                  # its actor's constructor raised
+INTENDED_SYSTEM_EXIT = "INTENDED_SYSTEM_EXIT"  # raysim ended it: the owner of its work died
 
 
 @dataclasses.dataclass

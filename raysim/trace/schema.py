@@ -18,7 +18,9 @@ Versions:
          leases_returned
     1.3  lost objects: gcs.object_lost; messages watch_objects, objects_lost
     1.4  zygote.preloaded may appear more than once: one event for each stretch of imports
-         (what workers need first, the driver's other modules later, between requests)
+         (what workers need first, the driver's other modules later, between requests);
+         owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
+         INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
 
 Common fields (every event):
 
@@ -246,7 +248,11 @@ _event("actor.state", "worker",
        "The actor's instance attributes (short reprs) after __init__ or a method call.",
        seed="Phase 3 step 7 / Phase 4: prediction_count 0 -> 1", actor="str", task="str",
        attrs="dict", calls="int")
-_event("gcs.actor_state", "gcs", "An actor's row in the GCS actor table changed state.",
+_event("gcs.actor_state", "gcs",
+       "An actor's row in the GCS actor table changed state. cause, on RESTARTING and "
+       "DEAD, is Ray's ActorDeathCause kind: WORKER_DIED, RAY_KILL, OUT_OF_SCOPE, "
+       "CREATION_TASK_ERROR, WORKER_STARTUP_FAILED, OWNER_DIED (the process that created "
+       "it died).",
        seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
        class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
        name="str?", reason="str?", handle_object="str?", namespace="str?",
@@ -259,7 +265,8 @@ _event("worker.died", "raylet",
        "A worker process the raylet counted on exited (its zygote reported the exit status "
        "at once). exit_type is Ray's WorkerExitType: SYSTEM_ERROR (crashed or killed from "
        "outside), INTENDED_USER_EXIT (raysim.kill, cancel(force=True), out of scope), "
-       "USER_ERROR (its actor's constructor raised).",
+       "USER_ERROR (its actor's constructor raised), INTENDED_SYSTEM_EXIT (the process "
+       "that owned its task or actor died).",
        wid="str", worker_pid="int", role="str", exit_code="int?", signal="str?",
        exit_type="str", task="str?", actor="str?", starting="bool", cause="str")
 _event("component.died", "any",
