@@ -428,6 +428,7 @@ def test_rejections_are_in_the_trace(shared_session):
     assert bad_put["error"] == "TypeError" and "attribute .lock" in bad_put["message"]
     put_phase = [e for e in of(events, "phase.begin", api="put")][-1]
     assert bad_put["phase"] == put_phase["phase"], "refused halfway: in the put's phase"
+    assert bad_put["code"] == "raysim.put(Holder())", "the user's line, not the with block's"
     bad_call = of(events, "api.rejected", api="RemoteFunction.remote")[-1]
     assert "missing a required argument: 'b'" in bad_call["message"]
     works()

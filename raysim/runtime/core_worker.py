@@ -40,6 +40,7 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import linecache
 import os
@@ -67,6 +68,8 @@ from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Frames between the user's call and raysim's own: a ``with`` block's exit (rejections.py).
+_NOT_USER_CODE = (_RAYSIM_DIR, contextlib.__file__)
 
 
 _site_cache: dict[tuple, tuple[str, str]] = {}
@@ -80,7 +83,7 @@ def user_call_site() -> tuple[str, str]:
     if site_override is not None:
         return site_override
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_USER_CODE):
         frame = frame.f_back
     if frame is None:
         return "", ""
