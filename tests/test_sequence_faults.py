@@ -18,6 +18,7 @@ from raysim import exceptions
 from raysim.runtime.config import Config
 from raysim.trace import load
 from raysim.trace.sequence import phase_groups
+from raysim.trace.stepper import Stepper
 from traceutil import of, poll, wait_for
 
 
@@ -150,6 +151,11 @@ def test_dead_worker_retry_and_failure_are_steps(ray_start, trace_file, tmp_path
         "always_crash#1 failed: get() raises WorkerCrashedError",
     ]), view.plain()
     assert not [r for r in found if r.startswith("retry")], "max_retries=0: no retry"
+    # `raysim replay --step --phase N` walks the same events, the death among them.
+    number = [n for n, g in enumerate(phase_groups(trace), 1) if g.api == "task_submission"][1]
+    (death,) = [i for i, e in enumerate(trace.records)
+                if e["ev"] == "worker.died" and e["task"] == failed.task_id()]
+    assert death in Stepper(trace, number).indices
 
     view = diagram(trace, "task_submission", 3)
     assert in_order(rows(view), [

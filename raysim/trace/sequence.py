@@ -373,18 +373,22 @@ def message_text(event, labels: Labels) -> str:
     return f"{event['kind']}{' ' + about[0] if about else ''} ({_size(event['size'])})"
 
 
+def group_indices(trace, group: PhaseGroup) -> list[int]:
+    """The indices of the group's events: those of its phases, and the fault events filed
+    under them (``fault_phases``)."""
+    wanted = set(group.numbers)
+    attributed = fault_phases(trace)  # only events without a phase of their own
+    return [index for index, event in enumerate(trace.records)
+            if attributed.get(index, event.get("phase")) in wanted]
+
+
 def steps(trace, group: PhaseGroup, labels: Labels | None = None) -> list[Step]:
     """The group's steps in the order they happened, numbered from 1."""
     labels = labels or Labels.of(trace)
-    wanted = set(group.numbers)
-    attributed = fault_phases(trace)
+    records = trace.records
     out: list[Step] = []
-    for index, event in enumerate(trace.records):
-        phase = event.get("phase")
-        if phase is None:
-            phase = attributed.get(index)
-        if phase not in wanted:
-            continue
+    for index in group_indices(trace, group):
+        event = records[index]
         src = labels.proc(event["pid"])
         if event["ev"] == "msg.send":
             dst = labels.endpoint(event["to_pid"], event["to"])

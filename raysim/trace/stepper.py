@@ -67,8 +67,7 @@ class Stepper:
             self.indices = list(range(len(trace)))
         else:
             group = sequence.phase_group(trace, phase)
-            wanted = set(group.numbers)
-            self.indices = [i for i, e in enumerate(trace.records) if e.get("phase") in wanted]
+            self.indices = sequence.group_indices(trace, group)
             self.title = f"phase {phase} ({group.api})"
 
     def __len__(self) -> int:
