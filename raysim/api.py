@@ -198,7 +198,9 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
         # What the zygote imports before forking workers, and where workers run: known now, so
         # the zygote starts importing while the driver is still connecting.
-        first, later = driver_modules(_remote_code_modules) if config.worker_preload_driver_modules else ([], [])
+        first, later = ([], [])
+        if config.worker_preload_driver_modules:
+            first, later = driver_modules(_remote_code_modules)
         preload = {"sys_path": list(sys.path), "cwd": os.getcwd(), "modules": first,
                    "modules_when_idle": later, "worker_process_setup_hook": setup_hook}
         node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,

@@ -13,7 +13,8 @@ Seed steps implemented here:
 * phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy.
 
 Submitting tasks is ``task_submitter.py``'s part; the table of owned objects is
-``memory_store.py``'s; counting references is ``reference_counter.py``'s.
+``memory_store.py``'s; counting references is ``reference_counter.py``'s, and telling the GCS
+about them ``ref_reporter.py``'s.
 
 Refs inside a value that leaves this process (a put, a task's result) are held for the value
 at the GCS (``CAPTURED_IN_OBJECT``, holder ``object:<id>``) before this process can drop its
@@ -58,8 +59,8 @@ from raysim.runtime import (check_serialize, ids, memory_store, procutil, protoc
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
-from raysim.runtime.reference_counter import (CAPTURED_IN_OBJECT, LOCAL_REFERENCE,
-                                              ReferenceCounter)
+from raysim.runtime.ref_reporter import GcsRefReporter
+from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
 from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
                                          OwnedObject)
 from raysim.runtime.store_client import StoreClient, store_full_error, store_read_error
@@ -112,7 +113,8 @@ class CoreWorker:
         self.gcs = gcs
         self.store = StoreClient(store_fd, store_capacity)
         self.ids = ids.IdFactory(wid)
-        self.refs = ReferenceCounter(self._on_held_changed)
+        self.gcs_refs = GcsRefReporter(self)
+        self.refs = ReferenceCounter(self.gcs_refs.held_changed)
         self.owned: dict[str, OwnedObject] = {}
         # Handle objects of the actors this process created -> the reference type the GCS
         # counts for it (the actor's registration counts it as ACTOR_HANDLE).
@@ -123,10 +125,7 @@ class CoreWorker:
         # create this process waits for may depend on.
         self._lease_lock = threading.Lock()
         self._futures: dict[int, Future] = {}
-        self._reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
-        self._deferred: set[str] | None = None  # borrowed ids changed during a task
         self._exported: set[str] = set()
-        self._released_since_put = False
         self._io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
@@ -365,140 +364,6 @@ class CoreWorker:
 
 
     # ------------------------------------------------------------------------------------
-    # References
-
-    def _on_held_changed(self, object_id: str, held: str | None) -> None:
-        if self.closing:
-            return
-        slot = self.owned.get(object_id)
-        if slot is not None:
-            self._owned_held_changed(object_id, slot, held)
-            return
-        if object_id in self.owned_handles:
-            # "owner": the GCS counts this process from the actor's registration on, which
-            # may reach it after these messages (they travel another way, via the raylet).
-            if held is None:
-                self.owned_handles.pop(object_id, None)
-                self.gcs_send("remove_ref", {"objects": [object_id], "owner": True})
-            elif self.owned_handles.get(object_id) != held:
-                # Its handles are gone but calls made through them are not done yet
-                # (USED_BY_PENDING_TASK), or a handle came back: the type changes.
-                self.owned_handles[object_id] = held
-                self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held,
-                                          "owner": True})
-            return
-        # A borrowed object or a handle to someone else's actor.
-        if self._deferred is not None and threading.current_thread() is threading.main_thread():
-            self._deferred.add(object_id)
-            return
-        self._report_borrow(object_id, held)
-
-    def _owned_held_changed(self, object_id: str, slot: OwnedObject, held: str | None) -> None:
-        with self.owned_lock:
-            # In the GCS's table: stored, or a failed one whose error was stored (promote).
-            if (slot.state == STORED or slot.reported is not None) and held != slot.reported:
-                # "owner": the store's registration of the object, which counts this process,
-                # may reach the GCS after these (it travels via the raylet).
-                if held is None:
-                    self.gcs_send("remove_ref", {"objects": [object_id], "owner": True})
-                    self._released_since_put = True
-                else:
-                    self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held,
-                                              "owner": True})
-                slot.reported = held
-            if held is None:
-                if slot.state == PENDING:
-                    slot.released = True
-                elif not slot.dependents:
-                    self.drop_owned(object_id, slot)
-
-    def drop_owned(self, object_id: str, slot: OwnedObject) -> None:
-        """Nothing here refers to an owned object any more: forget it, and with an INLINE
-        value, the refs it captured (called with owned_lock held)."""
-        if self.owned.get(object_id) is slot:
-            del self.owned[object_id]
-        contained, slot.contained = slot.contained, None
-        if contained:
-            self.release_captured(object_id, contained)
-
-    def capture(self, object_id: str, contained: list[str]) -> None:
-        """A value about to leave this process (a put, a task's result) holds refs to other
-        objects: have the GCS count the value as holding them (CAPTURED_IN_OBJECT) before
-        this process can drop its own references.
-
-        This message and this process's later releases travel on the same socket, so the
-        GCS sees the value's hold first, and the objects outlive this process's refs until
-        the value's owner (the caller, for a result) has counted its own. Ray's owner does
-        the same in its reference table (``AddNestedObjectIds``): a returned ref stays alive
-        while the value containing it does."""
-        self.gcs_send("add_ref", {"objects": contained, "holder": f"object:{object_id}",
-                                  "ref_type": CAPTURED_IN_OBJECT})
-
-    def release_captured(self, object_id: str, contained: list[str]) -> None:
-        """The INLINE value ``object_id`` is gone: drop the holds it had on ``contained``.
-
-        Refs to them deserialized from the value during the running task may not be counted
-        yet (borrows are reported when the task ends): report those first, on this same
-        socket, so that the GCS counts them before the value's holds go."""
-        deferred = self._deferred
-        for inner in contained:
-            if deferred is not None and inner in deferred:
-                deferred.discard(inner)
-                held = self.refs.held_type(inner)
-                if held is not None:
-                    self._report_borrow(inner, held, sync=False)
-        self.gcs_send("remove_ref", {"objects": contained, "holder": f"object:{object_id}"})
-
-    def _report_borrow(self, object_id: str, held: str | None, sync: bool = True) -> None:
-        known = self._reported.get(object_id)
-        if held == known:
-            return
-        if held is None:
-            self._reported.pop(object_id, None)
-            self.gcs_send("remove_ref", {"objects": [object_id]})
-            return
-        self._reported[object_id] = held
-        on_receiver = threading.current_thread() is self._io_thread
-        if known is None and sync and not on_receiver:
-            # The first reference must be registered before whoever passed it on can drop
-            # theirs, or the object could be freed under us: wait for the GCS to confirm.
-            self.request(self.gcs, "borrow_ref", {"objects": [object_id], "ref_type": held})
-        else:
-            self.gcs_send("add_ref", {"objects": [object_id], "ref_type": held})
-
-    def begin_deferring_borrows(self) -> None:
-        self._deferred = set()
-
-    def flush_deferred_borrows(self) -> None:
-        """End of a task: register what it still holds, in one batch, before its result goes."""
-        deferred, self._deferred = self._deferred, None
-        if not deferred:
-            return
-        adds: dict[str, list[str]] = {}
-        for object_id in list(deferred):  # release_captured may discard from it meanwhile
-            held = self.refs.held_type(object_id)
-            known = self._reported.get(object_id)
-            if held == known:
-                continue
-            if held is None:
-                self._reported.pop(object_id, None)
-                self.gcs_send("remove_ref", {"objects": [object_id]})
-            else:
-                self._reported[object_id] = held
-                adds.setdefault(held, []).append(object_id)
-        for ref_type, objects in adds.items():
-            self.request(self.gcs, "borrow_ref", {"objects": objects, "ref_type": ref_type})
-
-    def gcs_send(self, kind: str, body: dict) -> None:
-        try:
-            self.gcs.send(kind, body)
-        except ConnectionClosed:
-            pass  # the session is going away; nothing left to count for
-        # Reference changes often happen outside any API call (a ref garbage-collected):
-        # write the events now rather than at the next call.
-        trace.flush()
-
-    # ------------------------------------------------------------------------------------
     # put
 
     def put(self, value: Any) -> str:
@@ -506,13 +371,12 @@ class CoreWorker:
         self.check_alive()
         obj = self.serialize_value(value, "the value passed to put()")
         big = obj.total_size >= self.config.object_store_page_align_threshold
-        if self._released_since_put and big:
+        if self.gcs_refs.released_since_put and big:
             # The space of an object this process just dropped is freed by the GCS telling
             # the raylet, while this put goes straight to the raylet. Let the GCS catch up
             # first, so the new object can reuse that space, whose pages this process has
             # already touched (a fresh page costs a fault; a reused one, a memcpy).
-            self._released_since_put = False
-            self.request(self.gcs, "sync", {})
+                self.request(self.gcs, "sync", {})
         object_id = self.ids.put_object_id()
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
@@ -565,7 +429,7 @@ class CoreWorker:
             raise store_full_error(f"store object {object_id}", obj.total_size,
                                    self.node_id, reply)
         if contained and not captured:
-            self.capture(object_id, contained)
+            self.gcs_refs.capture(object_id, contained)
         start = time.perf_counter_ns()
         self.store.write(reply["offset"], obj)
         trace.emit("object_store.written", obj=object_id, size=obj.total_size,
@@ -641,7 +505,7 @@ class CoreWorker:
                                copy, captured=True)
         except exceptions.RayError as e:
             if contained:
-                self.release_captured(object_id, contained)
+                self.gcs_refs.release_captured(object_id, contained)
             print(f"raysim: warning: object {object_id} could not be copied into the store "
                   f"for the processes it was passed to, which will wait for it: {e}",
                   file=sys.stderr)
@@ -660,7 +524,7 @@ class CoreWorker:
                 body = {"objects": [object_id], "owner": True}
                 if held is not None:
                     body["ref_type"] = held
-                self.gcs_send(kind, body)
+                self.gcs_refs.send(kind, body)
                 slot.reported = held
         if state == INLINE and copy.offset >= 0:
             self.grant_lease(slot)
@@ -979,7 +843,7 @@ class CoreWorker:
             if contained:
                 # The value goes to the caller's memory, not to the GCS: the caller will
                 # release these holds when it drops the value (memory_store.OwnedObject).
-                self.capture(object_id, contained)
+                self.gcs_refs.capture(object_id, contained)
                 return ["inline", obj.to_bytes(), contained]
             return ["inline", obj.to_bytes()]
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,

@@ -297,8 +297,8 @@ class ObjectDirectory:
 
     def owner_died(self, worker_id: str, description: str) -> list[Freed]:
         """A worker died: the objects it owned are lost (their stores must delete them), and
-        so are the holds of its values and of the tasks it submitted. ``description`` names it and its death, for the
-        readers' errors. Returns what that frees in turn."""
+        so are the holds of its values and of the tasks it submitted. ``description`` names
+        it and its death, for the readers' errors. Returns what that frees in turn."""
         self._dead_owners[worker_id] = description
         freed: list[Freed] = []
         # Its values, and the tasks it submitted (stopped by the raylet), hold no more.

@@ -193,8 +193,8 @@ class TaskSubmitter:
         if holders:
             # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
             self._task_holders[task_id] = holders
-            self.core.gcs_send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
-                                       "ref_type": "USED_BY_PENDING_TASK"})
+            self.core.gcs_refs.send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
+                                                "ref_type": "USED_BY_PENDING_TASK"})
         if spec.kind == ACTOR_TASK:
             self._send_call(spec)
             return
@@ -320,7 +320,8 @@ class TaskSubmitter:
             # Also what a creation that never finished (killed while starting) still holds.
             held += self._task_holders.pop(task_id, None) or []
         if held:
-            self.core.gcs_send("remove_ref", {"objects": held, "holder": f"task:{task_id}"})
+            self.core.gcs_refs.send("remove_ref",
+                                    {"objects": held, "holder": f"task:{task_id}"})
 
     def cancel_waiting(self, task_id: str) -> bool:
         """Cancel a task still waiting here for its arguments: it never reached the raylet."""
@@ -380,7 +381,7 @@ class TaskSubmitter:
                     if kind == "stored":
                         releases.append(object_id)
                     elif kind == "inline" and len(result) > 2:
-                        self.core.release_captured(object_id, result[2])
+                        self.core.gcs_refs.release_captured(object_id, result[2])
                     continue
                 if kind == "inline":
                     # The refs inside it were held for it by the worker (``capture``).
@@ -404,9 +405,10 @@ class TaskSubmitter:
                 if slot.released:
                     if slot.state == STORED:
                         releases.append(object_id)
-                    self.core.drop_owned(object_id, slot)
+                    self.core.gcs_refs.drop_owned(object_id, slot)
         if releases:
-            self.core.gcs_send("remove_ref", {"objects": releases})
+            self.core.gcs_refs.send("remove_ref", {"objects": releases})
         if holders:
-            self.core.gcs_send("remove_ref", {"objects": holders, "holder": f"task:{task_id}"})
+            self.core.gcs_refs.send("remove_ref",
+                                    {"objects": holders, "holder": f"task:{task_id}"})
 

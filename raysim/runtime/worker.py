@@ -159,7 +159,7 @@ class Worker:
         core.current_task_id = spec.task_id
         core.namespace = spec.namespace
         core.in_task = spec.kind == "task"
-        core.begin_deferring_borrows()
+        core.gcs_refs.begin_deferring()
         kind = spec.kind
         ok = True
         retry = False
@@ -202,7 +202,7 @@ class Worker:
             trace.emit("actor.state", actor=spec.actor_id, task=spec.task_id,
                        attrs=self._actor_attrs(), calls=self.actor_calls)
         core.in_task = False
-        core.flush_deferred_borrows()
+        core.gcs_refs.flush_deferred()
         if kind == "actor_creation" and ok:
             # Seed phase 3 step 8: the worker registers the actor with the GCS.
             core.send(core.gcs, "actor_update", {
