@@ -115,7 +115,9 @@ class ActorClass:
                       "function_id": function_id, "methods": self._methods,
                       "signatures": self._signatures,
                       "handle_object": handle_object, "owner": core.wid,
-                      "max_task_retries": options.get("max_task_retries", 0)}
+                      "max_task_retries": options.get("max_task_retries", 0),
+                      # Ray: a detached actor outlives its creator and its handles.
+                      "detached": options.get("lifetime") == "detached"}
         if name is not None:
             # Ray registers a named actor with the GCS before returning, so that the name is
             # claimed (or refused) at the call and get_actor finds it at once.
@@ -133,7 +135,8 @@ class ActorClass:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_CREATION, name=self.__name__,
             function_id=function_id, args=args_bytes, returns=[],
-            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
+            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
+            num_cpus=num_cpus,
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())

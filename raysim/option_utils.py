@@ -69,6 +69,13 @@ def check_value(key: str, value: Any) -> None:
             what = "0 or more" if low == 0 else "-1 (without limit) or more"
             raise ValueError(f"{key}={value!r} is invalid: {key} must be {what}. Tip: write "
                              f"e.g. {key}={max(low, 1)}.")
+    elif key == "lifetime":
+        if value not in (None, "detached", "non_detached"):
+            raise ValueError(f"lifetime={value!r} is invalid: an actor's lifetime must be "
+                             f"'detached', 'non_detached' or None (as in Ray). Tip: "
+                             f"lifetime='detached' keeps an actor alive after its creator "
+                             f"and its handles are gone, until it is killed or the session "
+                             f"ends.")
 
 
 def _check_quantity(given: str, what: str, value: Any, example: str) -> None:

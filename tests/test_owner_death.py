@@ -88,3 +88,42 @@ def test_tasks_of_a_dead_owner_stop_and_release_their_arguments(ray_start, trace
     held = {e["holder"] for e in of(events, "gcs.ref_added", obj=oid)}
     assert f"task:{child}" in held, "the orphaned task did hold its argument"
     assert raysim.get(hold_then_block.remote(1, started, started), timeout=30) == 1
+
+
+@raysim.remote(max_retries=0)
+def create_a_detached_actor_then_die(pid_file):
+    actor = Pinger.options(name="keeper", lifetime="detached").remote()
+    with open(pid_file, "w") as f:
+        f.write(str(raysim.get(actor.pid.remote(), timeout=30)))
+    os._exit(1)
+
+
+def test_a_detached_actor_outlives_its_creator_and_its_handles(ray_start, trace_file,
+                                                               tmp_path):
+    pid_file = str(tmp_path / "actor_pid")
+    with pytest.raises(exceptions.WorkerCrashedError):
+        raysim.get(create_a_detached_actor_then_die.remote(pid_file), timeout=30)
+    actor_pid = int(open(pid_file).read())
+    # Its creator and every handle it made are gone; the GCS still holds it.
+    keeper = raysim.get_actor("keeper")
+    assert raysim.get(keeper.pid.remote(), timeout=30) == actor_pid
+    handle_object = keeper._handle_object
+    del keeper
+    events = wait_for(trace_file, lambda ev: [
+        e for e in of(ev, "gcs.ref_removed", obj=handle_object)
+        if e["holder"].startswith("driver:")], what="the driver's handle to go")
+    assert not of(events, "gcs.actor_state", class_name="Pinger", state="DEAD")
+    assert pid_alive(actor_pid)
+    assert {e["holder"] for e in of(events, "gcs.ref_added", obj=handle_object)} >= {"gcs"}
+    # raysim.kill ends it, and the GCS lets go of its handle.
+    raysim.kill(raysim.get_actor("keeper"))
+    events = wait_for(trace_file, lambda ev: of(ev, "gcs.object_freed", obj=handle_object),
+                      what="the killed actor's handle to be freed")
+    (dead,) = of(events, "gcs.actor_state", class_name="Pinger", state="DEAD")
+    assert dead["cause"] == "RAY_KILL"
+    poll(lambda: not pid_alive(actor_pid), "the actor's process to end")
+
+
+def test_lifetime_must_be_one_of_rays_values():
+    with pytest.raises(ValueError, match="lifetime='forever' is invalid"):
+        Pinger.options(lifetime="forever")

@@ -261,11 +261,13 @@ class LocalActorManager:
 
     def owner_died(self, wid: str, owner: str) -> None:
         """The process that created these actors died (``owner`` names it): they die with it,
-        whatever their max_restarts. In Ray too an actor that is not detached shares its
-        owner's fate: nothing else holds its handle's count or could pass its handle on."""
+        whatever their max_restarts, unless they are detached. In Ray too an actor that is not
+        detached shares its owner's fate."""
         for actor in list(self.actors.values()):
             if actor.state == DEAD or actor.creation.spec.owner != wid:
                 continue
+            if actor.creation.spec.descriptor.get("detached"):
+                continue  # lifetime="detached": it has no owner to share the fate of
             reason = f"its owner, {owner}, died"
             actor.no_restart = True
             actor.death = (f"The actor {actor.name} ({actor.actor_id}) was stopped because "

@@ -35,9 +35,12 @@ import orjson
 
 from raysim.runtime import actor_table, procutil
 from raysim.runtime.actor_table import ActorEntry, ActorTable
-from raysim.runtime.object_directory import ObjectDirectory
+from raysim.runtime.object_directory import ACTOR_HANDLE, ObjectDirectory
 from raysim.runtime.protocol import EventLoop, LoopConnection
 from raysim.trace import writer as trace
+
+# The holder of a detached actor's handle that the GCS itself keeps while the actor lives.
+DETACHED_HOLDER = "gcs"
 
 
 class GcsServer:
@@ -185,6 +188,9 @@ class GcsServer:
                 name=body.get("name"), namespace=body.get("namespace"),
                 descriptor=body.get("descriptor", {})))
             self._free(self.directory.add_handle_object(body["handle_object"], body["owner"]))
+            if body.get("descriptor", {}).get("detached"):
+                # Ray's GCS keeps a detached actor until it is killed: it holds a handle.
+                self.directory.add_ref(body["handle_object"], DETACHED_HOLDER, ACTOR_HANDLE)
         entry = self.actors.actors.get(actor_id)
         if entry is None or entry.state == actor_table.DEAD:
             return  # unknown, or a late report about an actor already dead
@@ -193,6 +199,8 @@ class GcsServer:
                 entry.num_restarts:
             return  # nothing new (a named actor registered twice, say)
         self.actors.transition(actor_id, state, body.get("reason"), body.get("cause"), **info)
+        if state == actor_table.DEAD and entry.descriptor.get("detached"):
+            self._free(self.directory.remove_ref(entry.handle_object, DETACHED_HOLDER))
 
     def handle_register_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A named actor: claim its name now, so a duplicate is refused at the call."""
