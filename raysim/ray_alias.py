@@ -1,9 +1,9 @@
 """Make ``import ray`` mean raysim, so a Ray script runs unmodified under ``raysim trace``.
 
 Only the modules a Ray program imports for the core API are aliased: ``ray``,
-``ray.exceptions``, ``ray.actor`` and ``ray.remote_function``. A script that imports more of
-Ray (``ray.util``, ``ray.data``, ``ray.tune``) gets a clear ``ImportError`` naming the
-module.
+``ray.exceptions``, ``ray.actor``, ``ray.remote_function``, and ``ray.util`` with
+``ray.util.actor_pool`` (``ActorPool``). A script that imports more of Ray (``ray.util.queue``,
+``ray.data``, ``ray.tune``) gets a clear ``ImportError`` naming the module.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ _ALIASES = {
     "ray.exceptions": "raysim.exceptions",
     "ray.actor": "raysim.actor",
     "ray.remote_function": "raysim.remote_function",
+    "ray.util": "raysim.util",
+    "ray.util.actor_pool": "raysim.util.actor_pool",
 }
 
 

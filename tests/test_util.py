@@ -1,0 +1,88 @@
+"""``raysim.util``: ``ActorPool`` as in ``ray.util``, and ``import ray.util`` under raysim."""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+import raysim
+from raysim import ray_alias
+from raysim.util import ActorPool
+from traceutil import wait_for_file
+
+
+@raysim.remote
+class Doubler:
+    def double(self, value):
+        return 2 * value
+
+    def double_when(self, release, value):
+        wait_for_file(release)
+        return 2 * value
+
+    def pid(self):
+        return os.getpid()
+
+
+@pytest.fixture(scope="module")
+def pool_actors(shared_session):
+    return [Doubler.remote(), Doubler.remote()]
+
+
+def double(actor, value):
+    return actor.double.remote(value)
+
+
+def test_map_returns_results_in_order_and_uses_every_actor(pool_actors):
+    pool = ActorPool(pool_actors)
+    assert list(pool.map(double, range(10))) == [2 * v for v in range(10)]
+    assert sorted(pool.map_unordered(double, range(10))) == [2 * v for v in range(10)]
+    pids = list(pool.map(lambda a, v: a.pid.remote(), range(4)))
+    assert len(set(pids)) == 2, "both actors took values"
+    assert not pool.has_next()
+    with pytest.raises(StopIteration):
+        pool.get_next()
+
+
+def test_values_wait_for_a_free_actor_and_results_can_time_out(pool_actors, tmp_path):
+    pool = ActorPool(pool_actors)
+    release = str(tmp_path / "release")
+    for value in (1, 2, 3):  # two actors: the third value waits in the pool
+        pool.submit(lambda a, v: a.double_when.remote(release, v), value)
+    assert not pool.has_free() and pool.pop_idle() is None
+    with pytest.raises(TimeoutError):
+        pool.get_next(timeout=0.05)
+    with pytest.raises(TimeoutError):
+        pool.get_next_unordered(timeout=0.05)
+    open(release, "w").close()
+    assert [pool.get_next(), pool.get_next(), pool.get_next()] == [2, 4, 6]
+    assert pool.has_free()
+    actor = pool.pop_idle()
+    assert actor is not None
+    still_in = next(a for a in pool_actors if a != actor)
+    with pytest.raises(ValueError, match="already belongs"):
+        pool.push(still_in)
+    pool.push(actor)
+    assert list(pool.map(double, [5])) == [10]
+
+
+def test_fn_must_return_an_actor_call(pool_actors):
+    pool = ActorPool(pool_actors)
+    with pytest.raises(TypeError, match="must return the ObjectRef"):
+        pool.submit(lambda a, v: v, 1)
+    assert pool.has_free(), "the actor went back to the pool"
+
+
+def test_ray_util_resolves_to_raysim_and_the_rest_of_it_is_refused():
+    ray_alias.install()
+    try:
+        ray_util = importlib.import_module("ray.util")
+        from ray.util.actor_pool import ActorPool as AliasedPool
+        assert ray_util.ActorPool is ActorPool is AliasedPool
+        assert ray_util.get_node_ip_address() == "127.0.0.1"
+        with pytest.raises(ImportError, match="'ray.util.queue' is not part of it"):
+            importlib.import_module("ray.util.queue")
+    finally:
+        ray_alias.uninstall()
+    assert "ray.util" not in sys.modules
