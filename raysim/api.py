@@ -332,7 +332,7 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     core = _auto_init("raysim.get")
     core.begin_phase("get", f"{len(refs)} object(s)")
     try:
-        values = core.get([r.id for r in refs], timeout)
+        values = core.reader.get([r.id for r in refs], timeout)
     finally:
         trace.flush()
     return values[0] if single else values
@@ -356,7 +356,7 @@ def wait(object_refs: list[ObjectRef], *, num_returns: int = 1, timeout: float |
         _check_wait(object_refs, num_returns, timeout)
     core = _auto_init("raysim.wait")
     core.begin_phase("wait", f"{num_returns} of {len(object_refs)}")
-    ready_flags = core.wait([r.id for r in object_refs], num_returns, timeout)
+    ready_flags = core.reader.wait([r.id for r in object_refs], num_returns, timeout)
     trace.flush()
     ready = [r for r, ok in zip(object_refs, ready_flags) if ok]
     not_ready = [r for r, ok in zip(object_refs, ready_flags) if not ok]

@@ -10,11 +10,12 @@ Seed steps implemented here:
 
 * phase 2: serialize the model, write it into the store, get an ObjectRef (``put``);
 * phase 4 step 5: a worker's result goes back inline or into the store (``store_result``);
-* phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy.
+* phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy
+  (``object_reader.py``).
 
 Submitting tasks is ``task_submitter.py``'s part; the table of owned objects is
 ``memory_store.py``'s; counting references is ``reference_counter.py``'s, and telling the GCS
-about them ``ref_reporter.py``'s.
+about them ``ref_reporter.py``'s; reading objects (``get``, ``wait``) is ``object_reader.py``'s.
 
 Refs inside a value that leaves this process (a put, a task's result) are held for the value
 at the GCS (``CAPTURED_IN_OBJECT``, holder ``object:<id>``) before this process can drop its
@@ -35,7 +36,7 @@ waiting here fails, and every later one fails at once, with ``RaySystemError`` (
 tolerance fails the same way; the session must be shut down and started again.
 
 Runs in: the driver and every worker. Trace events: ``object.serialized``,
-``object_store.written``, ``object.get``, ``object.inlined``, ``object.promoted``,
+``object_store.written``, ``object.inlined``, ``object.promoted``,
 ``function.exported``, ``component.died``, ``phase.begin`` (driver).
 """
 
@@ -59,11 +60,11 @@ from raysim.runtime import (check_serialize, ids, memory_store, procutil, protoc
 from raysim.runtime.config import Config
 from raysim.runtime.errors import RaySimInternalError
 from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
+from raysim.runtime.object_reader import ObjectReader
 from raysim.runtime.ref_reporter import GcsRefReporter
 from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
-from raysim.runtime.memory_store import (FAILED, INLINE, PENDING, STORED, Callback, Future,
-                                         OwnedObject)
-from raysim.runtime.store_client import StoreClient, store_full_error, store_read_error
+from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, Future, OwnedObject
+from raysim.runtime.store_client import StoreClient, store_full_error
 from raysim.runtime.task_spec import TaskSpec
 from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
@@ -120,11 +121,7 @@ class CoreWorker:
         # counts for it (the actor's registration counts it as ACTOR_HANDLE).
         self.owned_handles: dict[str, str] = {}
         self.owned_lock = threading.RLock()
-        # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
-        # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
-        # create this process waits for may depend on.
-        self._lease_lock = threading.Lock()
-        self._futures: dict[int, Future] = {}
+        self.futures: dict[int, Future] = {}
         self._exported: set[str] = set()
         self._io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
@@ -153,6 +150,7 @@ class CoreWorker:
         self.current_actor_id: str | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
+        self.reader = ObjectReader(self)
 
     # ------------------------------------------------------------------------------------
     # Connections and the I/O thread
@@ -219,12 +217,12 @@ class CoreWorker:
                 trace.set_phase(phase)
                 conn.trace_recv(kind, msg_id, phase)
             if kind == "reply":
-                future = self._futures.pop(body["reply_to"], None)
+                future = self.futures.pop(body["reply_to"], None)
                 if future is not None:
                     future.set(body)
                 elif body.get("pinned"):
                     # The answer to a get that timed out: nobody will read these objects.
-                    self.release_store_pins([oid for oid, (_, _, n) in
+                    self.reader.release_store_pins([oid for oid, (_, _, n) in
                                              body["locations"].items() for _ in range(n)])
             elif kind == "task_done":
                 self.submitter.task_done(body)
@@ -237,7 +235,7 @@ class CoreWorker:
                 if self.on_cancel is not None:
                     self.on_cancel(body)
             elif kind == "revoke_leases":
-                self._return_leases(body["objects"])
+                self.reader.return_leases(body["objects"])
             elif kind == "task_infeasible":
                 print(f"raysim: warning: task {body['name']} cannot be scheduled: "
                       f"{body['reason']}", file=sys.stderr)
@@ -294,8 +292,8 @@ class CoreWorker:
             for slot in self.owned.values():
                 if slot.state == PENDING:
                     self.complete(slot, FAILED, entry)
-        for msg_id in list(self._futures):
-            future = self._futures.pop(msg_id, None)
+        for msg_id in list(self.futures):
+            future = self.futures.pop(msg_id, None)
             if future is not None:
                 future.set({"error": "component_died"})
         if self.on_component_died is not None:
@@ -308,7 +306,7 @@ class CoreWorker:
             # A new instance each time: one raised twice would pile up tracebacks.
             raise type(death)(str(death), death.component, death.pid, death.exit_code)
 
-    def _await_death(self, conn: BlockingConnection) -> None:
+    def await_death(self, conn: BlockingConnection) -> None:
         """A send to the GCS or raylet failed: its process is going. The I/O thread will see
         its connection close and say which died, and how; raise that."""
         self._died.wait(self.config.process_shutdown_timeout_s)
@@ -323,20 +321,20 @@ class CoreWorker:
         self.check_alive()
         future = Future()
         msg_id = protocol.next_msg_id()
-        self._futures[msg_id] = future
+        self.futures[msg_id] = future
         if self.death is not None:  # it died between the check and the line above
-            self._futures.pop(msg_id, None)
+            self.futures.pop(msg_id, None)
             self.check_alive()
         try:
             conn.send(kind, body, msg_id=msg_id)
         except ConnectionClosed:
-            self._futures.pop(msg_id, None)
+            self.futures.pop(msg_id, None)
             if self.stopping or self.closing:
                 raise
-            self._await_death(conn)
+            self.await_death(conn)
         trace.flush()  # about to wait: what happened so far goes to the file first
         if not future.wait(timeout):
-            self._futures.pop(msg_id, None)
+            self.futures.pop(msg_id, None)
             raise exceptions.GetTimeoutError(f"{kind} timed out after {timeout} s")
         if future.value.get("error") == "component_died":
             self.check_alive()
@@ -349,7 +347,7 @@ class CoreWorker:
             conn.send(kind, body)
         except ConnectionClosed:
             if not (self.stopping or self.closing):
-                self._await_death(conn)
+                self.await_death(conn)
 
     # ------------------------------------------------------------------------------------
     # Phases: each driver API call opens one (trace only)
@@ -392,7 +390,7 @@ class CoreWorker:
             with self.owned_lock:
                 self.owned.pop(object_id, None)
             raise
-        self.grant_lease(slot)
+        self.reader.grant_lease(slot)
         return object_id
 
     def serialize_value(self, value: Any, what: str) -> serialization.SerializedObject:
@@ -527,262 +525,7 @@ class CoreWorker:
                 self.gcs_refs.send(kind, body)
                 slot.reported = held
         if state == INLINE and copy.offset >= 0:
-            self.grant_lease(slot)
-
-    # ------------------------------------------------------------------------------------
-    # Leases: reading owned objects without asking the raylet (local_object_manager.py)
-
-    def grant_lease(self, slot: OwnedObject) -> None:
-        """The object is stored and this process knows where: read it there from now on,
-        unless the raylet has already asked for the lease back."""
-        with self._lease_lock:
-            if slot.leased is None:
-                slot.leased = True
-
-    def _return_leases(self, object_ids: list[str]) -> None:
-        """I/O thread: the raylet wants to spill these objects. Give back the lease of each
-        unless a read of it is under way or a zero-copy view of it is alive (then it must
-        not move: it is kept)."""
-        revoked, kept = [], []
-        with self._lease_lock:
-            for object_id in object_ids:
-                slot = self.owned.get(object_id)
-                if slot is not None and slot.leased and (
-                        slot.readers or self.refs.pins.get(object_id)):
-                    kept.append(object_id)
-                    continue
-                if slot is not None:
-                    slot.leased = False
-                revoked.append(object_id)
-        try:
-            self.raylet.send("leases_returned", {"revoked": revoked, "kept": kept})
-        except ConnectionClosed:
-            pass
-
-    def _read_leased(self, object_id: str, slot: OwnedObject) -> tuple[bool, Any]:
-        """(True, value) if the object was read at the place this process knows, under its
-        lease; (False, None) if the lease is gone (the raylet must say where it is now)."""
-        with self._lease_lock:
-            if not slot.leased:
-                return False, None
-            slot.readers += 1
-        try:
-            return True, self.read_stored(object_id, slot.offset, slot.size, None)
-        finally:
-            with self._lease_lock:
-                slot.readers -= 1
-
-    # ------------------------------------------------------------------------------------
-    # get and wait
-
-    def get(self, object_ids: list[str], timeout: float | None) -> list[Any]:
-        """An object this process owns is read where it was stored, without asking anyone,
-        while this process holds its lease. Any other object in the store is read where
-        the raylet says it is now: it may have spilled it to disk and restored it elsewhere
-        since it was written. Its answer pins them until they are read (plasma's Get and
-        Release)."""
-        self.check_alive()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        in_store = [oid for oid in object_ids if (slot := self.owned.get(oid)) is None
-                    or (slot.state == STORED and not slot.leased)]
-        places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
-        done: list[str] = []
-        try:
-            return [self._get_one(oid, places, deadline, done, errors) for oid in object_ids]
-        finally:
-            self.give_back(places, done)
-
-    def _get_one(self, object_id: str, places: dict, deadline: float | None,
-                 done: list[str], errors: dict[str, dict]) -> Any:
-        slot = self.owned.get(object_id)
-        if slot is None:  # borrowed: always in the store
-            return self.read_placed(object_id, places, deadline, done, errors)
-        if slot.state == PENDING:
-            self._wait_for([slot], 1, deadline)
-        start = time.perf_counter_ns()
-        # The data before the state: a promotion (another thread) makes the slot STORED
-        # first and drops the data after, so INLINE here means the data read is the value.
-        data = slot.data
-        state = slot.state
-        if state == INLINE:
-            value = serialization.deserialize(memoryview(data))
-            trace.emit("object.get", obj=object_id, size=len(data), path="inline",
-                       zero_copy=False, dur=time.perf_counter_ns() - start)
-            return value
-        if state == STORED:
-            read, value = self._read_leased(object_id, slot)
-            return value if read else self.read_placed(object_id, places, deadline, done,
-                                                       errors)
-        if state == FAILED:
-            raise self._error(slot.data)
-        raise RaySimInternalError(f"object {object_id} in unknown state {state}")
-
-    def read_placed(self, object_id: str, places: dict[str, list[int]],
-                    deadline: float | None, done: list[str],
-                    errors: dict[str, dict] | None = None) -> Any:
-        """Read an object at the place the raylet gave, pinned ([offset, size, pins left]).
-        If it gave none (the object was not asked for yet, was spilled when a task was
-        pushed, or did not fit in the store together with the others asked for at once),
-        ask again for this one alone. If it said why it cannot (``errors``: the object is
-        lost), raise that."""
-        if errors and errors.get(object_id, {}).get("error") == "lost":
-            raise store_read_error(object_id, self.node_id, errors[object_id])
-        place = places.get(object_id)
-        if place is None or not place[2]:
-            more, errors = self._locate([object_id], deadline)
-            if errors:
-                raise store_read_error(object_id, self.node_id, errors[object_id])
-            place = places[object_id] = more[object_id]
-        place[2] -= 1
-        return self.read_stored(object_id, place[0], place[1], done)
-
-    def read_stored(self, object_id: str, offset: int, size: int,
-                    done: list[str] | None) -> Any:
-        """Deserialize an object the raylet pinned for this read (``done`` given) or that
-        this process holds the lease of (None). A copied value is done with the store at
-        once (a raylet pin goes back with ``done``); zero-copy views keep the object pinned
-        until the last of them is garbage."""
-        start = time.perf_counter_ns()
-        refs = self.refs
-
-        def unpin() -> None:
-            refs.remove_pin(object_id)
-            if done is not None:
-                self.release_store_pins([object_id])
-
-        value, zero_copy = self.store.read(offset, size, unpin)
-        if zero_copy:
-            refs.add_pin(object_id)
-        elif done is not None:
-            done.append(object_id)
-        trace.emit("object.get", obj=object_id, size=size, path="local_store",
-                   zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
-        if type(value) is serialization.StoredError:
-            # The task making it failed, and its owner stored the error for readers here.
-            raise self._error(value.entry)
-        return value
-
-    def give_back(self, places: dict[str, list[int]], done: list[str]) -> None:
-        """Release the pins of values read by copy and of places never read."""
-        done += [oid for oid, (_, _, left) in places.items() for _ in range(left)]
-        if done:
-            self.release_store_pins(done)
-
-    def release_store_pins(self, object_ids: list[str]) -> None:
-        try:
-            self.raylet.send("release_objects", {"objects": object_ids})
-        except ConnectionClosed:
-            pass  # the raylet is gone, and its pins with it
-
-    def _locate(self, object_ids: list[str], deadline: float | None
-                ) -> tuple[dict[str, list[int]], dict[str, dict]]:
-        """Ask the raylet where objects are. It answers once all are sealed, restoring any it
-        had spilled, with [offset, size, pins] for each (pinned once per time it is listed)
-        and, for any it could not bring back into memory, why."""
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        with self._blocked():
-            reply = self.request(self.raylet, "get_objects", {"objects": object_ids},
-                                 timeout=timeout)
-        return reply["locations"], reply.get("errors", {})
-
-    def _wait_for(self, slots: list[OwnedObject], num: int, deadline: float | None) -> None:
-        """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
-        lock = threading.Lock()
-        lock.acquire()
-        with self.owned_lock:
-            pending = [s for s in slots if s.state == PENDING]
-            if len(slots) - len(pending) >= num:
-                return
-            for slot in pending:
-                if slot.waiters is None:
-                    slot.waiters = []
-                slot.waiters.append(lock)
-        trace.flush()
-        try:
-            with self._blocked():
-                while True:
-                    if sum(1 for s in slots if s.state != PENDING) >= num:
-                        return
-                    if deadline is None:
-                        lock.acquire()
-                    else:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0 or not lock.acquire(timeout=remaining):
-                            if sum(1 for s in slots if s.state != PENDING) >= num:
-                                return
-                            raise exceptions.GetTimeoutError(
-                                "Get timed out: some object(s) not ready.")
-        finally:
-            with self.owned_lock:
-                for slot in pending:
-                    if slot.waiters and lock in slot.waiters:
-                        slot.waiters.remove(lock)
-
-    def _blocked(self):
-        return _BlockedNotice(self) if self.in_task else _NO_NOTICE
-
-    def wait(self, object_ids: list[str], num_returns: int, timeout: float | None) -> list[bool]:
-        self.check_alive()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        slots = []
-        for object_id in object_ids:
-            slot = self.owned.get(object_id)
-            if slot is None:
-                slot = self._probe_borrowed(object_id)
-            slots.append(slot)
-        try:
-            self._wait_for(slots, num_returns, deadline)
-        except exceptions.GetTimeoutError:
-            pass
-        # Objects the death failed count as ready; the death itself is the answer.
-        self.check_alive()
-        ready = [s.state != PENDING for s in slots]
-        # Ray returns at most num_returns ready refs.
-        count = 0
-        for i, is_ready in enumerate(ready):
-            if is_ready:
-                count += 1
-                if count > num_returns:
-                    ready[i] = False
-        return ready
-
-    def _probe_borrowed(self, object_id: str) -> OwnedObject:
-        """A slot that turns STORED when the raylet reports the object sealed."""
-        slot = OwnedObject(PENDING)
-
-        def on_reply(body: dict) -> None:
-            with self.owned_lock:
-                if "locations" in body:
-                    self.complete(slot, STORED, None)
-                elif body.get("error") == "component_died":
-                    self.complete(slot, FAILED, None)  # wait() raises the death
-
-        msg_id = protocol.next_msg_id()
-        self._futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
-        if self.death is not None:  # it died after wait() checked, before the line above
-            self._futures.pop(msg_id, None)
-            self.check_alive()
-        try:
-            # Only whether it is ready: nothing is pinned, a spilled object stays on disk.
-            self.raylet.send("get_objects", {"objects": [object_id], "pin": False},
-                             msg_id=msg_id)
-        except ConnectionClosed:
-            self._futures.pop(msg_id, None)
-            self._await_death(self.raylet)
-        return slot
-
-    def _error(self, entry: list) -> BaseException:
-        if entry[0] == "error":
-            err = pickle.loads(entry[1])
-            if isinstance(err, exceptions.RayTaskError):
-                return err.as_instanceof_cause()
-            return err
-        exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
-        if exc_type is exceptions.TaskCancelledError:
-            return exc_type(None, entry[2])
-        if issubclass(exc_type, exceptions.ObjectLostError):
-            return exc_type("", entry[2])  # an argument of the task was lost
-        return exc_type(entry[2])
+            self.reader.grant_lease(slot)
 
     # ------------------------------------------------------------------------------------
     # Functions and tasks
@@ -877,30 +620,3 @@ class CoreWorker:
         for conn in [self.raylet, self.gcs, *self._owner_conns.values()]:
             conn.close()
         self.store.close()
-
-
-class _BlockedNotice:
-    """While a worker's task waits in get(), its CPU is lent to other tasks (Ray does this)."""
-
-    __slots__ = ("cw",)
-
-    def __init__(self, cw: CoreWorker) -> None:
-        self.cw = cw
-
-    def __enter__(self) -> None:
-        self.cw.send(self.cw.raylet, "worker_blocked", {})
-
-    def __exit__(self, *exc) -> None:
-        self.cw.send(self.cw.raylet, "worker_unblocked", {})
-
-
-class _NoNotice:
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-_NO_NOTICE = _NoNotice()
-

@@ -393,7 +393,7 @@ class TaskSubmitter:
                     slot.offset, slot.size = result[2], result[3]
                     slot.reported = LOCAL_REFERENCE
                     if slot.offset >= 0:  # not a retry's answer "exists" of a spilled copy
-                        self.core.grant_lease(slot)
+                        self.core.reader.grant_lease(slot)
                     self.core.complete(slot, STORED, None)
                 else:
                     self.core.complete(slot, FAILED, result)

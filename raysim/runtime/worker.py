@@ -153,7 +153,7 @@ class Worker:
         core = self.core
         trace.set_phase(spec.phase)
         if spec.kind == ACTOR_TASK and spec.task_id in self._cancelled:
-            self.core.give_back(_pinned_places(spec, locations), [])
+            self.core.reader.give_back(_pinned_places(spec, locations), [])
             self._skip_cancelled_call(spec)
             return
         core.current_task_id = spec.task_id
@@ -169,7 +169,8 @@ class Worker:
             try:
                 function = self._function(spec)
             except BaseException:
-                self.core.give_back(_pinned_places(spec, locations), [])  # never to be read
+                # Never to be read: give the places back.
+                self.core.reader.give_back(_pinned_places(spec, locations), [])
                 raise
             args, kwargs = self._resolve_args(spec, locations)
             start_ts = trace.now()
@@ -303,9 +304,10 @@ class Worker:
                 if inline is not None:
                     values.append(serialization.deserialize(memoryview(inline)))
                 else:
-                    values.append(self.core.read_placed(object_id, places, None, done))
+                    values.append(
+                        self.core.reader.read_placed(object_id, places, None, done))
         finally:
-            self.core.give_back(places, done)
+            self.core.reader.give_back(places, done)
         if spec.kind == "actor_creation":
             from raysim.object_ref import ObjectRef
             self.actor_arg_refs = [ObjectRef(oid, spec.owner) for oid, inline in deps

@@ -1,0 +1,323 @@
+"""Reading objects: ``get`` and ``wait`` in the driver and every worker.
+
+Seed, phase 5: "ray.get(futures)": a small result is already in this process's memory (it
+came back inline, ``memory_store.py``) and is deserialized from there; a result in the
+store is mapped zero-copy, at the place the raylet gives, which pins it until it is read
+(plasma's Get and Release). Waiting for a result still being computed blocks here until the
+I/O thread completes its slot; a worker's task that blocks lends its CPU to other tasks
+meanwhile (``worker_blocked``), as Ray's does.
+
+Leases (``local_object_manager.py``): an object this process put, or that a task it
+submitted returned into the store, is read where it was stored without asking the raylet,
+for as long as this process holds the object's lease. The raylet asks for leases back
+(``revoke_leases``) before it spills an object; one being read, or with a zero-copy view
+alive, is kept.
+
+Runs in: the driver and every worker (the user's threads, and the I/O thread for leases).
+Trace events: ``object.get``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from typing import Any
+
+from raysim import exceptions
+from raysim.runtime import protocol, serialization
+from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, Callback, OwnedObject
+from raysim.runtime.protocol import ConnectionClosed
+from raysim.runtime.store_client import store_read_error
+from raysim.trace import writer as trace
+
+
+class ObjectReader:
+    def __init__(self, core) -> None:
+        self.core = core  # the CoreWorker: its owned objects, store and connections
+        # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
+        # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
+        # create this process waits for may depend on.
+        self.lease_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------
+    # Leases: reading owned objects without asking the raylet (local_object_manager.py)
+
+    def grant_lease(self, slot: OwnedObject) -> None:
+        """The object is stored and this process knows where: read it there from now on,
+        unless the raylet has already asked for the lease back."""
+        with self.lease_lock:
+            if slot.leased is None:
+                slot.leased = True
+
+    def return_leases(self, object_ids: list[str]) -> None:
+        """I/O thread: the raylet wants to spill these objects. Give back the lease of each
+        unless a read of it is under way or a zero-copy view of it is alive (then it must
+        not move: it is kept)."""
+        revoked, kept = [], []
+        with self.lease_lock:
+            for object_id in object_ids:
+                slot = self.core.owned.get(object_id)
+                if slot is not None and slot.leased and (
+                        slot.readers or self.core.refs.pins.get(object_id)):
+                    kept.append(object_id)
+                    continue
+                if slot is not None:
+                    slot.leased = False
+                revoked.append(object_id)
+        try:
+            self.core.raylet.send("leases_returned", {"revoked": revoked, "kept": kept})
+        except ConnectionClosed:
+            pass
+
+    def _read_leased(self, object_id: str, slot: OwnedObject) -> tuple[bool, Any]:
+        """(True, value) if the object was read at the place this process knows, under its
+        lease; (False, None) if the lease is gone (the raylet must say where it is now)."""
+        with self.lease_lock:
+            if not slot.leased:
+                return False, None
+            slot.readers += 1
+        try:
+            return True, self.read_stored(object_id, slot.offset, slot.size, None)
+        finally:
+            with self.lease_lock:
+                slot.readers -= 1
+
+    # ------------------------------------------------------------------------------------
+    # get and wait
+
+    def get(self, object_ids: list[str], timeout: float | None) -> list[Any]:
+        """An object this process owns is read where it was stored, without asking anyone,
+        while this process holds its lease. Any other object in the store is read where
+        the raylet says it is now: it may have spilled it to disk and restored it elsewhere
+        since it was written. Its answer pins them until they are read (plasma's Get and
+        Release)."""
+        self.core.check_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        in_store = [oid for oid in object_ids if (slot := self.core.owned.get(oid)) is None
+                    or (slot.state == STORED and not slot.leased)]
+        places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
+        done: list[str] = []
+        try:
+            return [self._get_one(oid, places, deadline, done, errors) for oid in object_ids]
+        finally:
+            self.give_back(places, done)
+
+    def _get_one(self, object_id: str, places: dict, deadline: float | None,
+                 done: list[str], errors: dict[str, dict]) -> Any:
+        slot = self.core.owned.get(object_id)
+        if slot is None:  # borrowed: always in the store
+            return self.read_placed(object_id, places, deadline, done, errors)
+        if slot.state == PENDING:
+            self._wait_for([slot], 1, deadline)
+        start = time.perf_counter_ns()
+        # The data before the state: a promotion (another thread) makes the slot STORED
+        # first and drops the data after, so INLINE here means the data read is the value.
+        data = slot.data
+        state = slot.state
+        if state == INLINE:
+            value = serialization.deserialize(memoryview(data))
+            trace.emit("object.get", obj=object_id, size=len(data), path="inline",
+                       zero_copy=False, dur=time.perf_counter_ns() - start)
+            return value
+        if state == STORED:
+            read, value = self._read_leased(object_id, slot)
+            return value if read else self.read_placed(object_id, places, deadline, done,
+                                                       errors)
+        if state == FAILED:
+            raise self.error(slot.data)
+        raise RaySimInternalError(f"object {object_id} in unknown state {state}")
+
+    def read_placed(self, object_id: str, places: dict[str, list[int]],
+                    deadline: float | None, done: list[str],
+                    errors: dict[str, dict] | None = None) -> Any:
+        """Read an object at the place the raylet gave, pinned ([offset, size, pins left]).
+        If it gave none (the object was not asked for yet, was spilled when a task was
+        pushed, or did not fit in the store together with the others asked for at once),
+        ask again for this one alone. If it said why it cannot (``errors``: the object is
+        lost), raise that."""
+        if errors and errors.get(object_id, {}).get("error") == "lost":
+            raise store_read_error(object_id, self.core.node_id, errors[object_id])
+        place = places.get(object_id)
+        if place is None or not place[2]:
+            more, errors = self._locate([object_id], deadline)
+            if errors:
+                raise store_read_error(object_id, self.core.node_id, errors[object_id])
+            place = places[object_id] = more[object_id]
+        place[2] -= 1
+        return self.read_stored(object_id, place[0], place[1], done)
+
+    def read_stored(self, object_id: str, offset: int, size: int,
+                    done: list[str] | None) -> Any:
+        """Deserialize an object the raylet pinned for this read (``done`` given) or that
+        this process holds the lease of (None). A copied value is done with the store at
+        once (a raylet pin goes back with ``done``); zero-copy views keep the object pinned
+        until the last of them is garbage."""
+        start = time.perf_counter_ns()
+        refs = self.core.refs
+
+        def unpin() -> None:
+            refs.remove_pin(object_id)
+            if done is not None:
+                self.release_store_pins([object_id])
+
+        value, zero_copy = self.core.store.read(offset, size, unpin)
+        if zero_copy:
+            refs.add_pin(object_id)
+        elif done is not None:
+            done.append(object_id)
+        trace.emit("object.get", obj=object_id, size=size, path="local_store",
+                   zero_copy=zero_copy, dur=time.perf_counter_ns() - start)
+        if type(value) is serialization.StoredError:
+            # The task making it failed, and its owner stored the error for readers here.
+            raise self.error(value.entry)
+        return value
+
+    def give_back(self, places: dict[str, list[int]], done: list[str]) -> None:
+        """Release the pins of values read by copy and of places never read."""
+        done += [oid for oid, (_, _, left) in places.items() for _ in range(left)]
+        if done:
+            self.release_store_pins(done)
+
+    def release_store_pins(self, object_ids: list[str]) -> None:
+        try:
+            self.core.raylet.send("release_objects", {"objects": object_ids})
+        except ConnectionClosed:
+            pass  # the raylet is gone, and its pins with it
+
+    def _locate(self, object_ids: list[str], deadline: float | None
+                ) -> tuple[dict[str, list[int]], dict[str, dict]]:
+        """Ask the raylet where objects are. It answers once all are sealed, restoring any it
+        had spilled, with [offset, size, pins] for each (pinned once per time it is listed)
+        and, for any it could not bring back into memory, why."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with self._blocked():
+            reply = self.core.request(self.core.raylet, "get_objects", {"objects": object_ids},
+                                 timeout=timeout)
+        return reply["locations"], reply.get("errors", {})
+
+    def _wait_for(self, slots: list[OwnedObject], num: int, deadline: float | None) -> None:
+        """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
+        lock = threading.Lock()
+        lock.acquire()
+        with self.core.owned_lock:
+            pending = [s for s in slots if s.state == PENDING]
+            if len(slots) - len(pending) >= num:
+                return
+            for slot in pending:
+                if slot.waiters is None:
+                    slot.waiters = []
+                slot.waiters.append(lock)
+        trace.flush()
+        try:
+            with self._blocked():
+                while True:
+                    if sum(1 for s in slots if s.state != PENDING) >= num:
+                        return
+                    if deadline is None:
+                        lock.acquire()
+                    else:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0 or not lock.acquire(timeout=remaining):
+                            if sum(1 for s in slots if s.state != PENDING) >= num:
+                                return
+                            raise exceptions.GetTimeoutError(
+                                "Get timed out: some object(s) not ready.")
+        finally:
+            with self.core.owned_lock:
+                for slot in pending:
+                    if slot.waiters and lock in slot.waiters:
+                        slot.waiters.remove(lock)
+
+    def _blocked(self):
+        return _BlockedNotice(self.core) if self.core.in_task else _NO_NOTICE
+
+    def wait(self, object_ids: list[str], num_returns: int, timeout: float | None) -> list[bool]:
+        self.core.check_alive()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slots = []
+        for object_id in object_ids:
+            slot = self.core.owned.get(object_id)
+            if slot is None:
+                slot = self._probe_borrowed(object_id)
+            slots.append(slot)
+        try:
+            self._wait_for(slots, num_returns, deadline)
+        except exceptions.GetTimeoutError:
+            pass
+        # Objects the death failed count as ready; the death itself is the answer.
+        self.core.check_alive()
+        ready = [s.state != PENDING for s in slots]
+        # Ray returns at most num_returns ready refs.
+        count = 0
+        for i, is_ready in enumerate(ready):
+            if is_ready:
+                count += 1
+                if count > num_returns:
+                    ready[i] = False
+        return ready
+
+    def _probe_borrowed(self, object_id: str) -> OwnedObject:
+        """A slot that turns STORED when the raylet reports the object sealed."""
+        slot = OwnedObject(PENDING)
+
+        def on_reply(body: dict) -> None:
+            with self.core.owned_lock:
+                if "locations" in body:
+                    self.core.complete(slot, STORED, None)
+                elif body.get("error") == "component_died":
+                    self.core.complete(slot, FAILED, None)  # wait() raises the death
+
+        msg_id = protocol.next_msg_id()
+        self.core.futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
+        if self.core.death is not None:  # it died after wait() checked, before the line above
+            self.core.futures.pop(msg_id, None)
+            self.core.check_alive()
+        try:
+            # Only whether it is ready: nothing is pinned, a spilled object stays on disk.
+            self.core.raylet.send("get_objects", {"objects": [object_id], "pin": False},
+                             msg_id=msg_id)
+        except ConnectionClosed:
+            self.core.futures.pop(msg_id, None)
+            self.core.await_death(self.core.raylet)
+        return slot
+
+    def error(self, entry: list) -> BaseException:
+        if entry[0] == "error":
+            err = pickle.loads(entry[1])
+            if isinstance(err, exceptions.RayTaskError):
+                return err.as_instanceof_cause()
+            return err
+        exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
+        if exc_type is exceptions.TaskCancelledError:
+            return exc_type(None, entry[2])
+        if issubclass(exc_type, exceptions.ObjectLostError):
+            return exc_type("", entry[2])  # an argument of the task was lost
+        return exc_type(entry[2])
+
+
+class _BlockedNotice:
+    """While a worker's task waits in get(), its CPU is lent to other tasks (Ray does this)."""
+
+    __slots__ = ("cw",)
+
+    def __init__(self, cw) -> None:
+        self.cw = cw
+
+    def __enter__(self) -> None:
+        self.cw.send(self.cw.raylet, "worker_blocked", {})
+
+    def __exit__(self, *exc) -> None:
+        self.cw.send(self.cw.raylet, "worker_unblocked", {})
+
+
+class _NoNotice:
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+_NO_NOTICE = _NoNotice()
