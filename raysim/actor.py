@@ -44,6 +44,15 @@ def method(*args, **options):
     return decorate
 
 
+def _method_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A method's options as they travel in its actor's descriptor (to the GCS, which
+    unpickles with plain pickle): exception classes to retry on, pickled (task_spec.py)."""
+    if "retry_exceptions" in options:
+        options = {**options, "retry_exceptions": task_spec.encode_retry_exceptions(
+            options["retry_exceptions"])}
+    return options
+
+
 class ActorClass:
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
         self._cls = cls
@@ -61,7 +70,7 @@ class ActorClass:
             if name.startswith("__") and name != "__call__":
                 continue
             opts = getattr(member, "__raysim_method_options__", {})
-            self._methods[name] = {"num_returns": opts.get("num_returns", 1)}
+            self._methods[name] = _method_options({"num_returns": 1, **opts})
             self._signatures[name] = signature.method_params(cls, name, member)
         self._init_params = signature.extract(cls.__init__, ignore_first=True)
 
@@ -211,6 +220,7 @@ class ActorMethod:
     def options(self, **options: Any) -> "ActorMethod":
         with rejecting("ActorMethod.options"):
             option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
+            options = _method_options(options)
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
@@ -233,12 +243,14 @@ class ActorMethod:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
             function_id=descriptor["function_id"], args=args_bytes,
-            returns=returns, owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
-            actor_id=descriptor["actor_id"], method=self._name,
+            returns=returns, owner=core.wid, owner_holder=core.holder_name,
+            owner_address=core.owner_path, actor_id=descriptor["actor_id"], method=self._name,
             handle_object=descriptor["handle_object"],
-            # Retries of this call if the actor dies running it and restarts (Ray's option).
+            # Retries of this call if the actor dies running it and restarts, or if it raises
+            # an exception retry_exceptions covers (Ray's options).
             max_retries=self._options.get("max_task_retries",
                                           descriptor.get("max_task_retries", 0)),
+            retry_exceptions=self._options.get("retry_exceptions", False),
             phase=trace.get_phase())
         core.submitter.submit(spec, deps, nested)
         del keep

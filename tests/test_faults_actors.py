@@ -9,7 +9,7 @@ import raysim
 from raysim import exceptions
 from raysim.runtime import actor_table
 from raysim.runtime.errors import RaySimInternalError
-from traceutil import of, pid_alive, poll, wait_for, wait_for_file
+from traceutil import load, of, pid_alive, poll, wait_for, wait_for_file
 
 
 @raysim.remote
@@ -328,3 +328,54 @@ def test_cancel_a_call_queued_before_the_actor_is_alive(ray_start, trace_file, t
     events = wait_for(trace_file, lambda ev: of(ev, "task.cancelled", task=queued.task_id()),
                       what="the cancellation")
     assert of(events, "task.cancelled", task=queued.task_id())[0]["how"] == "queued"
+
+
+# --------------------------------------------------------------------------------------------
+# Calls that raise: retried when the method's retry_exceptions covers the exception
+
+
+@raysim.remote
+class Flaky:
+    def __init__(self):
+        self.calls = 0
+
+    @raysim.method(retry_exceptions=True, max_task_retries=2)
+    def fail_twice(self):
+        self.calls += 1
+        if self.calls <= 2:
+            raise ValueError(f"attempt {self.calls}")
+        return self.calls
+
+    @raysim.method(retry_exceptions=[ValueError], max_task_retries=5)
+    def raise_type_error(self):
+        self.calls += 1
+        raise TypeError("not a ValueError")
+
+
+def test_a_call_that_raises_is_retried_as_its_retry_exceptions_says(trace_file):
+    raysim.init(num_cpus=1, trace_path=trace_file,
+                _system_config={"task_retry_delay_ms": 20})
+    try:
+        flaky = Flaky.remote()
+        retried = flaky.fail_twice.remote()
+        assert raysim.get(retried, timeout=30) == 3, "two failed attempts, then the third"
+        # The budget is max_task_retries: here one retry, so the second failure is final.
+        other = Flaky.remote()
+        with pytest.raises(ValueError, match="attempt 2"):
+            raysim.get(other.fail_twice.options(max_task_retries=1).remote(), timeout=30)
+        # An exception the list does not name is not retried.
+        not_retried = flaky.raise_type_error.remote()
+        with pytest.raises(TypeError):
+            raysim.get(not_retried, timeout=30)
+        assert raysim.get(flaky.fail_twice.options(retry_exceptions=False).remote(),
+                          timeout=30) == 5
+    finally:
+        raysim.shutdown()
+    events = load(trace_file)
+    retries = of(events, "task.retry", task=retried.task_id())
+    assert [(r["attempt"], r["reason"], r["cause"], r["delay_ms"], r["proc"]) for r in retries] \
+        == [(1, "ValueError: attempt 1", "exception", 20, "driver"),
+            (2, "ValueError: attempt 2", "exception", 20, "driver")]
+    runs = of(events, "task.execute", task=retried.task_id())
+    assert [r["ok"] for r in runs] == [False, False, True], "the same actor ran it 3 times"
+    assert not of(events, "task.retry", task=not_retried.task_id())

@@ -33,7 +33,7 @@ Runs in: the raylet process. Trace events: ``task.retry``, ``task.cancelled``,
 from __future__ import annotations
 
 from raysim.runtime.scheduler import TaskRecord
-from raysim.runtime.task_spec import ACTOR_CREATION, TaskSpec
+from raysim.runtime.task_spec import ACTOR_CREATION, TaskSpec, last_line
 from raysim.runtime.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, WorkerDeath,
                                         WorkerRecord)
 from raysim.trace import writer as trace
@@ -56,7 +56,7 @@ class TaskManager:
         """A worker reports a task done. It may ask for a retry (``retry_exceptions``)."""
         if body.get("retry") and not record.cancelled:
             delay_ms = self.raylet.config.task_retry_delay_ms
-            self.retry(record, "exception", _last_line(body.get("error_text", "")), delay_ms)
+            self.retry(record, "exception", last_line(body.get("error_text", "")), delay_ms)
             return
         if record.cancelled and not body["ok"]:
             trace.emit("task.finished", phase=record.phase, task=record.task_id, ok=False,
@@ -228,9 +228,3 @@ class TaskManager:
 def _cancelled_message(spec: TaskSpec) -> str:
     return (f"Task {spec.name} ({spec.task_id}) was cancelled by raysim.cancel() before it "
             f"finished, so it has no result. Tip: submit it again if you still need it.")
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "it raised an exception"
-

@@ -87,11 +87,22 @@ def retries_exception(spec: TaskSpec, error: BaseException, attempt: int) -> boo
 
     As in Ray, user exceptions are retried only when ``retry_exceptions`` covers them, and
     they use the same budget as crashes: ``max_retries`` (-1: no limit)."""
-    wanted = spec.retry_exceptions
-    if not wanted or not isinstance(error, Exception):
-        return False
     max_retries = spec.max_retries or 0
     if max_retries >= 0 and attempt >= max_retries:
+        return False
+    return exception_is_retryable(spec, error)
+
+
+def last_line(error_text: str) -> str:
+    """The last line of a traceback (``ValueError: transient``): why a retry happens."""
+    lines = [line for line in error_text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "it raised an exception"
+
+
+def exception_is_retryable(spec: TaskSpec, error: BaseException) -> bool:
+    """Does the task's ``retry_exceptions`` cover this exception (whatever the budget)?"""
+    wanted = spec.retry_exceptions
+    if not wanted or not isinstance(error, Exception):
         return False
     if wanted is True:
         return True

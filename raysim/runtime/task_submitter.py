@@ -26,6 +26,8 @@ Failures, the caller's side (Ray's actor task submitter does the same):
   it (``actor_died``); those that had not finished run again on the restarted actor if
   ``max_task_retries`` allows (-1: always), or fail with ``ActorDiedError``. Later calls were
   never pushed: they wait in the raylet for the new process, or fail there if it is dead;
+* an actor call whose exception its ``retry_exceptions`` covers is sent to the actor again,
+  after ``task_retry_delay_ms``, on the same ``max_task_retries`` budget;
 * a restartable actor's constructor arguments stay referenced until the actor is dead for
   good, so that a restart can run ``__init__`` with them again;
 * an actor call holds the actor's handle object until it is answered or fails
@@ -38,6 +40,8 @@ Runs in: the driver and workers, as part of their core worker. Trace events:
 """
 
 from __future__ import annotations
+
+import threading
 
 from raysim.runtime import check_serialize, serialization
 from raysim.object_ref import ObjectRef
@@ -80,7 +84,8 @@ class TaskSubmitter:
         # Calls not yet answered, per actor, in the order they were sent to the raylet.
         self._actor_calls: dict[str, dict[str, TaskSpec]] = {}
         self._call_actor: dict[str, str] = {}  # task id -> actor, for those calls
-        self._call_retries: dict[str, int] = {}  # task id -> times run again after a death
+        self._call_retries: dict[str, int] = {}  # task id -> times run again (a death, or
+        # an exception its retry_exceptions covers)
         # actor -> (its creation task, may it restart), until the actor is dead for good.
         self._creations: dict[str, tuple[str, bool]] = {}
         self._actor_args: dict[str, list[str]] = {}  # actor -> constructor args held for it
@@ -294,6 +299,31 @@ class TaskSubmitter:
                     calls.pop(spec.task_id, None)
                     self._fail_call(spec, error)
 
+    def _retry_call(self, body: dict) -> bool:
+        """An actor call raised an exception its ``retry_exceptions`` covers: send it to the
+        actor again if its ``max_task_retries`` allows (one budget with the retries after the
+        actor's death), after ``task_retry_delay_ms`` as Ray does. Whether it will run again."""
+        with self.core.owned_lock:
+            spec = self._actor_calls.get(body["actor_id"], {}).get(body["task_id"])
+            if spec is None:
+                return False  # cancelled, or failed by the actor's death meanwhile
+            retries = self._call_retries.get(spec.task_id, 0)
+            max_retries = spec.max_retries or 0
+            if 0 <= max_retries <= retries:
+                return False
+            self._call_retries[spec.task_id] = retries + 1
+        delay_ms = self.core.config.task_retry_delay_ms
+        trace.emit("task.retry", phase=spec.phase, task=spec.task_id, name=spec.name,
+                   attempt=retries + 1, max_retries=max_retries, cause="exception",
+                   reason=body["retryable"], delay_ms=delay_ms or None, actor=spec.actor_id)
+        if delay_ms <= 0:
+            self._send_call(spec)
+            return True
+        timer = threading.Timer(delay_ms / 1000, self._send_call, (spec,))
+        timer.daemon = True
+        timer.start()
+        return True
+
     @staticmethod
     def _pushed_calls(calls: dict[str, TaskSpec], last_pushed: str | None) -> list[TaskSpec]:
         """The calls the raylet had pushed to the dead process, and not yet answered: those
@@ -353,6 +383,8 @@ class TaskSubmitter:
     def _task_done(self, body: dict) -> None:
         task_id = body["task_id"]
         actor_id = body.get("actor_id")
+        if body.get("retryable") is not None and self._retry_call(body):
+            return  # it runs again: this attempt's error is nobody's result
         if actor_id is not None:
             with self.core.owned_lock:
                 calls = self._actor_calls.get(actor_id)

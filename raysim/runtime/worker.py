@@ -14,7 +14,9 @@ raylet pushed them, which is the order the caller submitted them.
 Faults, the worker's side (as in Ray):
 
 * an exception the task's ``retry_exceptions`` covers, with retries left, is not sent to the
-  caller: the raylet is asked to run the task again (``task_manager.py``);
+  caller: the raylet is asked to run the task again (``task_manager.py``). An actor call's
+  error goes to its caller marked ``retryable``: the caller keeps the call's count of
+  retries, and sends it again or takes the error (``task_submitter.py``);
 * ``raysim.cancel`` of the running task raises ``KeyboardInterrupt`` in the thread running it
   (a signal to the main thread, so a ``time.sleep`` or a blocking ``get`` is interrupted
   too), and the caller's ``get`` raises ``RayTaskError(TaskCancelledError)``. A task that had
@@ -163,6 +165,7 @@ class Worker:
         kind = spec.kind
         ok = True
         retry = False
+        retryable = False  # an actor call's exception its caller may retry
         error_text = None
         start_ts = trace.now()
         try:
@@ -192,6 +195,7 @@ class Worker:
             end_ts = trace.now()
             ok = False
             retry = kind == "task" and task_spec.retries_exception(spec, e, attempt)
+            retryable = kind == ACTOR_TASK and task_spec.exception_is_retryable(spec, e)
             error_text, entry = self._error_entry(spec, e)
             results = [entry for _ in spec.returns]
         self._cancelled.discard(spec.task_id)
@@ -214,9 +218,13 @@ class Worker:
             # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation,
             # the news that the arguments it held for the task can be released). A task
             # about to run again has no result yet.
-            core.send_to_owner(spec, "task_done", {
-                "task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
-                "results": results, "returns": spec.returns, "actor_id": spec.actor_id})
+            body = {"task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
+                    "results": results, "returns": spec.returns, "actor_id": spec.actor_id}
+            if retryable:
+                # The caller retries it if the call's max_task_retries allows (it keeps the
+                # count, as for retries after the actor's death), or gets the error.
+                body["retryable"] = task_spec.last_line(error_text or "")
+            core.send_to_owner(spec, "task_done", body)
         if kind != ACTOR_TASK:
             # The raylet frees the task's resources (or, for a creation, marks the actor
             # alive and sends it the calls that waited). Actor calls hold no resources.
