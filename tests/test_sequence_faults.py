@@ -19,15 +19,8 @@ from raysim.runtime.config import Config
 from raysim.trace import load
 from raysim.trace.sequence import phase_groups
 from raysim.trace.stepper import Stepper
+from test_faults_tasks import crash_first_time  # exits on its first attempt
 from traceutil import of, poll, wait_for
-
-
-@raysim.remote
-def crash_first_time(marker):
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    return "second attempt"
 
 
 @raysim.remote
