@@ -11,10 +11,7 @@ numbered from 1 within each phase, in the order they happened (one clock for all
 ``ts``). Replies are drawn, but not a message's arrival (``msg.recv``): the arrow shows both.
 
 Faults are steps too: a worker that died, a task retried, cancelled or failed, a GCS or raylet
-gone, an API call refused. Some of them happen outside any driver call (the raylet hears of a
-worker's death from the zygote, not from a message that carries a phase); such an event is
-drawn in the phase of what it hit: the task or actor call the worker was running (see
-``fault_phases``), and for a dead GCS or raylet, the driver's latest call.
+gone, an API call refused (worded, and filed under a phase, by ``fault_steps.py``).
 
 Phases here are ``PhaseGroup``s: consecutive driver calls of one kind from one line of code
 (the three ``BatchPredictor.remote(...)`` of a list comprehension are one phase, as in the
@@ -28,11 +25,11 @@ draws the same with matplotlib. Runs in: the reader's process.
 from __future__ import annotations
 
 import dataclasses
-import signal
 
 from rich.console import Group
 from rich.text import Text
 
+from raysim.trace.fault_steps import FAULT_TEXT, fault_phases
 from raysim.trace.labels import Labels
 from raysim.trace.render import RichView
 
@@ -186,184 +183,9 @@ def action_text(event, labels: Labels) -> str | None:
         return f"get {obj} ({_size(event['size'])}, {how})"
     if ev == "object.promoted":
         return f"copy {obj} into the store (passed on by reference)"
-    if ev in _FAULT_TEXT:
-        return _FAULT_TEXT[ev](event, labels)
+    if ev in FAULT_TEXT:
+        return FAULT_TEXT[ev](event, labels)
     return None
-
-
-# -- faults and their recovery ---------------------------------------------------------------
-
-
-def _worker_name(labels: Labels, pid: int, wid: str | None) -> str:
-    """A worker by its process name; one that died before it wrote any event has none."""
-    return labels.processes.get(pid) or labels.workers.get(wid or "") or f"worker (pid {pid})"
-
-
-def _worker_died(event, labels: Labels) -> str:
-    who = _worker_name(labels, event["worker_pid"], event["wid"])
-    if event.get("task"):
-        doing = f" running {labels.task(event['task'])}"
-    elif event.get("actor"):
-        doing = f" hosting {labels.actor(event['actor'])}"
-    else:
-        doing = ""
-    return f"{who} died{doing} ({event['exit_type']}): {event['cause']}"
-
-
-def _process_exited(event, labels: Labels) -> str | None:
-    code = event.get("exit_code")
-    if not code:  # a clean exit, or one whose status nobody saw: nothing went wrong
-        return None
-    who = _worker_name(labels, event["child_pid"], event.get("wid"))
-    if code > 0:
-        return f"zygote reaps {who}: exit code {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    return f"zygote reaps {who}: killed by {name}"
-
-
-# Why a task runs again (task.retry's ``cause``). The reason of a death names the worker by
-# its id; the step's lifelines name it already.
-_RETRY_CAUSES = {"worker_died": "its worker died", "actor_died": "its actor died"}
-
-
-def _task_retry(event, labels: Labels) -> str:
-    # attempt counts from 0: attempt 1 is the second run.
-    limit = event["max_retries"]
-    out_of = f" of {limit + 1}" if limit >= 0 else " (retried without limit)"
-    delay = f" in {event['delay_ms']} ms" if event.get("delay_ms") else ""
-    if event["cause"] == "exception":
-        why = f"it raised {event['reason']}"
-    else:
-        why = _RETRY_CAUSES.get(event["cause"], event["reason"])
-    return (f"retry {labels.task(event['task'])}{delay}, attempt {event['attempt'] + 1}"
-            f"{out_of}: {why}")
-
-
-# How raysim.cancel() reached a task (task.cancelled's ``how``).
-_CANCELLED = {
-    "queued": "drop it from the queue; it never runs",
-    "waiting_for_arguments": "it waited for its arguments; it never runs",
-    "not_started": "skip it; it had not started",
-    "interrupt": "interrupt it while it runs (KeyboardInterrupt)",
-    "force": "kill the worker running it (force=True)",
-}
-
-
-def _task_cancelled(event, labels: Labels) -> str:
-    how = _CANCELLED.get(event["how"], event["how"])
-    return f"cancel {labels.task(event['task'])}: {how}"
-
-
-def _task_finished(event, labels: Labels) -> str | None:
-    if not event.get("error"):
-        return None  # a task that ran to the end: its run is the step
-    return f"{labels.task(event['task'])} failed: get() raises {event['error']}"
-
-
-# What the process that saw a GCS or raylet go does next (component.died's detected_by);
-# the driver raises an error naming which one died.
-_AFTER_DEATH = {"raylet": "the raylet stops", "worker": "the worker exits"}
-_DRIVER_RAISES = {"gcs": "RaySystemError", "raylet": "LocalRayletDiedError"}
-
-
-def _component_died(event, labels: Labels) -> str:
-    # Only the process's parent (the driver) learns how it ended.
-    if event.get("signal"):
-        how = f" (killed by {event['signal']})"
-    elif event.get("exit_code") is not None:
-        how = f" (exit code {event['exit_code']})"
-    else:
-        how = ""
-    component = event["component"]
-    if event["detected_by"] == "driver":
-        after = f"every blocking call raises {_DRIVER_RAISES.get(component, 'RaySystemError')}"
-    else:
-        after = _AFTER_DEATH.get(event["detected_by"], "its connection closed")
-    return f"{component} died{how}: {after}"
-
-
-def _api_rejected(event, labels: Labels) -> str:
-    # The message's first sentence names the bad value; the rest is the tip.
-    first = event["message"].split(" Tip:")[0].split(". ")[0].rstrip(".")
-    return f"{event['api']}() refused ({event['error']}): {first}"
-
-
-_FAULT_TEXT = {
-    "worker.died": _worker_died,
-    "process.exited": _process_exited,
-    "task.retry": _task_retry,
-    "task.cancelled": _task_cancelled,
-    "task.finished": _task_finished,
-    "component.died": _component_died,
-    "api.rejected": _api_rejected,
-}
-
-
-def fault_phases(trace) -> dict[int, int]:
-    """Event index -> phase, for the fault events that carry no phase of their own.
-
-    A worker's death reaches the raylet from the zygote, and a dead GCS or raylet is seen
-    when a connection closes: no message with a phase led there. Such an event goes to the
-    phase of what it hit, as the runtime's own fault events do (``task.retry`` and
-    ``task.cancelled`` carry the phase that submitted their task):
-
-    - a worker's death: its task's phase; for an actor's worker, the phase of a call pushed
-      to it and not yet answered, else the phase that last touched the actor (a kill);
-    - the zygote's report of that death, and the actor's RESTARTING or DEAD row that it
-      caused: the death's phase;
-    - a GCS or raylet death: the driver's latest call (the one under way, if any).
-
-    Computed once per trace (one pass) and kept on it."""
-    cached = getattr(trace, "_fault_phases", None)
-    if cached is not None:
-        return cached
-    found: dict[int, int | None] = {}
-    submitted: dict[str, int] = {}              # task -> the phase that submitted it
-    actor_phase: dict[str, int] = {}            # actor -> the last phase that touched it
-    pushed: dict[int, dict[str, int]] = {}      # worker pid -> unanswered task -> phase
-    died_in: dict[str, int | None] = {}         # wid -> the phase its death went to
-    exits: list[tuple[int, str | None]] = []
-    driver_call: int | None = None
-    for i, event in enumerate(trace.records):
-        ev, phase = event["ev"], event.get("phase")
-        if ev == "msg.send" and event.get("task"):
-            if event["kind"] == "push_task" and phase is not None:
-                pushed.setdefault(event["to_pid"], {})[event["task"]] = phase
-            elif event["kind"] == "task_done":
-                pushed.get(event["pid"], {}).pop(event["task"], None)
-        if phase is not None:
-            if ev == "phase.begin":
-                driver_call = phase
-            elif ev == "task.submitted":
-                submitted.setdefault(event["task"], phase)
-            if event.get("actor"):
-                actor_phase[event["actor"]] = phase
-            continue
-        if ev == "worker.died":
-            task, actor = event.get("task"), event.get("actor")
-            calls = list(pushed.pop(event["worker_pid"], {}).values())
-            if task in submitted:
-                found[i] = submitted[task]
-            elif calls:
-                found[i] = calls[0]
-            else:
-                found[i] = actor_phase.get(actor)
-            died_in[event["wid"]] = found[i]
-        elif ev == "process.exited":
-            exits.append((i, event.get("wid")))
-        elif ev == "gcs.actor_state" and event["state"] in ("RESTARTING", "DEAD"):
-            wid = event.get("wid") or ""
-            found[i] = died_in[wid] if wid in died_in else actor_phase.get(event["actor"])
-        elif ev == "component.died":
-            found[i] = driver_call
-    for i, wid in exits:  # the zygote's report comes just before the death it reports
-        found[i] = died_in.get(wid or "")
-    phases = {i: phase for i, phase in found.items() if phase is not None}
-    trace._fault_phases = phases
-    return phases
 
 
 def message_text(event, labels: Labels) -> str:
