@@ -58,7 +58,7 @@ def check_call(params: Params | None, args: tuple, kwargs: dict, call: str,
 
     ``call`` is what the user wrote (``f.remote()``), ``display_name`` the function shown
     with its signature in the message (``f``, ``Counter.incr``)."""
-    if params is None:
+    if params is None or (not kwargs and _positional_fits(params, len(args))):
         return
     signature = _rebuild(params)
     try:
@@ -67,6 +67,28 @@ def check_call(params: Params | None, args: tuple, kwargs: dict, call: str,
         raise TypeError(
             f"Wrong arguments for {call}: {e}. It runs {display_name}{signature}. "
             f"Tip: pass arguments that fit that signature.") from None
+
+
+_POSITIONAL = (int(inspect.Parameter.POSITIONAL_ONLY),
+               int(inspect.Parameter.POSITIONAL_OR_KEYWORD))
+_VAR_POSITIONAL = int(inspect.Parameter.VAR_POSITIONAL)
+_VAR_KEYWORD = int(inspect.Parameter.VAR_KEYWORD)
+
+
+def _positional_fits(params: Params, count: int) -> bool:
+    """Whether ``count`` positional arguments, and no keyword ones, surely fit: the common
+    call, checked without building a Signature (which costs as much as the rest of a
+    ``.remote()``). False means "let inspect decide", not "wrong"."""
+    required = allowed = 0
+    for _, kind, has_default in params:
+        if kind in _POSITIONAL:
+            allowed += 1
+            required += not has_default
+        elif kind == _VAR_POSITIONAL:
+            allowed = count if count > allowed else allowed
+        elif kind != _VAR_KEYWORD and not has_default:
+            return False  # a keyword-only parameter without a default
+    return required <= count <= allowed
 
 
 def _rebuild(params: Params) -> inspect.Signature:

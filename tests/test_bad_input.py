@@ -7,6 +7,7 @@ cannot be pickled, a wrong number of return values), ``get`` raises ``RayTaskErr
 it. What happens before ``init`` and after ``shutdown`` is process-wide, so those tests run a
 small program in a process of its own."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -278,6 +279,30 @@ def test_wrong_arguments_are_a_type_error_at_the_call_as_in_ray(shared_session):
         counter.incr.remote(step=2)
     assert raysim.get(counter.incr.remote(by=2)) == 2
     works()
+
+
+def test_signature_checks_without_inspect_agree_with_it():
+    from raysim import signature
+
+    def kw_only(a, *, b): ...
+    def star(a, *rest): ...
+    def defaults(a, b=1, **extra): ...
+
+    for function, calls in ((kw_only, [(1,), (1, 2)]), (star, [(), (1,), (1, 2, 3)]),
+                            (defaults, [(), (1,), (1, 2), (1, 2, 3)])):
+        params = signature.extract(function)
+        for args in calls:
+            try:
+                inspect.signature(function).bind(*args)
+                python_says = "fits"
+            except TypeError:
+                python_says = "refused"
+            try:
+                signature.check_call(params, args, {}, "f.remote()", "f")
+                raysim_says = "fits"
+            except TypeError:
+                raysim_says = "refused"
+            assert raysim_says == python_says, (function.__name__, args)
 
 
 def test_unknown_method_names_class_name_close_matches_and_methods(shared_session):

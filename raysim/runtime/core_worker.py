@@ -42,7 +42,6 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import linecache
 import os
@@ -70,8 +69,6 @@ from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Frames between the user's call and raysim's own: a ``with`` block's exit (rejections.py).
-_NOT_USER_CODE = (_RAYSIM_DIR, contextlib.__file__)
 
 
 _site_cache: dict[tuple, tuple[str, str]] = {}
@@ -85,7 +82,7 @@ def user_call_site() -> tuple[str, str]:
     if site_override is not None:
         return site_override
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_NOT_USER_CODE):
+    while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
         frame = frame.f_back
     if frame is None:
         return "", ""

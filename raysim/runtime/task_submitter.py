@@ -82,7 +82,11 @@ class TaskSubmitter:
         self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> waiting for arguments
         self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
         # Calls not yet answered, per actor, in the order they were sent to the raylet.
+        # Added (and sent) under _send_lock, removed under owned_lock, walked under both
+        # (taken in that order): the I/O thread that removes answered calls never waits for
+        # a send in progress, which it did while sends held owned_lock.
         self._actor_calls: dict[str, dict[str, TaskSpec]] = {}
+        self._send_lock = threading.RLock()
         self._call_actor: dict[str, str] = {}  # task id -> actor, for those calls
         self._call_retries: dict[str, int] = {}  # task id -> times run again (a death, or
         # an exception its retry_exceptions covers)
@@ -208,7 +212,7 @@ class TaskSubmitter:
     def _send_call(self, spec: TaskSpec) -> None:
         # Under the lock, so that the table's order is the order the raylet receives them in:
         # on a death, "up to the last call pushed" must mean the same here and there.
-        with self.core.owned_lock:
+        with self._send_lock:
             calls = self._actor_calls.setdefault(spec.actor_id, {})
             calls.pop(spec.task_id, None)  # a retry goes to the end
             calls[spec.task_id] = spec
@@ -275,7 +279,7 @@ class TaskSubmitter:
     def _actor_died(self, body: dict) -> None:
         actor_id, message = body["actor_id"], body["message"]
         error = ["raised", "ActorDiedError", message]
-        with self.core.owned_lock:
+        with self.core.owned_lock, self._send_lock:  # no call is sent while these are read
             calls = self._actor_calls.get(actor_id, {})
             if not body["restarting"]:
                 # Dead for good: every call still unanswered fails (those the raylet held it
