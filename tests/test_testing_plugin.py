@@ -46,8 +46,11 @@ from raysim.testing import assert_in_order, events
 def test_a_put_object_is_registered_before_it_is_sealed(raysim_session):
     assert ray.cluster_resources()["CPU"] == 1
     ref = ray.put(list(range(10_000)))
-    evs = raysim_session.wait_for(lambda evs: events(evs, "gcs.object_added", obj=ref),
-                                  what="the GCS registering the object")
+    # Both events, whose processes write them out each at its own pace.
+    evs = raysim_session.wait_for(
+        lambda evs: (events(evs, "gcs.object_added", obj=ref)
+                     and events(evs, "object_store.sealed", obj=ref)),
+        what="the store sealing the object and the GCS registering it")
     assert_in_order(evs, dict(ev="gcs.object_added", obj=ref),
                     dict(ev="object_store.sealed", obj=ref))
 
