@@ -160,6 +160,23 @@ def test_a_long_run_is_summarised(trace_file):
     assert "At the end" in text
 
 
+def test_calls_refused_before_they_began_are_listed_after_the_phases(trace_file):
+    raysim.init(num_cpus=1, trace_path=trace_file)
+    try:
+        with pytest.raises(ValueError):
+            raysim.get(42)
+        assert raysim.get(raysim.put(1)) == 1
+    finally:
+        raysim.shutdown()
+    text = normalise(to_text(RunView(load(trace_file)), width=140))
+    assert "calls refused before they began (1, api.rejected)" in text
+    assert re.search(r"test_phases_view\.py:\d+  raysim\.get\(42\) +│ get\(\) +│ ValueError +│ "
+                     r"get\(\) expects an ObjectRef or a list of ObjectRefs, got int 42", text)
+    # It began no phase: the phases are init, put, get, shutdown.
+    assert [line.split(": ")[1].split()[0] for line in re.findall(r"Phase \d+: \w+", text)] \
+        == ["init", "put", "get", "shutdown"]
+
+
 def test_timeline_shows_actors_running_in_parallel(tmp_path_factory):
     from raysim.trace.timeline_view import timeline_text
 

@@ -109,10 +109,14 @@ def _component_died(event, labels: Labels) -> str:
     return f"{component} died{how}: {after}"
 
 
+def refusal(event) -> str:
+    """The first sentence of an ``api.rejected``'s message: it names the bad value (the rest
+    is the tip)."""
+    return event["message"].split(" Tip:")[0].split(". ")[0].rstrip(".")
+
+
 def _api_rejected(event, labels: Labels) -> str:
-    # The message's first sentence names the bad value; the rest is the tip.
-    first = event["message"].split(" Tip:")[0].split(". ")[0].rstrip(".")
-    return f"{event['api']}() refused ({event['error']}): {first}"
+    return f"{event['api']}() refused ({event['error']}): {refusal(event)}"
 
 
 FAULT_TEXT = {

@@ -9,7 +9,8 @@ code line, the phase's steps as a sequence diagram (``sequence.py``), and the ta
 they stood when the phase's last event had happened (``stored_where.py``).
 
 A run of more than ``MAX_PANELS`` phases is summarised instead: calls per kind, the slowest
-tasks and the largest objects, and the tables at the end.
+tasks and the largest objects, and the tables at the end. Calls raysim refused before they
+began (``api.rejected`` without a phase) follow, in a table of their own.
 
 Runs in: the reader's process (``raysim trace``, a notebook). Renders with rich.
 """
@@ -21,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from raysim.trace.fault_steps import refusal
 from raysim.trace.labels import Labels
 from raysim.trace.render import RichView
 from raysim.trace.sequence import PhaseGroup, SequenceDiagram, phase_group, phase_groups
@@ -32,6 +34,8 @@ __all__ = ["PhaseGroup", "PhaseView", "RunView", "phase_groups"]
 MAX_PANELS = 40
 # Steps drawn per phase panel; the rest are counted.
 MAX_STEPS = 60
+# Refused calls listed after the phases; the rest are counted.
+MAX_REFUSED = 10
 
 
 class PhaseView(RichView):
@@ -82,6 +86,9 @@ class RunView(RichView):
         else:
             for number in range(1, len(self.groups) + 1):
                 yield PhaseView(trace, number, labels)
+        refused = [e for e in trace.records if e["ev"] == "api.rejected" and e.get("phase") is None]
+        if refused:
+            yield _refused_table(refused)
         puts = [e["obj"] for e in trace.records
                 if e["ev"] == "object.serialized" and e["proc"] == "driver" and e.get("obj")]
         for object_id in puts[:3]:
@@ -90,6 +97,21 @@ class RunView(RichView):
                                         f"(put by the driver)")
         width = self.width or options.max_width
         yield timeline_panel(trace, max(40, width - 20))
+
+
+def _refused_table(events: list[dict]) -> Table:
+    """Calls refused before they began: they open no phase, so no panel shows them (those
+    refused halfway are steps of their phase's diagram)."""
+    table = Table(title=f"calls refused before they began ({len(events):,}, api.rejected)",
+                  title_justify="left")
+    for column in ("line", "call", "error", "why"):
+        table.add_column(column)
+    for event in events[:MAX_REFUSED]:
+        table.add_row(f"{event.get('site') or ''}  {event.get('code') or ''}".strip(),
+                      f"{event['api']}()", event["error"], refusal(event))
+    if len(events) > MAX_REFUSED:
+        table.add_row("", f"... {len(events) - MAX_REFUSED:,} more", "", "")
+    return table
 
 
 def _summary(trace, groups: list[PhaseGroup], labels: Labels):
