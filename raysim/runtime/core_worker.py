@@ -120,7 +120,7 @@ class CoreWorker:
         self.owned_lock = threading.RLock()
         self.futures: dict[int, Future] = {}
         self._exported: set[str] = set()
-        self._io_thread: threading.Thread | None = None
+        self.io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
         self._phase_counter = itertools.count(1)
@@ -166,8 +166,8 @@ class CoreWorker:
         os.chmod(self.owner_path, 0o600)
         self._listener.listen(64)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
-        self._io_thread = threading.Thread(target=self._io_loop, name="raysim-io", daemon=True)
-        self._io_thread.start()
+        self.io_thread = threading.Thread(target=self._io_loop, name="raysim-io", daemon=True)
+        self.io_thread.start()
 
     def _io_loop(self) -> None:
         """One thread reads every connection of this process: raylet, GCS and result senders."""
@@ -603,10 +603,10 @@ class CoreWorker:
 
     def close(self) -> None:
         self.closing = True
-        if self._io_thread is not None:
+        if self.io_thread is not None:
             os.write(self._wake_w, b"x")
-            if self._io_thread is not threading.current_thread():
-                self._io_thread.join(timeout=2)
+            if self.io_thread is not threading.current_thread():
+                self.io_thread.join(timeout=2)
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._listener.close()

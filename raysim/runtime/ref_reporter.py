@@ -129,7 +129,7 @@ class GcsRefReporter:
             self.send("remove_ref", {"objects": [object_id]})
             return
         self.reported[object_id] = held
-        on_receiver = threading.current_thread() is self.core._io_thread
+        on_receiver = threading.current_thread() is self.core.io_thread
         if known is None and sync and not on_receiver:
             # The first reference must be registered before whoever passed it on can drop
             # theirs, or the object could be freed under us: wait for the GCS to confirm.
