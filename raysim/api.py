@@ -470,8 +470,9 @@ def cancel(object_ref, *, force: bool = False, recursive: bool = True) -> None:
     A task that has not started never runs (``get`` raises ``TaskCancelledError``). A running
     one gets a ``KeyboardInterrupt`` in its worker (``get`` raises
     ``RayTaskError(TaskCancelledError)``), or with ``force=True`` its worker is killed
-    (``TaskCancelledError``). ``recursive`` also cancels the tasks it submitted. An actor
-    call is cancelled only if it has not started; ``force=True`` is refused for it."""
+    (``TaskCancelledError``). ``recursive`` also cancels the tasks it submitted, and the
+    actor calls it made (not with ``force``). An actor call is cancelled only if it has not
+    started; ``force=True`` is refused for it."""
     if not isinstance(object_ref, ObjectRef):
         raise rejected("cancel", TypeError(
             f"raysim.cancel() only supported for object refs, got {show(object_ref)}. Tip: "

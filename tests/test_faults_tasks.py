@@ -328,6 +328,59 @@ def test_recursive_cancel_reaches_the_tasks_it_submitted(ray_start, trace_file, 
     assert of(events, "task.cancelled", task=child)[0]["how"] == "interrupt"
 
 
+@raysim.remote
+class Gate:
+    def hold(self, started, release):
+        open(started, "w").close()
+        wait_for_file(release)
+        return "held"
+
+    def value(self, v):
+        return v
+
+
+@raysim.remote
+def calls_a_gate(gate, started, release, ids_file, ready):
+    first = gate.hold.remote(started, release)
+    queued = [gate.value.remote(v) for v in (2, 3)]  # wait behind the first, in the actor
+    wait_for_file(started)
+    with open(ids_file, "w") as f:
+        f.write(" ".join(r.task_id() for r in [first, *queued]))
+    open(ready, "w").close()
+    return raysim.get(first)
+
+
+def test_recursive_cancel_reaches_the_actor_calls_it_made(ray_start, trace_file, tmp_path):
+    started, release = str(tmp_path / "started"), str(tmp_path / "release")
+    ids_file, ready = str(tmp_path / "ids"), str(tmp_path / "ready")
+    gate = Gate.remote()
+    parent = calls_a_gate.remote(gate, started, release, ids_file, ready)
+    poll(lambda: os.path.exists(ready), "the task to make its calls")
+    first, *queued = open(ids_file).read().split()
+    raysim.cancel(parent)  # recursive by default, as in Ray
+    with pytest.raises(exceptions.TaskCancelledError):
+        raysim.get(parent, timeout=30)
+
+    def delivered_to_the_actor(events):
+        sent = [e for e in of(events, "msg.send", kind="cancel_task", proc="raylet")
+                if e.get("task") in queued]
+        received = {e["msg"] for e in of(events, "msg.recv", kind="cancel_task")}
+        return len(sent) == len(queued) and all(e["msg"] in received for e in sent)
+
+    # The task's worker, their caller, cancels them; the actor skips them when it gets
+    # to them, after the call that holds it now.
+    wait_for(trace_file, delivered_to_the_actor, what="the calls' cancellation to arrive")
+    open(release, "w").close()  # the running call is not interrupted: it finishes
+    events = wait_for(trace_file, lambda ev: all(of(ev, "task.cancelled", task=t)
+                                                 for t in queued),
+                      what="the queued calls to be skipped")
+    (run,) = of(events, "task.execute", task=first)
+    assert run["ok"]
+    assert not of(events, "task.cancelled", task=first)
+    assert not [e for e in of(events, "task.execute") if e["task"] in queued]
+    assert raysim.get(gate.value.remote(4), timeout=30) == 4, "the actor lives on"
+
+
 def test_cancel_of_a_finished_task_does_nothing(ray_start):
     ref = add_one.remote(41)
     assert raysim.get(ref) == 42

@@ -13,7 +13,9 @@ what Ray does when something does (its "Task Fault Tolerance" guide):
   ``TaskCancelledError``); a running one is interrupted in its worker (``KeyboardInterrupt`` in
   the task's thread, so ``get`` raises ``RayTaskError(TaskCancelledError)``), or with
   ``force=True`` its worker is killed (``TaskCancelledError``). Cancelled tasks are never
-  retried. ``recursive=True`` also cancels the tasks it submitted, which its worker owns.
+  retried. ``recursive=True`` also cancels the tasks it submitted, which its worker owns,
+  and (without ``force``, which kills the worker) the actor calls it made that have not
+  started: its worker cancels those, as their caller.
 * When a task's owner (the worker that submitted it) dies, nothing can read its result any
   more: a queued task is dropped and a running one's worker is killed (Ray's raylet kills the
   workers leased to a dead owner), with ``OwnerDiedError`` in the trace, never retried.
@@ -183,7 +185,8 @@ class TaskManager:
             raylet.kill_worker(worker, "raysim.cancel(force=True) killed it",
                                INTENDED_USER_EXIT)
         else:
-            worker.conn.send("cancel_task", {"task_id": task_id}, record.phase)
+            worker.conn.send("cancel_task", {"task_id": task_id, "recursive": recursive},
+                             record.phase)
         if recursive:
             # The tasks it submitted are owned by its worker, and cancelled with it.
             for child in self._owned_by(worker.wid):

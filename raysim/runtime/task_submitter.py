@@ -95,6 +95,9 @@ class TaskSubmitter:
         self._actor_args: dict[str, list[str]] = {}  # actor -> constructor args held for it
         # Actor calls not yet answered -> the handle object each holds (USED_BY_PENDING_TASK).
         self._call_holds: dict[str, str] = {}
+        # Actor calls not yet answered -> the task this worker ran when it made them (None in
+        # the driver): a recursive cancel of that task cancels them too.
+        self._call_parent: dict[str, str | None] = {}
         # Handle holds of calls that ended while owned_lock was held: dropped once it is not
         # (dropping one may report to the GCS through the reference counter, whose lock must
         # never be taken under owned_lock: the counter's own callbacks take them the other
@@ -155,6 +158,7 @@ class TaskSubmitter:
         if spec.kind == ACTOR_TASK and spec.handle_object:
             # Taken before anything can fail the call, released when it ends either way.
             self._call_holds[task_id] = spec.handle_object
+            self._call_parent[task_id] = self.core.current_task_id
             self.core.refs.add_submitted(spec.handle_object)
         nested_ids = self.core.pass_on(nested)
         holders = list(nested_ids)
@@ -256,6 +260,7 @@ class TaskSubmitter:
     def _call_ended(self, task_id: str) -> None:
         """An actor call was answered or failed: its hold on the actor's handle goes (at the
         next ``_drop_ended_holds``). Once only, however many answers come."""
+        self._call_parent.pop(task_id, None)
         handle_object = self._call_holds.pop(task_id, None)
         if handle_object is not None:
             self._ended_holds.append(handle_object)
@@ -372,6 +377,13 @@ class TaskSubmitter:
                                   f"it never ran. Tip: submit it again if you still need it."])
         self._drop_ended_holds()
         return True
+
+    def calls_made_by(self, parent_task_id: str) -> list[tuple[str, str]]:
+        """(call, actor) of the actor calls the task ``parent_task_id`` made here that are not
+        answered yet."""
+        return [(task_id, self._call_actor[task_id])
+                for task_id, parent in list(self._call_parent.items())
+                if parent == parent_task_id and task_id in self._call_actor]
 
     def call_actor(self, task_id: str) -> str | None:
         """The actor a still-unanswered call of this process goes to (None: not a call)."""

@@ -247,9 +247,15 @@ class Worker:
             self._in_user_code = None
 
     def _on_cancel(self, body: dict) -> None:
-        """I/O thread: the raylet forwards raysim.cancel of a task pushed to this worker."""
+        """I/O thread: the raylet forwards raysim.cancel of a task pushed to this worker.
+        ``recursive``: the actor calls the task made are cancelled too (its child tasks the
+        raylet cancels itself); like any actor call, only those that have not started."""
         task_id = body["task_id"]
         self._cancelled.add(task_id)
+        if body.get("recursive"):
+            for call, actor_id in self.core.submitter.calls_made_by(task_id):
+                self.core.send(self.core.raylet, "cancel_task", {
+                    "task_id": call, "actor_id": actor_id, "force": False, "recursive": True})
         if self._in_user_code == task_id:
             # A real signal, not only a flag: it also wakes the main thread from a blocking
             # call (sleep, a lock, get), which then raises KeyboardInterrupt, as in Ray.
