@@ -571,6 +571,17 @@ class RuntimeContext:
     def get_actor_id(self) -> str | None:
         return self._core.current_actor_id
 
+    def is_canceled(self) -> bool:
+        """Whether ``raysim.cancel()`` reached the task or actor call running here. A running
+        actor method is never interrupted; it may check this and stop early (Ray's API)."""
+        core = self._core
+        if core.current_task_id is None:
+            raise RuntimeError(
+                "is_canceled() tells a task or an actor method whether it was cancelled; "
+                "called here, no task is running (the driver runs none). Tip: call it inside "
+                "the remote function or actor method that may be cancelled.")
+        return core.current_task_id in core.cancelled_tasks
+
     @property
     def namespace(self) -> str | None:
         return _context.get("namespace") if _context else None

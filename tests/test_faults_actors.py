@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -379,3 +380,24 @@ def test_a_call_that_raises_is_retried_as_its_retry_exceptions_says(trace_file):
     runs = of(events, "task.execute", task=retried.task_id())
     assert [r["ok"] for r in runs] == [False, False, True], "the same actor ran it 3 times"
     assert not of(events, "task.retry", task=not_retried.task_id())
+
+
+@raysim.remote
+class Patient:
+    def wait_for_cancel(self, started):
+        open(started, "w").close()
+        context = raysim.get_runtime_context()
+        while not context.is_canceled():  # the method's own polling, as Ray's docs show
+            time.sleep(0.005)
+        return "stopped early"
+
+
+def test_a_running_call_is_not_interrupted_but_can_see_it_was_cancelled(ray_start, tmp_path):
+    started = str(tmp_path / "started")
+    patient = Patient.remote()
+    ref = patient.wait_for_cancel.remote(started)
+    poll(lambda: os.path.exists(started), "the call to start")
+    raysim.cancel(ref)
+    assert raysim.get(ref, timeout=30) == "stopped early"
+    with pytest.raises(RuntimeError, match="no task is running"):
+        raysim.get_runtime_context().is_canceled()

@@ -140,6 +140,8 @@ class CoreWorker:
         # (on the I/O thread, to interrupt the task the main thread runs).
         self.on_task: Callable[[dict], None] | None = None
         self.on_cancel: Callable[[dict], None] | None = None
+        # Set by the worker process: the tasks raysim.cancel reached here (is_canceled()).
+        self.cancelled_tasks: set[str] = set()
         # The namespace named actors are created in and looked up in when none is given:
         # the driver's init(namespace=...); in a worker, that of the task it runs.
         self.namespace: str | None = None

@@ -119,6 +119,7 @@ class Worker:
         self._main_thread = threading.main_thread().ident
         signal.signal(signal.SIGINT, self._on_sigint)
         self.core.on_cancel = self._on_cancel
+        self.core.cancelled_tasks = self._cancelled
         self.core.on_component_died = self._control_plane_died
         from raysim import api
         api._attach_worker(self.core)
