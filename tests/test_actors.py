@@ -101,3 +101,26 @@ def test_actor_out_of_scope_is_terminated(shared_session):
                       what="the actor to die once its last handle is gone")
     (dead,) = of(events, "gcs.actor_state", actor=actor_id, state="DEAD")
     assert "out of scope" in dead["reason"]
+
+
+@raysim.remote
+class AsyncCounter:
+    def __init__(self):
+        self.value = 0
+
+    async def add(self, n):
+        import asyncio
+        await asyncio.sleep(0)  # a real suspension point on the actor's event loop
+        self.value += n
+        return self.value
+
+    async def fail(self):
+        raise ValueError("from a coroutine")
+
+
+def test_async_methods_run_on_the_actors_event_loop(shared_session):
+    counter = AsyncCounter.remote()
+    assert raysim.get([counter.add.remote(n) for n in (1, 2, 3)], timeout=30) == [1, 3, 6]
+    with pytest.raises(ValueError, match="from a coroutine"):
+        raysim.get(counter.fail.remote(), timeout=30)
+    assert raysim.get(counter.add.remote(4), timeout=30) == 10, "the actor lives on"

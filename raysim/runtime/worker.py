@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import inspect
 import os
 import queue
 import reprlib
@@ -53,7 +54,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
@@ -65,6 +66,9 @@ from raysim.runtime.task_submitter import _ArgRef
 from raysim.runtime.protocol import connect_unix
 from raysim.runtime.task_spec import ACTOR_TASK
 from raysim.trace import writer as trace
+
+if TYPE_CHECKING:
+    import asyncio
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,6 +129,7 @@ class Worker:
         api._attach_worker(self.core)
         self.functions: dict[str, Any] = {}
         self.actor: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # for async methods
         self.actor_calls = 0
         self.actor_arg_refs: list = []
         self._repr = reprlib.Repr()
@@ -183,6 +188,8 @@ class Worker:
                 value = None
             elif kind == "actor_task":
                 value = getattr(self.actor, spec.method)(*args, **kwargs)
+                if inspect.iscoroutine(value):  # an async method
+                    value = self._event_loop().run_until_complete(value)
             else:
                 value = self._run_cancellable(spec, function, args, kwargs)
             end_ts = trace.now()
@@ -234,6 +241,16 @@ class Worker:
                 body["error_text"] = error_text
             core.send(core.raylet, "task_done", body)
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The actor's event loop, for its ``async def`` methods: made at the first one, kept
+        for the actor's life (what a call leaves scheduled on it runs during later calls).
+        Each call runs to its end before the next starts; Ray runs up to ``max_concurrency``
+        (1,000) calls of an async actor at once on its loop."""
+        if self._loop is None:
+            import asyncio  # only actors with async methods need it
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     # -- cancellation ----------------------------------------------------------------------
 
