@@ -5,6 +5,9 @@ naming the bad value; raysim does the same, each message ending with what to do.
 session is running, the refusal is also a trace event, ``api.rejected``: a trace shows the
 calls that were turned away, and why, beside the calls that ran.
 
+Beyond the founding document, whose calls are all valid; a refused call never reaches the
+processes of its phases.
+
 A call refused before it did anything opens no phase of its own (``phase.begin`` marks calls
 that ran), so in the driver its event carries no phase; a call refused halfway (its argument
 could not be pickled) belongs to the phase it had begun. In a worker every event belongs to

@@ -3,7 +3,8 @@
 Ray binds the arguments of ``.remote()`` to the function's signature before it submits
 anything, so ``f.remote(1)`` for ``def f(a, b)`` raises ``TypeError`` at the call rather than
 in a worker later; the same holds for an actor's constructor and its methods. raysim does the
-same.
+same, before the first step of the founding document's phases 3 and 4 (the submission to
+the raylet), so a wrong call never reaches the runtime.
 
 A signature travels with an actor's handle (to tasks, other actors, and through the GCS for
 ``get_actor``) as a short list of ``[name, kind, has_default]`` per parameter: enough to check

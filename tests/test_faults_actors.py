@@ -10,6 +10,7 @@ import raysim
 from raysim import exceptions
 from raysim.runtime import actor_table
 from raysim.runtime.errors import RaySimInternalError
+from test_actors import Broken  # its constructor raises
 from traceutil import load, of, pid_alive, poll, wait_for, wait_for_file
 
 
@@ -38,15 +39,6 @@ class Counter:
         open(started, "w").close()
         wait_for_file(release)
         return "released"
-
-
-@raysim.remote
-class Broken:
-    def __init__(self):
-        raise ValueError("bad constructor")
-
-    def ping(self):
-        return "pong"
 
 
 @raysim.remote

@@ -4,7 +4,8 @@ When cloudpickle fails it names the type it choked on ("cannot pickle '_thread.l
 object") but not where that object sits inside the value. Ray's ``inspect_serializability``
 walks the value to find it; raysim does the same, so that the error raised by ``put``,
 ``.remote()`` or a task's return can say "attribute .lock of a Holder, in argument 2 of
-f()" instead of "cannot pickle".
+f()" instead of "cannot pickle". Seed, phase 2 step 1 ("Driver pickles the model") is the
+step that fails when a value cannot be pickled.
 
 The walk pickles each part of a failing value: its elements, attributes, the variables a
 function captures and the globals it uses. A part that pickles is done with; a part that

@@ -149,13 +149,9 @@ class GcsRefReporter:
         adds: dict[str, list[str]] = {}
         for object_id in list(deferred):  # release_captured may discard from it meanwhile
             held = self.core.refs.held_type(object_id)
-            known = self.reported.get(object_id)
-            if held == known:
-                continue
             if held is None:
-                self.reported.pop(object_id, None)
-                self.send("remove_ref", {"objects": [object_id]})
-            else:
+                self._report_borrow(object_id, None)
+            elif held != self.reported.get(object_id):
                 self.reported[object_id] = held
                 adds.setdefault(held, []).append(object_id)
         for ref_type, objects in adds.items():

@@ -8,6 +8,10 @@ that carries a phase); such an event is drawn in the phase of what it hit: the t
 call the worker was running, and for a dead GCS or raylet, the driver's latest call
 (``fault_phases``).
 
+Beyond the founding document, whose run has no faults; the Ray concepts are those of its
+"Fault Tolerance" guides (worker death and task retries, actor restarts, cancellation). Ray
+shows them as task states in its dashboard, not as steps of a call.
+
 Runs in: the reader's process.
 """
 

@@ -196,12 +196,27 @@ def message_text(event, labels: Labels) -> str:
 
 
 def group_indices(trace, group: PhaseGroup) -> list[int]:
-    """The indices of the group's events: those of its phases, and the fault events filed
-    under them (``fault_phases``)."""
-    wanted = set(group.numbers)
+    """The indices of the group's events, in time order: those of its phases, and the fault
+    events filed under them (``fault_phases``)."""
+    by_phase = _events_by_phase(trace)
+    indices = [index for number in group.numbers for index in by_phase.get(number, ())]
+    return sorted(indices) if len(group.numbers) > 1 else indices
+
+
+def _events_by_phase(trace) -> dict[int, list[int]]:
+    """Phase number -> the indices of its events, from one pass over the trace (kept on it):
+    a run's panels then cost their own events each, not a pass over the trace each."""
+    cached = getattr(trace, "_events_by_phase", None)
+    if cached is not None:
+        return cached
     attributed = fault_phases(trace)  # only events without a phase of their own
-    return [index for index, event in enumerate(trace.records)
-            if attributed.get(index, event.get("phase")) in wanted]
+    by_phase: dict[int, list[int]] = {}
+    for index, event in enumerate(trace.records):
+        phase = attributed.get(index, event.get("phase"))
+        if phase is not None:
+            by_phase.setdefault(phase, []).append(index)
+    trace._events_by_phase = by_phase
+    return by_phase
 
 
 def steps(trace, group: PhaseGroup, labels: Labels | None = None) -> list[Step]:

@@ -3,7 +3,8 @@
 Under ``raysim trace`` (or after ``raysim.ray_alias.install()``), ``import ray.util`` and
 ``from ray.util import ActorPool`` resolve here. The rest of ``ray.util`` (placement groups,
 queues, collective, the state API) is not implemented; importing it raises an ImportError
-that says so.
+that says so. None of it is a step of the founding document, whose program imports only
+``ray``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ ObjectRef); when none is idle the value waits in the pool, and goes to the first
 call finishes. Results come back in submission order (``get_next``, ``map``) or as they finish
 (``get_next_unordered``, ``map_unordered``). It is plain Python over ``.remote()``,
 ``raysim.wait`` and ``raysim.get``, so every call it makes is in the trace like any other.
+Beyond the founding document, which calls its three actors by hand (phase 4); a pool does
+the same for any number of values.
 
 Runs in: the driver, or any task or actor that holds the actors' handles.
 """
