@@ -9,6 +9,7 @@
 
 Every read that could hang is given a timeout: a regression fails with GetTimeoutError."""
 
+import gc
 import pickle
 
 import numpy as np
@@ -269,3 +270,33 @@ def test_a_view_of_a_lost_object_keeps_its_memory(ray_start, trace_file):
     others = [raysim.put(np.full(10, 7)) for _ in range(20)]
     assert list(view) == list(range(10))
     assert [int(raysim.get(r)[0]) for r in others] == [7] * 20
+
+
+@raysim.remote
+def big_array(n):
+    return np.ones(n)
+
+
+@raysim.remote
+def sum_plus(array, gated):
+    return float(array.sum()) + gated
+
+
+def test_an_argument_that_arrives_while_its_task_waits_outlives_the_callers_ref(
+        ray_start, tmp_path):
+    """The task waits for a second argument; the first arrives in the store and the caller
+    drops its ref meanwhile. The waiting task's own hold keeps the object alive."""
+    gate = str(tmp_path / "gate")
+    array = big_array.remote(100_000)  # 800 KB: stored, not inline
+    result = sum_plus.remote(array, held_value.remote(gate, 1.0))
+    raysim.wait([array])
+    del array
+    gc.collect()
+    open(gate, "w").close()
+    assert raysim.get(result) == 100_001.0
+
+
+@raysim.remote
+def held_value(gate, value):
+    wait_for_file(gate)
+    return value

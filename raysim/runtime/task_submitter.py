@@ -15,6 +15,11 @@ Before a task is sent its arguments are settled, as Ray's submitter does
 * a dependency this process is still computing makes the task wait here: it is sent the
   moment the last of its arguments arrives (on the I/O thread), or fails at once with the
   argument's error;
+* actor calls leave in the order they were submitted, whatever their arguments: a call
+  whose arguments are ready waits behind an earlier call to the same actor that still waits
+  for its own. Ray gives each caller's calls to an actor a sequence number and the actor
+  runs them in that order (``SequentialActorSubmitQueue``, ``ActorSchedulingQueue``), so a
+  parameter server sees every ``push`` in the order its caller wrote them;
 * an argument too big to travel inline is put in the store first.
 
 When a result comes back (``task_done``) the owner's table is updated and everyone waiting
@@ -42,6 +47,7 @@ Runs in: the driver and workers, as part of their core worker. Trace events:
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from raysim.runtime import check_serialize, serialization
 from raysim.object_ref import ObjectRef
@@ -80,6 +86,9 @@ class TaskSubmitter:
     def __init__(self, core) -> None:
         self.core = core
         self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> waiting for arguments
+        # Actor calls not yet sent, per actor, in submission order: the first waits for its
+        # arguments, the others for it (under owned_lock). Absent: nothing waits.
+        self._held_calls: dict[str, deque[_WaitingTask]] = {}
         self._task_holders: dict[str, list[str]] = {}  # task id -> ids it holds
         # Calls not yet answered, per actor, in the order they were sent to the raylet.
         # Added (and sent) under _send_lock, removed under owned_lock, walked under both
@@ -187,6 +196,10 @@ class TaskSubmitter:
             spec.deps = entries
             for object_id in spec.returns:
                 self.core.owned[object_id] = OwnedObject()
+            later = None
+            if failed is None and (waiting or (spec.kind == ACTOR_TASK
+                                               and spec.actor_id in self._held_calls)):
+                later = self._hold_back(spec, waiting, holders)
         trace.emit("task.submitted", task=task_id, task_kind=spec.kind, name=spec.name,
                    actor=spec.actor_id, returns=spec.returns, deps=list(deps),
                    args_size=len(spec.args))
@@ -194,20 +207,46 @@ class TaskSubmitter:
             self._fail_returns(spec, failed)
             self._drop_ended_holds()
             return
-        if waiting:
-            self._waiting_tasks[task_id] = _WaitingTask(spec, waiting, holders)
-            return
-        self._send_task(spec, holders)
+        if later is None:
+            self._send_task(spec, holders)
 
-    def _send_task(self, spec: TaskSpec, holders: list[str]) -> None:
+    def _hold_back(self, spec: TaskSpec, waiting: int, holders: list[str]) -> _WaitingTask:
+        """The task cannot leave yet: it waits for ``waiting`` arguments, or (an actor call)
+        behind an earlier call of ours to the same actor, which leaves first
+        (``_send_held_calls``). What it holds is counted now, not when it leaves: the caller
+        may drop its own refs meanwhile, and those objects must outlive the wait
+        (owned_lock held)."""
+        later = _WaitingTask(spec, waiting, holders)
+        if waiting:
+            self._waiting_tasks[spec.task_id] = later
+        if spec.kind == ACTOR_TASK:
+            self._held_calls.setdefault(spec.actor_id, deque()).append(later)
+        self._task_holders[spec.task_id] = holders
+        if holders:
+            self._add_holds(spec.task_id, holders)
+        return later
+
+    def _add_holds(self, task_id: str, objects: list[str]) -> None:
+        # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
+        self.core.gcs_refs.send("add_ref", {"objects": objects, "holder": f"task:{task_id}",
+                                            "ref_type": "USED_BY_PENDING_TASK"})
+
+    def _drop_holds(self, task_id: str) -> None:
+        """A task that waited here will never be sent (its argument failed, or it was
+        cancelled): what it held is released."""
+        holders = self._task_holders.pop(task_id, None)
+        if holders:
+            self.core.gcs_refs.send("remove_ref",
+                                    {"objects": holders, "holder": f"task:{task_id}"})
+
+    def _send_task(self, spec: TaskSpec, holders: list[str], counted: bool = False) -> None:
+        """``counted``: the task waited here, and its holds were added meanwhile."""
         task_id = spec.task_id
         if spec.kind == ACTOR_CREATION:
             self._creations[spec.actor_id] = (task_id, (spec.max_restarts or 0) != 0)
-        if holders:
-            # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
+        if holders and not counted:
             self._task_holders[task_id] = holders
-            self.core.gcs_refs.send("add_ref", {"objects": holders, "holder": f"task:{task_id}",
-                                                "ref_type": "USED_BY_PENDING_TASK"})
+            self._add_holds(task_id, holders)
         if spec.kind == ACTOR_TASK:
             self._send_call(spec)
             return
@@ -232,6 +271,8 @@ class TaskSubmitter:
                 continue
             if slot.state == FAILED:
                 self._waiting_tasks.pop(task_id)
+                self._unhold(waiting)
+                self._drop_holds(task_id)
                 self._fail_returns(waiting.spec, slot.data)
                 continue
             for entry in waiting.spec.deps:
@@ -240,11 +281,35 @@ class TaskSubmitter:
                         entry[1] = slot.data
                     else:
                         waiting.holders.append(object_id)
+                        self._add_holds(task_id, [object_id])
             waiting.missing -= 1
             if waiting.missing == 0:
                 self._waiting_tasks.pop(task_id)
-                self._send_task(waiting.spec, waiting.holders)
+                if waiting.spec.kind == ACTOR_TASK:
+                    self._send_held_calls(waiting.spec.actor_id)
+                else:
+                    self._send_task(waiting.spec, waiting.holders, counted=True)
         slot.dependents = None
+
+    def _send_held_calls(self, actor_id: str) -> None:
+        """Send the calls held for ``actor_id`` from the front, up to the first that still
+        waits for its arguments (owned_lock held)."""
+        held = self._held_calls.get(actor_id)
+        while held and held[0].missing == 0:
+            call = held.popleft()
+            self._send_task(call.spec, call.holders, counted=True)
+        if not held:
+            self._held_calls.pop(actor_id, None)
+
+    def _unhold(self, waiting: _WaitingTask) -> None:
+        """A held actor call will never be sent (its argument failed, or it was cancelled):
+        the calls behind it go on without it (owned_lock held)."""
+        if waiting.spec.kind != ACTOR_TASK:
+            return
+        held = self._held_calls.get(waiting.spec.actor_id)
+        if held is not None and waiting in held:
+            held.remove(waiting)
+            self._send_held_calls(waiting.spec.actor_id)
 
     def _fail_returns(self, spec: TaskSpec, error: list) -> None:
         with self.core.owned_lock:
@@ -366,6 +431,11 @@ class TaskSubmitter:
         """Cancel a task still waiting here for its arguments: it never reached the raylet."""
         with self.core.owned_lock:
             waiting = self._waiting_tasks.pop(task_id, None)
+            if waiting is None:
+                waiting = self._held_behind(task_id)
+            if waiting is not None:
+                self._unhold(waiting)
+                self._drop_holds(task_id)
         if waiting is None:
             return False
         spec = waiting.spec
@@ -378,6 +448,15 @@ class TaskSubmitter:
         self._drop_ended_holds()
         return True
 
+    def _held_behind(self, task_id: str) -> _WaitingTask | None:
+        """The held actor call ``task_id`` whose arguments are ready but which waits behind
+        an earlier call (owned_lock held)."""
+        for held in self._held_calls.values():
+            for call in held:
+                if call.spec.task_id == task_id:
+                    return call
+        return None
+
     def calls_made_by(self, parent_task_id: str) -> list[tuple[str, str]]:
         """(call, actor) of the actor calls the task ``parent_task_id`` made here that are not
         answered yet."""
@@ -387,7 +466,13 @@ class TaskSubmitter:
 
     def call_actor(self, task_id: str) -> str | None:
         """The actor a still-unanswered call of this process goes to (None: not a call)."""
-        return self._call_actor.get(task_id)
+        actor_id = self._call_actor.get(task_id)
+        if actor_id is None:
+            with self.core.owned_lock:
+                waiting = self._waiting_tasks.get(task_id) or self._held_behind(task_id)
+            if waiting is not None:
+                actor_id = waiting.spec.actor_id
+        return actor_id
 
     def task_done(self, body: dict) -> None:
         """Seed phase 4 steps 5-9: a result arrives, inline or as a place in the store."""
