@@ -91,7 +91,9 @@ class RayTaskError(RayError):
         self.cause = cause
         self.pid = pid
         self.node = node
-        super().__init__(self._text())
+        # Exception's own __init__, not super()'s: in the class that is also the user's
+        # exception, super() would reach the user's __init__ with the wrong arguments.
+        Exception.__init__(self, self._text())
 
     def _text(self) -> str:
         return (f"raysim::{self.function_name}() (pid={self.pid}, node={self.node})\n"
@@ -106,7 +108,7 @@ class RayTaskError(RayError):
 
     def as_instanceof_cause(self) -> "RayTaskError":
         """Return an error that is both a RayTaskError and an instance of the cause's class."""
-        if self.cause is None or isinstance(self.cause, RayTaskError):
+        if self.cause is None or issubclass(RayTaskError, type(self.cause)):
             return self
         cause_cls = type(self.cause)
         try:
@@ -131,9 +133,16 @@ def _dual_class(cause_cls: type) -> type:
         def __str__(self) -> str:
             return RayTaskError._text(self)
 
+        def __getattr__(self, name: str):
+            # The user's exception's own attributes (``e.code``), as Ray's dual class does.
+            cause = self.__dict__.get("cause")
+            if cause is None:
+                raise AttributeError(name)
+            return getattr(cause, name)
+
         cls = type(name, (RayTaskError, cause_cls),
                    {"__str__": __str__, "__init__": lambda self, *a, **k: None,
-                    "__reduce__": RayTaskError.__reduce__,
+                    "__getattr__": __getattr__, "__reduce__": RayTaskError.__reduce__,
                     "__module__": "raysim.exceptions"})
         _dual_classes[cause_cls] = cls
     return cls

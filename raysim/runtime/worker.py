@@ -365,14 +365,24 @@ class Worker:
                 for oid, v, what in zip(returns, values, where)]
 
     def _error_entry(self, spec: dict, e: Exception) -> tuple[str, list]:
+        """The error every return of the task becomes. Its cause is the user's exception:
+        for a nested task's error re-raised through ``get``, the innermost one, so that
+        ``except IndexError`` in the driver catches an IndexError raised two tasks down (the
+        text keeps both tracebacks), as in Ray. A cause that cannot be pickled becomes a
+        ``RayError`` that says so and carries its traceback, as in Ray."""
         text = _user_traceback(e)
-        err = exceptions.RayTaskError(spec.name, text, e, os.getpid(), self.core.node_id)
+        cause = e.cause if isinstance(e, exceptions.RayTaskError) and e.cause else e
+        err = exceptions.RayTaskError(spec.name, text, cause, os.getpid(), self.core.node_id)
         try:
             return text, ["error", cloudpickle.dumps(err)]
-        except Exception:
-            plain = exceptions.RayTaskError(spec.name, text, None, os.getpid(),
-                                            self.core.node_id)
-            return text, ["error", cloudpickle.dumps(plain)]
+        except Exception as why:
+            kind = f"{type(cause).__module__}.{type(cause).__name__}"
+            err.cause = exceptions.RayError(
+                f"Exception {kind} isn't serializable: {why}.\nOriginal exception "
+                f"details:\n{text}Tip: keep what cannot be pickled (locks, sockets, open "
+                f"files) out of exceptions raised in tasks, or raise a plain exception with "
+                f"a message.")
+            return text, ["error", cloudpickle.dumps(err)]
 
     def _actor_attrs(self) -> dict:
         try:
