@@ -73,6 +73,9 @@ class ActorClass:
             self._methods[name] = _method_options({"num_returns": 1, **opts})
             self._signatures[name] = signature.method_params(cls, name, member)
         self._init_params = signature.extract(cls.__init__, ignore_first=True)
+        # Ray: an actor with any async method is an async actor (actor_concurrency.py).
+        self._is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+                             for _, m in inspect.getmembers(cls, callable))
 
     def __call__(self, *args, **kwargs):
         raise rejected("ActorClass.__call__", TypeError(
@@ -125,6 +128,8 @@ class ActorClass:
                       "signatures": self._signatures,
                       "handle_object": handle_object, "owner": core.wid,
                       "max_task_retries": options.get("max_task_retries", 0),
+                      "max_concurrency": options.get("max_concurrency"),
+                      "is_async": self._is_async,
                       # Ray: a detached actor outlives its creator and its handles.
                       "detached": options.get("lifetime") == "detached"}
         if name is not None:

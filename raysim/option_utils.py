@@ -69,6 +69,16 @@ def check_value(key: str, value: Any) -> None:
             what = "0 or more" if low == 0 else "-1 (without limit) or more"
             raise ValueError(f"{key}={value!r} is invalid: {key} must be {what}. Tip: write "
                              f"e.g. {key}={max(low, 1)}.")
+    elif key == "max_concurrency":
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"max_concurrency={value!r} is invalid: it must be an int, got "
+                            f"{show(value)}. Tip: write e.g. max_concurrency=4.")
+        if value < 1:
+            raise ValueError(f"max_concurrency={value!r} is invalid: an actor runs at least "
+                             f"one call at a time. Tip: write e.g. max_concurrency=4 to run "
+                             f"up to 4 calls at once.")
     elif key == "lifetime":
         if value not in (None, "detached", "non_detached"):
             raise ValueError(f"lifetime={value!r} is invalid: an actor's lifetime must be "

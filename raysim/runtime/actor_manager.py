@@ -70,8 +70,8 @@ class ActorRecord:
     placed: bool = False  # holds its placement resources (1 CPU) until __init__ returns
     num_restarts: int = 0
     no_restart: bool = False  # killed, or out of scope: never restarted
-    # For each caller, the last of its calls pushed to the current process: on a death, the
-    # calls up to it were running or queued in that process.
+    # For each caller, the send order (``seq``) of the last of its calls pushed to the
+    # current process: on a death, the calls up to it were running or queued in that process.
     last_pushed: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -200,7 +200,7 @@ class LocalActorManager:
         # knows; a raylet on another node would ask the GCS (and cache the answer).
         trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
                    task=spec.task_id, wid=actor.worker.wid, source="local actor table")
-        actor.last_pushed[spec.owner] = spec.task_id
+        actor.last_pushed[spec.owner] = spec.seq
         self.raylet.push(actor.worker, spec)
 
     def cancel_call(self, actor_id: str, task_id: str) -> None:

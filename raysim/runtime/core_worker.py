@@ -42,6 +42,7 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import linecache
 import os
@@ -69,6 +70,8 @@ from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_task", default=None)
 
 
 _site_cache: dict[tuple, tuple[str, str]] = {}
@@ -145,11 +148,21 @@ class CoreWorker:
         # The namespace named actors are created in and looked up in when none is given:
         # the driver's init(namespace=...); in a worker, that of the task it runs.
         self.namespace: str | None = None
-        self.current_task_id: str | None = None
         self.current_actor_id: str | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
         self.reader = ObjectReader(self)
+
+    # The task this thread (or this coroutine, in an async actor) runs: the parent of what
+    # it submits, and what is_canceled() asks about. A context variable, because a threaded
+    # or async actor runs several calls at once in one process.
+    @property
+    def current_task_id(self) -> str | None:
+        return _current_task.get()
+
+    @current_task_id.setter
+    def current_task_id(self, task_id: str | None) -> None:
+        _current_task.set(task_id)
 
     # ------------------------------------------------------------------------------------
     # Connections and the I/O thread

@@ -35,6 +35,8 @@ class GcsRefReporter:
         self.core = core  # the CoreWorker: its owned objects, its connection to the GCS
         self.reported: dict[str, str] = {}  # borrowed ids -> ref type the GCS knows
         self.deferred: set[str] | None = None  # borrowed ids changed during a task
+        self._tasks_deferring = 0  # tasks running that defer (more than 1: a concurrent actor)
+        self._deferring_lock = threading.Lock()
         # A put of a big object first lets the GCS catch up with releases (core_worker.put).
         self.released_since_put = False
 
@@ -139,11 +141,19 @@ class GcsRefReporter:
             self.send("add_ref", {"objects": [object_id], "ref_type": held})
 
     def begin_deferring(self) -> None:
-        self.deferred = set()
+        """A task begins. A threaded or async actor runs several at once: deferring goes on
+        until the last of them ends."""
+        with self._deferring_lock:
+            self._tasks_deferring += 1
+            if self.deferred is None:
+                self.deferred = set()
 
     def flush_deferred(self) -> None:
         """End of a task: register what it still holds, in one batch, before its result goes."""
-        deferred, self.deferred = self.deferred, None
+        with self._deferring_lock:
+            self._tasks_deferring -= 1
+            deferred = self.deferred
+            self.deferred = set() if self._tasks_deferring else None
         if not deferred:
             return
         adds: dict[str, list[str]] = {}

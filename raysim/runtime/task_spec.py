@@ -40,6 +40,7 @@ class TaskSpec:
         "actor_name",    # actor creation: named actors
         "namespace",
         "max_restarts",
+        "seq",           # actor calls: the caller's send order (on a death, what was pushed)
     )
 
     def __init__(self, **fields) -> None:

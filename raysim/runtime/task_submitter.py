@@ -46,6 +46,7 @@ Runs in: the driver and workers, as part of their core worker. Trace events:
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 
@@ -96,6 +97,7 @@ class TaskSubmitter:
         # a send in progress, which it did while sends held owned_lock.
         self._actor_calls: dict[str, dict[str, TaskSpec]] = {}
         self._send_lock = threading.RLock()
+        self._seq = itertools.count(1)  # actor calls' send order (spec.seq), under _send_lock
         self._call_actor: dict[str, str] = {}  # task id -> actor, for those calls
         self._call_retries: dict[str, int] = {}  # task id -> times run again (a death, or
         # an exception its retry_exceptions covers)
@@ -259,6 +261,7 @@ class TaskSubmitter:
             calls = self._actor_calls.setdefault(spec.actor_id, {})
             calls.pop(spec.task_id, None)  # a retry goes to the end
             calls[spec.task_id] = spec
+            spec.seq = next(self._seq)
             self._call_actor[spec.task_id] = spec.actor_id
             self.core.send(self.core.raylet, "submit_task", {"spec": spec,
                                                              "task_id": spec.task_id})
@@ -399,18 +402,13 @@ class TaskSubmitter:
         return True
 
     @staticmethod
-    def _pushed_calls(calls: dict[str, TaskSpec], last_pushed: str | None) -> list[TaskSpec]:
+    def _pushed_calls(calls: dict[str, TaskSpec], last_pushed: int | None) -> list[TaskSpec]:
         """The calls the raylet had pushed to the dead process, and not yet answered: those
-        sent up to ``last_pushed``. If that one was answered, so were all before it (an
-        actor runs its calls in order and its results come back in order)."""
-        if last_pushed is None or last_pushed not in calls:
+        sent up to the one numbered ``last_pushed``. (A threaded or async actor answers out
+        of order: a later call may be answered while an earlier one still runs.)"""
+        if last_pushed is None:
             return []
-        pushed = []
-        for task_id, spec in calls.items():
-            pushed.append(spec)
-            if task_id == last_pushed:
-                break
-        return pushed
+        return [spec for spec in calls.values() if spec.seq <= last_pushed]
 
     def _fail_call(self, spec: TaskSpec, error: list) -> None:
         self._call_actor.pop(spec.task_id, None)

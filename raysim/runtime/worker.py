@@ -9,7 +9,8 @@ through the store.
 A worker is forked from the zygote (``zygote.py``), connects to its raylet and to the GCS,
 and then loops: take the next ``push_task`` (delivered by the core worker's I/O thread),
 run it, send ``task_done``. Methods of one actor therefore run one at a time, in the order the
-raylet pushed them, which is the order the caller submitted them.
+raylet pushed them, which is the order the caller submitted them; a threaded or async actor
+hands them to its threads or its event loop instead (``actor_concurrency.py``).
 
 Faults, the worker's side (as in Ray):
 
@@ -20,8 +21,9 @@ Faults, the worker's side (as in Ray):
 * ``raysim.cancel`` of the running task raises ``KeyboardInterrupt`` in the thread running it
   (a signal to the main thread, so a ``time.sleep`` or a blocking ``get`` is interrupted
   too), and the caller's ``get`` raises ``RayTaskError(TaskCancelledError)``. A task that had
-  not started yet does not start. An actor's running method is never interrupted; a call
-  cancelled before it started is skipped;
+  not started yet does not start. An actor's running method is not interrupted (unless it is
+  a coroutine: its asyncio task is cancelled), but its caller gets ``TaskCancelledError``
+  instead of its value, as in Ray; a call cancelled before it started is skipped;
 * ``worker_process_setup_hook`` (``raysim.init(runtime_env=...)``) runs before the worker
   connects: if it fails, the worker dies while starting, which the raylet counts;
 * when its raylet or the GCS dies, the worker exits at once, even in the middle of a task
@@ -44,7 +46,6 @@ from __future__ import annotations
 
 import base64
 import importlib
-import inspect
 import os
 import queue
 import reprlib
@@ -54,23 +55,40 @@ import threading
 import time
 import traceback
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime import procutil, protocol, serialization, task_spec
+from raysim.runtime import actor_concurrency, procutil, protocol, serialization, task_spec
 from raysim.runtime.config import Config
 from raysim.runtime.core_worker import CoreWorker
 from raysim.runtime.task_submitter import _ArgRef
 from raysim.runtime.protocol import connect_unix
-from raysim.runtime.task_spec import ACTOR_TASK
+from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
-if TYPE_CHECKING:
-    import asyncio
-
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Call:
+    """One task or actor call as it runs here: what to run, and how it ended."""
+
+    __slots__ = ("spec", "attempt", "target", "args", "kwargs", "start_ts", "end_ts", "ok",
+                 "retry", "retryable", "error_text", "results")
+
+    def __init__(self, spec: TaskSpec, attempt: int) -> None:
+        self.spec = spec
+        self.attempt = attempt
+        self.target: Any = None
+        self.args: tuple = ()
+        self.kwargs: dict = {}
+        self.start_ts = self.end_ts = trace.now()
+        self.ok = True
+        self.retry = False  # a task's exception its retry_exceptions covers: it runs again
+        self.retryable = False  # an actor call's exception its caller may retry
+        self.error_text: str | None = None
+        self.results: list | None = None  # one entry per return; None until it ends
 
 
 def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None:
@@ -129,8 +147,9 @@ class Worker:
         api._attach_worker(self.core)
         self.functions: dict[str, Any] = {}
         self.actor: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # for async methods
+        self.calls = actor_concurrency.SerialCalls(self)  # how an actor runs its calls
         self.actor_calls = 0
+        self._state_lock = threading.Lock()  # actor_calls and actor.state, for concurrent calls
         self.actor_arg_refs: list = []
         self._repr = reprlib.Repr()
         self._repr.maxstring = self._repr.maxother = self.core.config.actor_state_repr_limit
@@ -141,8 +160,16 @@ class Worker:
             trace.flush()
             body = self._tasks.get()
             if body["kind"] == "exit_worker":
+                self.calls.drain()  # an actor's calls already given to threads or its loop
                 return
-            self.execute(body["spec"], body["locations"], body.get("attempt", 0))
+            spec = body["spec"]
+            if spec.kind == ACTOR_TASK:
+                self.calls.submit(spec, body["locations"], body.get("attempt", 0))
+                continue
+            self.execute(spec, body["locations"], body.get("attempt", 0))
+            if spec.kind == "actor_creation" and self.actor is not None:
+                # One at a time, on threads, or on an event loop (actor_concurrency.py).
+                self.calls = actor_concurrency.for_actor(self, spec.descriptor)
 
     def _control_plane_died(self) -> None:
         """I/O thread: the raylet or the GCS is gone, and with it whoever could use what
@@ -157,23 +184,36 @@ class Worker:
 
     # -- one task ------------------------------------------------------------------------------
 
-    def execute(self, spec: dict, locations: dict, attempt: int) -> None:
+    @property
+    def cancelled_calls(self) -> set[str]:
+        """Ids of the calls ``raysim.cancel`` reached here (the I/O thread adds them)."""
+        return self._cancelled
+
+    def execute(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
+        """Run one task or actor call here, on this thread, from its arguments to its
+        result's sending."""
+        call = self.begin(spec, locations, attempt)
+        if call is None:
+            return
+        if call.results is None:
+            self.invoke(call)
+        self.end(call)
+
+    def begin(self, spec: TaskSpec, locations: dict, attempt: int) -> _Call | None:
+        """Phase 3 step 5 / phase 4 step 4: load the function and resolve the arguments.
+        None if the call was cancelled before it started (and has been answered)."""
         core = self.core
         trace.set_phase(spec.phase)
         if spec.kind == ACTOR_TASK and spec.task_id in self._cancelled:
             self.core.reader.give_back(_pinned_places(spec, locations), [])
             self._skip_cancelled_call(spec)
-            return
+            return None
         core.current_task_id = spec.task_id
         core.namespace = spec.namespace
-        core.in_task = spec.kind == "task"
+        if spec.kind == "task":
+            core.in_task = True
         core.gcs_refs.begin_deferring()
-        kind = spec.kind
-        ok = True
-        retry = False
-        retryable = False  # an actor call's exception its caller may retry
-        error_text = None
-        start_ts = trace.now()
+        call = _Call(spec, attempt)
         try:
             try:
                 function = self._function(spec)
@@ -181,76 +221,105 @@ class Worker:
                 # Never to be read: give the places back.
                 self.core.reader.give_back(_pinned_places(spec, locations), [])
                 raise
-            args, kwargs = self._resolve_args(spec, locations)
-            start_ts = trace.now()
-            if kind == "actor_creation":
-                self.actor = function(*args, **kwargs)
+            call.args, call.kwargs = self._resolve_args(spec, locations)
+            if spec.kind == ACTOR_TASK:
+                function = getattr(self.actor, spec.method)
+            call.target = function
+        except Exception as e:  # the function could not be loaded or an argument read
+            self.failed(call, e)
+        return call
+
+    def invoke(self, call: _Call) -> None:
+        """Run the user's code on this thread (an async method: on the actor's loop, to its
+        end)."""
+        spec = call.spec
+        call.start_ts = trace.now()
+        try:
+            if spec.kind == "actor_creation":
+                self.actor = call.target(*call.args, **call.kwargs)
                 value = None
-            elif kind == "actor_task":
-                value = getattr(self.actor, spec.method)(*args, **kwargs)
-                if inspect.iscoroutine(value):  # an async method
-                    value = self._event_loop().run_until_complete(value)
+            elif spec.kind == ACTOR_TASK:
+                value = call.target(*call.args, **call.kwargs)
             else:
-                value = self._run_cancellable(spec, function, args, kwargs)
-            end_ts = trace.now()
-            results = self._results(spec, value)
+                value = self._run_cancellable(spec, call.target, call.args, call.kwargs)
+            self.succeeded(call, value)
         except KeyboardInterrupt as e:  # raysim.cancel interrupted it (see _on_sigint)
-            end_ts = trace.now()
-            ok = False
-            error_text, entry = self._cancelled_entry(spec, e)
-            results = [entry for _ in spec.returns]
+            self.interrupted(call, e)
         except Exception as e:  # the user's code raised (or its result could not be sent)
-            end_ts = trace.now()
-            ok = False
-            retry = kind == "task" and task_spec.retries_exception(spec, e, attempt)
-            retryable = kind == ACTOR_TASK and task_spec.exception_is_retryable(spec, e)
-            error_text, entry = self._error_entry(spec, e)
-            results = [entry for _ in spec.returns]
+            self.failed(call, e)
+
+    def succeeded(self, call: _Call, value: Any) -> None:
+        call.end_ts = trace.now()
+        spec = call.spec
+        if spec.kind == ACTOR_TASK and spec.task_id in self._cancelled:
+            # Cancelled while it ran: it was not interrupted and ran to its end (its effects
+            # stay, task.execute says ok), but as in Ray its caller gets TaskCancelledError,
+            # not the value.
+            message = (f"The call {spec.name} ({spec.task_id}) was cancelled by "
+                       f"raysim.cancel() while it ran: it ran to its end, but its result is "
+                       f"dropped. Tip: call the method again if you still need it.")
+            call.results = [["raised", "TaskCancelledError", message] for _ in spec.returns]
+            return
+        call.results = self._results(spec, value)
+
+    def interrupted(self, call: _Call, interrupt: BaseException) -> None:
+        call.end_ts = trace.now()
+        call.ok = False
+        call.error_text, entry = self._cancelled_entry(call.spec, interrupt)
+        call.results = [entry for _ in call.spec.returns]
+
+    def failed(self, call: _Call, e: Exception) -> None:
+        call.end_ts = trace.now()
+        call.ok = False
+        spec = call.spec
+        call.retry = spec.kind == "task" and task_spec.retries_exception(spec, e, call.attempt)
+        call.retryable = spec.kind == ACTOR_TASK and task_spec.exception_is_retryable(spec, e)
+        call.error_text, entry = self._error_entry(spec, e)
+        call.results = [entry for _ in spec.returns]
+
+    def end(self, call: _Call) -> None:
+        """Phase 4 steps 5-8: record the run, and send the result straight to the caller."""
+        core = self.core
+        spec, kind = call.spec, call.spec.kind
         self._cancelled.discard(spec.task_id)
-        trace.emit("task.execute", ts=start_ts, task=spec.task_id, name=spec.name,
-                   dur=end_ts - start_ts, ok=ok, actor=spec.actor_id, attempt=attempt)
+        trace.emit("task.execute", ts=call.start_ts, task=spec.task_id, name=spec.name,
+                   dur=call.end_ts - call.start_ts, ok=call.ok, actor=spec.actor_id,
+                   attempt=call.attempt)
         if kind != "task" and self.actor is not None:
-            if kind == "actor_task":
-                self.actor_calls += 1
-            trace.emit("actor.state", actor=spec.actor_id, task=spec.task_id,
-                       attrs=self._actor_attrs(), calls=self.actor_calls)
+            with self._state_lock:
+                if kind == ACTOR_TASK:
+                    self.actor_calls += 1
+                trace.emit("actor.state", actor=spec.actor_id, task=spec.task_id,
+                           attrs=self._actor_attrs(), calls=self.actor_calls)
         core.in_task = False
         core.gcs_refs.flush_deferred()
-        if kind == "actor_creation" and ok:
+        if kind == "actor_creation" and call.ok:
             # Seed phase 3 step 8: the worker registers the actor with the GCS.
             core.send(core.gcs, "actor_update", {
                 "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
         core.current_task_id = None
-        if not retry:
+        if not call.retry:
             # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation,
             # the news that the arguments it held for the task can be released). A task
             # about to run again has no result yet.
-            body = {"task_id": spec.task_id, "worker_id": core.wid, "ok": ok,
-                    "results": results, "returns": spec.returns, "actor_id": spec.actor_id}
-            if retryable:
+            body = {"task_id": spec.task_id, "worker_id": core.wid, "ok": call.ok,
+                    "results": call.results, "returns": spec.returns,
+                    "actor_id": spec.actor_id}
+            if call.retryable:
                 # The caller retries it if the call's max_task_retries allows (it keeps the
                 # count, as for retries after the actor's death), or gets the error.
-                body["retryable"] = task_spec.last_line(error_text or "")
+                body["retryable"] = task_spec.last_line(call.error_text or "")
             core.send_to_owner(spec, "task_done", body)
         if kind != ACTOR_TASK:
             # The raylet frees the task's resources (or, for a creation, marks the actor
             # alive and sends it the calls that waited). Actor calls hold no resources.
-            body = {"task_id": spec.task_id, "task_kind": kind, "ok": ok, "retry": retry}
-            if error_text is not None:
-                body["error_text"] = error_text
+            body = {"task_id": spec.task_id, "task_kind": kind, "ok": call.ok,
+                    "retry": call.retry}
+            if call.error_text is not None:
+                body["error_text"] = call.error_text
             core.send(core.raylet, "task_done", body)
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        """The actor's event loop, for its ``async def`` methods: made at the first one, kept
-        for the actor's life (what a call leaves scheduled on it runs during later calls).
-        Each call runs to its end before the next starts; Ray runs up to ``max_concurrency``
-        (1,000) calls of an async actor at once on its loop."""
-        if self._loop is None:
-            import asyncio  # only actors with async methods need it
-            self._loop = asyncio.new_event_loop()
-        return self._loop
 
     # -- cancellation ----------------------------------------------------------------------
 
@@ -270,6 +339,7 @@ class Worker:
         raylet cancels itself); like any actor call, only those that have not started."""
         task_id = body["task_id"]
         self._cancelled.add(task_id)
+        self.calls.cancel_running(task_id)  # an async actor's call: its asyncio task
         if body.get("recursive"):
             for call, actor_id in self.core.submitter.calls_made_by(task_id):
                 self.core.send(self.core.raylet, "cancel_task", {

@@ -17,6 +17,7 @@ library's encoder would cost more than the work being traced.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -28,6 +29,7 @@ from raysim.trace import schema
 
 _monotonic_ns = time.monotonic_ns
 _dumps = orjson.dumps
+_phase: contextvars.ContextVar[int | None] = contextvars.ContextVar("phase", default=None)
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
@@ -40,7 +42,6 @@ class TraceWriter:
         self._buf: deque[bytes] = deque()
         self._flush_lock = threading.RLock()  # re-entrant: __del__ may emit inside a flush
         self._flush_events = flush_events
-        self._local = threading.local()
         self.events_written = 0
         self.set_identity(proc, node)
 
@@ -52,13 +53,15 @@ class TraceWriter:
         self.common_part = b'"proc":%s,"node":%s,"pid":%d,' % (
             _dumps(proc), _dumps(node), self.pid)
 
-    # The phase is per thread: the driver's API thread sets it when a call begins, and a
-    # thread handling a message sets it to the phase the message carries.
+    # The phase is per thread, and per coroutine (a context variable): the driver's API
+    # thread sets it when a call begins, a thread handling a message sets it to the phase
+    # the message carries, and an async actor's calls, interleaved on one event loop, each
+    # keep their own.
     def set_phase(self, phase: int | None) -> None:
-        self._local.phase = phase
+        _phase.set(phase)
 
     def get_phase(self) -> int | None:
-        return getattr(self._local, "phase", None)
+        return _phase.get()
 
     def append(self, line: bytes) -> None:
         """Append a line already encoded (it must be one JSON object and end with \\n)."""
@@ -88,7 +91,6 @@ class TraceWriter:
         """After fork: forget the parent's unwritten events and take on the child's identity."""
         self._buf = deque()
         self._flush_lock = threading.RLock()
-        self._local = threading.local()
         self.set_identity(proc, self.node)
 
     def close(self) -> None:
@@ -135,7 +137,7 @@ def emit(ev: str, phase: int | None = None, ts: int | None = None, **fields) -> 
     fields["proc"] = w.proc
     fields["node"] = w.node
     fields["pid"] = w.pid
-    fields["phase"] = getattr(w._local, "phase", None) if phase is None else phase
+    fields["phase"] = _phase.get() if phase is None else phase
     w.append(_dumps(fields, option=_NEWLINE, default=repr))
 
 
