@@ -22,7 +22,7 @@ from raysim import exceptions, option_utils
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting, show
 from raysim.runtime import ids
-from raysim.runtime.config import Config, default_object_store_memory
+from raysim.runtime.config import Config, default_heap_memory, default_object_store_memory
 from raysim.runtime.core_worker import CoreWorker, user_call_site
 from raysim.trace import writer as trace
 
@@ -139,18 +139,33 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
          namespace: str | None = None, trace_path: str | None = None, tracing: bool = True,
          include_dashboard: bool | None = None, log_to_driver: bool = True,
          _temp_dir: str | None = None, _system_config: dict | None = None,
-         runtime_env: dict | None = None, **unsupported: Any) -> RaySimContext:
+         runtime_env: dict | None = None, local_mode: bool = False,
+         labels: dict[str, str] | None = None, dashboard_host: str = "127.0.0.1",
+         dashboard_port: int | None = None, job_config: Any = None,
+         configure_logging: bool = True, logging_level: Any = "info",
+         logging_format: str | None = None, logging_config: Any = None,
+         **unsupported: Any) -> RaySimContext:
     """Start a raysim session on this machine: GCS, raylet with its object store, workers.
 
     ``trace_path`` (or the ``RAYSIM_TRACE`` environment variable) chooses the trace file;
     by default it is ``trace.jsonl`` in the session directory. ``tracing=False`` (or
     ``RAYSIM_TRACE=off``) turns tracing off. Of Ray's ``runtime_env`` raysim knows
     ``worker_process_setup_hook``: a function every worker runs before it takes work.
+
+    Ray's arguments for what raysim does not have (a dashboard, logging setup, node labels,
+    a job config) are accepted and have no effect, so that Ray programs and tests run
+    unchanged; ``local_mode=True`` is refused, as Ray 2.60 refuses it.
     """
     global _core, _node, _context
     with _lock:
         # Bad arguments are refused even when a session is already running.
         with rejecting("init"):
+            if local_mode:
+                raise RuntimeError(
+                    "`local_mode` is no longer supported (Ray 2.60 refuses it too): raysim "
+                    "always runs tasks in worker processes. Tip: call raysim.init() without "
+                    "local_mode, and debug a task with print() or a breakpoint in a test "
+                    "that calls the function directly.")
             _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
                                   object_store_memory)
             from raysim.runtime.worker import setup_hook_for_workers
@@ -171,6 +186,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         total = {"CPU": float(os.cpu_count() if num_cpus is None else num_cpus)}
         if num_gpus:
             total["GPU"] = float(num_gpus)
+        # As Ray reports them: heap memory for tasks that ask for memory=..., the store's
+        # size, and one unit of the node's own resource (127.0.0.1: raysim's nodes are local).
+        total["memory"] = float(default_heap_memory(capacity))
+        total["object_store_memory"] = float(capacity)
+        total["node:127.0.0.1"] = 1.0
+        total["node:__internal_head__"] = 1.0
         total.update(resources or {})
         session_dir = make_session_dir(_temp_dir)
         session = os.path.basename(session_dir)
@@ -229,9 +250,11 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
 
 
 _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory, "
-                   "ignore_reinit_error, namespace, include_dashboard, log_to_driver, "
-                   "_temp_dir, _system_config, runtime_env (worker_process_setup_hook), "
-                   "and raysim's trace_path and tracing")
+                   "ignore_reinit_error, namespace, runtime_env (worker_process_setup_hook), "
+                   "_temp_dir, _system_config, and raysim's trace_path and tracing; "
+                   "include_dashboard, dashboard_host, dashboard_port, log_to_driver, "
+                   "configure_logging, logging_level, logging_format, logging_config, labels, "
+                   "job_config and local_mode=False are accepted without effect")
 
 
 def _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
@@ -550,51 +573,8 @@ def timeline(filename: str | None = None) -> list[dict] | None:
     return None
 
 
-class RuntimeContext:
-    """``raysim.get_runtime_context()``: who and where the caller is."""
-
-    def __init__(self, core: CoreWorker) -> None:
-        self._core = core
-
-    def get_job_id(self) -> str:
-        return self._core.job_id
-
-    def get_node_id(self) -> str:
-        return self._core.node_id
-
-    def get_worker_id(self) -> str:
-        return self._core.wid
-
-    def get_task_id(self) -> str | None:
-        return self._core.current_task_id
-
-    def get_actor_id(self) -> str | None:
-        return self._core.current_actor_id
-
-    def is_canceled(self) -> bool:
-        """Whether ``raysim.cancel()`` reached the task or actor call running here. A running
-        actor method is never interrupted; it may check this and stop early (Ray's API)."""
-        core = self._core
-        if core.current_task_id is None:
-            raise RuntimeError(
-                "is_canceled() tells a task or an actor method whether it was cancelled; "
-                "called here, no task is running (the driver runs none). Tip: call it inside "
-                "the remote function or actor method that may be cancelled.")
-        return core.current_task_id in core.cancelled_tasks
-
-    @property
-    def namespace(self) -> str | None:
-        return _context.get("namespace") if _context else None
-
-    @property
-    def gcs_address(self) -> str:
-        return os.path.join(self._core.session_dir, "gcs.sock")
-
-    def get(self) -> dict:
-        return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
-                "worker_id": self.get_worker_id(), "task_id": self.get_task_id(),
-                "actor_id": self.get_actor_id()}
-
-
-def get_runtime_context() -> RuntimeContext:
-    return RuntimeContext(_auto_init("raysim.get_runtime_context"))
+def get_runtime_context():
+    """Who and where the calling code runs (``runtime_context.py``)."""
+    from raysim.runtime_context import RuntimeContext
+    core = _auto_init("raysim.get_runtime_context")
+    return RuntimeContext(core, _context.get("namespace") if _context else None)

@@ -98,8 +98,10 @@ def _check_quantity(given: str, what: str, value: Any, example: str) -> None:
 
 
 def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
-    """(num_cpus, custom resources including GPU) from validated options."""
+    """(num_cpus, custom resources including GPU and memory) from validated options."""
     resources = dict(options.get("resources") or {})
     if options.get("num_gpus"):
         resources["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        resources["memory"] = options["memory"]
     return options.get("num_cpus"), resources

@@ -25,7 +25,8 @@ def test_init_starts_real_processes_and_records_them(ray_start, trace_file):
     (store,) = of(events, "store.created")
     assert store["pid"] == addr["raylet"] and store["capacity"] > 0
     (node,) = of(events, "node.registered")
-    assert node["raylet_pid"] == addr["raylet"] and node["resources"] == {"CPU": 2.0}
+    assert node["raylet_pid"] == addr["raylet"] and node["resources"]["CPU"] == 2.0
+    assert node["resources"]["object_store_memory"] == store["capacity"]
     workers = [e["worker_pid"] for e in of(events, "worker.registered", role="task")]
     assert len(set(workers)) == len(workers) and all(pid_alive(p) for p in workers)
     # The trace starts with its header, and every event validates against the schema.
@@ -48,7 +49,10 @@ def test_init_phase_messages_are_paired(trace_file):
 
 def test_cluster_resources_and_runtime_context(ray_start):
     assert raysim.is_initialized()
-    assert raysim.cluster_resources() == {"CPU": 2.0}
+    # Ray's keys: CPUs, heap memory, the store's size, the node's own resource.
+    assert set(raysim.cluster_resources()) == {"CPU", "memory", "object_store_memory",
+                                               "node:127.0.0.1", "node:__internal_head__"}
+    assert raysim.cluster_resources()["CPU"] == 2.0
     assert raysim.available_resources()["CPU"] == 2.0
     ctx = raysim.get_runtime_context()
     assert ctx.get_node_id() == ray_start["node_id"]
@@ -115,5 +119,18 @@ def test_the_zygote_imports_the_drivers_modules_after_what_every_worker_needs(tr
 
         # A worker forked now starts with networkx without importing it itself.
         assert raysim.get(Probe.remote().has.remote("networkx"))
+    finally:
+        raysim.shutdown()
+
+
+def test_init_accepts_what_ray_260_accepts_and_refuses_local_mode(trace_file):
+    with pytest.raises(RuntimeError, match="local_mode.*no longer supported.*Tip"):
+        raysim.init(local_mode=True, trace_path=trace_file)
+    assert not raysim.is_initialized()
+    raysim.init(num_cpus=1, local_mode=False, logging_level="warning", configure_logging=False,
+                include_dashboard=False, dashboard_host="127.0.0.1", labels={"zone": "a"},
+                trace_path=trace_file)
+    try:
+        assert raysim.cluster_resources()["CPU"] == 1.0
     finally:
         raysim.shutdown()

@@ -110,7 +110,7 @@ class AsyncCalls:
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
         # On the main thread: arguments are read here, so the loop never blocks on the store.
         call = self.worker.begin(spec, locations, attempt)
-        self.worker.core.current_task_id = None
+        self.worker.core.current_task = None
         trace.set_phase(None)
         if call is None:
             return
@@ -127,7 +127,7 @@ class AsyncCalls:
         worker, spec = self.worker, call.spec
         # This coroutine's own context: its phase and task, whatever else runs on the loop.
         trace.set_phase(spec.phase)
-        worker.core.current_task_id = spec.task_id
+        worker.core.current_task = spec
         try:
             if call.results is None:
                 async with self.slots:

@@ -103,3 +103,20 @@ def default_object_store_memory() -> int:
     """Ray's default: 30% of the machine's memory."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return int(total * 0.3)
+
+
+def default_heap_memory(object_store_memory: int) -> int:
+    """Ray's ``memory`` resource: what the machine has available for workers' heaps, less
+    the object store's share (MemAvailable, as Ray reads it, minus the store)."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(0, available - object_store_memory)

@@ -70,7 +70,7 @@ from raysim.runtime.task_submitter import TaskSubmitter
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+_current_task: contextvars.ContextVar[TaskSpec | None] = contextvars.ContextVar(
     "current_task", default=None)
 
 
@@ -149,20 +149,31 @@ class CoreWorker:
         # the driver's init(namespace=...); in a worker, that of the task it runs.
         self.namespace: str | None = None
         self.current_actor_id: str | None = None
+        # Set by an actor's worker: the actor's creation task, and how many times it was
+        # restarted before this process (the runtime context reports both).
+        self.actor_creation: TaskSpec | None = None
+        self.actor_restarts = 0
+        # Set by the worker process: the full name of the function a task runs.
+        self.function_name_of: Callable[[TaskSpec], str] | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
         self.reader = ObjectReader(self)
 
     # The task this thread (or this coroutine, in an async actor) runs: the parent of what
-    # it submits, and what is_canceled() asks about. A context variable, because a threaded
-    # or async actor runs several calls at once in one process.
+    # it submits, and what is_canceled() and the runtime context ask about. A context
+    # variable, because a threaded or async actor runs several calls at once in one process.
     @property
-    def current_task_id(self) -> str | None:
+    def current_task(self) -> TaskSpec | None:
         return _current_task.get()
 
-    @current_task_id.setter
-    def current_task_id(self, task_id: str | None) -> None:
-        _current_task.set(task_id)
+    @current_task.setter
+    def current_task(self, spec: TaskSpec | None) -> None:
+        _current_task.set(spec)
+
+    @property
+    def current_task_id(self) -> str | None:
+        spec = _current_task.get()
+        return spec.task_id if spec is not None else None
 
     # ------------------------------------------------------------------------------------
     # Connections and the I/O thread

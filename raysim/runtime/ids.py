@@ -28,30 +28,38 @@ import os
 from raysim.runtime.errors import RaySimInternalError
 
 
-class ObjectID(str):
+class BaseID(str):
+    __slots__ = ()
+
+    def hex(self) -> str:
+        """The id as plain text (Ray's ids are bytes, read as ``id.hex()``)."""
+        return str(self)
+
+
+class ObjectID(BaseID):
     __slots__ = ()
 
     def task_id(self) -> "TaskID":
         return TaskID(self[:16])
 
 
-class TaskID(str):
+class TaskID(BaseID):
     __slots__ = ()
 
 
-class ActorID(str):
+class ActorID(BaseID):
     __slots__ = ()
 
 
-class NodeID(str):
+class NodeID(BaseID):
     __slots__ = ()
 
 
-class WorkerID(str):
+class WorkerID(BaseID):
     __slots__ = ()
 
 
-class JobID(str):
+class JobID(BaseID):
     __slots__ = ()
 
 

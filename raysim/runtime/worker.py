@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import inspect
 import os
 import queue
 import reprlib
@@ -143,6 +144,7 @@ class Worker:
         self.core.on_cancel = self._on_cancel
         self.core.cancelled_tasks = self._cancelled
         self.core.on_component_died = self._control_plane_died
+        self.core.function_name_of = self._function_name
         from raysim import api
         api._attach_worker(self.core)
         self.functions: dict[str, Any] = {}
@@ -208,8 +210,10 @@ class Worker:
             self.core.reader.give_back(_pinned_places(spec, locations), [])
             self._skip_cancelled_call(spec)
             return None
-        core.current_task_id = spec.task_id
+        core.current_task = spec
         core.namespace = spec.namespace
+        if spec.kind == "actor_creation":
+            core.actor_creation, core.actor_restarts = spec, attempt
         if spec.kind == "task":
             core.in_task = True
         core.gcs_refs.begin_deferring()
@@ -298,7 +302,7 @@ class Worker:
             core.send(core.gcs, "actor_update", {
                 "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
-        core.current_task_id = None
+        core.current_task = None
         if not call.retry:
             # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation,
             # the news that the arguments it held for the task can be released). A task
@@ -391,6 +395,18 @@ class Worker:
             trace.emit("function.loaded", function_id=function_id, name=spec.name,
                        size=len(pickled))
         return function
+
+    def _function_name(self, spec: TaskSpec) -> str:
+        """``module.function``, or ``module.Class.method`` for an actor call (an async
+        method by its qualified name, as Ray reports it)."""
+        function = self.functions.get(spec.function_id)
+        module = getattr(function, "__module__", None) or "__main__"
+        if spec.kind != ACTOR_TASK:
+            return f"{module}.{getattr(function, '__name__', spec.name)}"
+        method = getattr(function, spec.method, None)
+        if inspect.iscoroutinefunction(method):
+            return f"{module}.{method.__qualname__}"
+        return f"{module}.{function.__name__}.{spec.method}"
 
     def _resolve_args(self, spec: dict, locations: dict) -> tuple[tuple, dict]:
         """Phase 3 step 5: turn argument references into values, zero-copy from the store."""
