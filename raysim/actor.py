@@ -20,13 +20,38 @@ import hashlib
 import inspect
 from typing import Any
 
-from raysim import api, option_utils, signature
+from raysim import api, exceptions, option_utils, signature
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
 from raysim.runtime import ids, serialization, task_spec
 from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 from raysim.runtime.reference_counter import ACTOR_HANDLE
+
+
+def exit_actor() -> None:
+    """Ray's ``ray.actor.exit_actor()``: end the actor this code runs in, on purpose.
+
+    The actor is not restarted, whatever its ``max_restarts``; the call that exits, and the
+    calls queued behind it, fail with ``ActorDiedError``; its ``__ray_shutdown__``,
+    ``__del__`` and ``atexit`` handlers run before its process exits. Raises ``SystemExit``
+    (``AsyncioActorExit`` in a coroutine), which ends the method; catching it does not stop
+    the exit."""
+    core = api._core
+    exit_ = getattr(core, "on_exit_actor", None) if core is not None else None
+    if exit_ is None or core.actor_creation is None:
+        raise TypeError("exit_actor API is called on a non-actor worker: the driver or a "
+                        "task. Tip: call exit_actor() inside an actor's method; to stop an "
+                        "actor from outside, use raysim.kill(handle).")
+    exit_("exit_actor() was called")
+    try:
+        import asyncio
+        in_loop = asyncio.get_running_loop() is not None
+    except RuntimeError:
+        in_loop = False
+    if in_loop:
+        raise exceptions.AsyncioActorExit("exit_actor() is called: the actor exits.")
+    raise SystemExit("exit_actor() is called: the actor exits.")
 
 
 def method(*args, **options):
@@ -72,6 +97,9 @@ class ActorClass:
             opts = getattr(member, "__raysim_method_options__", {})
             self._methods[name] = _method_options({"num_returns": 1, **opts})
             self._signatures[name] = signature.method_params(cls, name, member)
+        # Every actor has these two (Ray's): answered by its worker (worker.py).
+        self._methods["__ray_ready__"] = {"num_returns": 1}
+        self._methods["__ray_terminate__"] = {"num_returns": 1}
         self._init_params = signature.extract(cls.__init__, ignore_first=True)
         # Ray: an actor with any async method is an async actor (actor_concurrency.py).
         self._is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)

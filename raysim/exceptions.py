@@ -169,6 +169,11 @@ class ActorUnavailableError(RayActorError):
     """The actor is temporarily unreachable (restarting)."""
 
 
+class AsyncioActorExit(RayError):
+    """Raised by ``exit_actor()`` in an async actor's coroutine: the actor is exiting
+    (Ray's name). Catching it does not stop the exit."""
+
+
 class TaskCancelledError(RayError):
     """The task was cancelled with ``raysim.cancel`` before it could finish (Ray's name and
     signature)."""

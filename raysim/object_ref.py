@@ -51,6 +51,32 @@ class ObjectRef:
     def owner(self) -> str | None:
         return self._owner
 
+    # -- as a future (Ray's ``ref.future()`` and ``await ref``) ------------------------------
+
+    def future(self):
+        """A ``concurrent.futures.Future`` of the object's value: ``get`` on a thread of its
+        own, so the caller can wait in any way it likes."""
+        import concurrent.futures
+        import threading
+
+        from raysim import api
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def fetch() -> None:
+            try:
+                future.set_result(api.get(self))
+            except BaseException as e:
+                future.set_exception(e)
+
+        threading.Thread(target=fetch, name="raysim-ref-future", daemon=True).start()
+        return future
+
+    def __await__(self):
+        """``await ref`` in a coroutine (an async actor's method): waits without blocking
+        the event loop, as in Ray."""
+        import asyncio
+        return asyncio.wrap_future(self.future()).__await__()
+
     def __repr__(self) -> str:
         return f"ObjectRef({self.id})"
 

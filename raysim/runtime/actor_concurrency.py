@@ -9,8 +9,8 @@ caller submitted them. Ray has two other kinds of actor, and so does raysim:
   share the actor's heap: guarding its state is the user's business, as in Ray;
 * an **async actor** (any ``async def`` method) runs its calls as coroutines on one event
   loop, in a thread of its own, up to ``max_concurrency`` at once (Ray's default is 1,000).
-  A plain method of an async actor runs on the loop's thread too, blocking it meanwhile, as
-  in Ray. ``raysim.cancel`` of a running call cancels its asyncio task: the coroutine gets
+  A plain method of an async actor, and its constructor, run on the loop's thread too
+  (blocking it meanwhile), as in Ray. ``raysim.cancel`` of a running call cancels its asyncio task: the coroutine gets
   ``CancelledError`` where it awaits, and the caller
   ``RayTaskError(TaskCancelledError)``.
 
@@ -55,6 +55,9 @@ class SerialCalls:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
+    def create(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
+        self.worker.execute(spec, locations, attempt)
+
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
         self.worker.execute(spec, locations, attempt)
 
@@ -71,6 +74,9 @@ class ThreadedCalls:
     def __init__(self, worker: Worker, max_concurrency: int) -> None:
         self.worker = worker
         self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="raysim-actor")
+
+    def create(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
+        self.worker.execute(spec, locations, attempt)  # before any call: on the main thread
 
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
         self.pool.submit(self._run, spec, locations, attempt)
@@ -106,6 +112,11 @@ class AsyncCalls:
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
+
+    def create(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
+        """The constructor runs on the loop, like the methods, and before them: it may
+        start tasks on the loop (``asyncio.create_task``), as in Ray."""
+        self.submit(spec, locations, attempt)
 
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
         # On the main thread: arguments are read here, so the loop never blocks on the store.
@@ -144,14 +155,16 @@ class AsyncCalls:
         self.running[spec.task_id] = asyncio.current_task()
         call.start_ts = trace.now()
         try:
-            value = call.target(*call.args, **call.kwargs)
+            value = worker.run_actor_code(call)
             if asyncio.iscoroutine(value):
                 value = await value
             worker.succeeded(call, value)
         except asyncio.CancelledError as e:  # raysim.cancel reached it (cancel_running)
             worker.interrupted(call, e)
-        except Exception as e:
+        except Exception as e:  # exit_actor() raises AsyncioActorExit: end() sees the exit
             worker.failed(call, e)
+        except SystemExit:
+            worker.exited(call)
         finally:
             self.running.pop(spec.task_id, None)
 

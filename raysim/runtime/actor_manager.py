@@ -55,6 +55,7 @@ OUT_OF_SCOPE = "OUT_OF_SCOPE"
 CREATION_TASK_ERROR = "CREATION_TASK_ERROR"
 WORKER_STARTUP_FAILED = "WORKER_STARTUP_FAILED"
 OWNER_DIED = "OWNER_DIED"
+INTENDED_EXIT = "INTENDED_USER_EXIT"  # exit_actor(), __ray_terminate__ (Ray's exit type)
 
 
 @dataclasses.dataclass(eq=False)
@@ -258,6 +259,22 @@ class LocalActorManager:
         self._die(actor, RAY_KILL, reason)
         if worker is not None:
             self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+
+    def exited(self, actor_id: str, reason: str) -> None:
+        """The actor ends itself (``exit_actor()``, ``__ray_terminate__``, ``sys.exit()``):
+        DEAD for good, whatever its ``max_restarts``, as in Ray. Its process exits on its
+        own once told, running the user's clean-up; it is not killed."""
+        actor = self.actors.get(actor_id)
+        if actor is None or actor.state == DEAD:
+            return
+        actor.no_restart = True
+        actor.death = (f"The actor {actor.name} ({actor_id}) exited on purpose: {reason} "
+                       f"(exit_actor()). Its pending and later calls fail. Tip: create a "
+                       f"new actor to go on.")
+        if actor.worker is not None:
+            actor.worker.exit_reason = reason
+            actor.worker.exit_type = INTENDED_USER_EXIT
+        self._die(actor, INTENDED_EXIT, reason)
 
     def owner_died(self, wid: str, owner: str) -> None:
         """The process that created these actors died (``owner`` names it): they die with it,

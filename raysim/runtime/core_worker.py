@@ -153,6 +153,8 @@ class CoreWorker:
         # restarted before this process (the runtime context reports both).
         self.actor_creation: TaskSpec | None = None
         self.actor_restarts = 0
+        # Set by an actor's worker: ends the actor on its own wish (exit_actor()).
+        self.on_exit_actor: Callable[[str], None] | None = None
         # Set by the worker process: the full name of the function a task runs.
         self.function_name_of: Callable[[TaskSpec], str] | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)

@@ -357,6 +357,11 @@ class Raylet:
             worker.lent = None
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        if body.get("self_exit"):
+            # The actor ends itself (exit_actor()); it waits for this answer, then exits.
+            self.actors.exited(body["actor_id"], body["reason"])
+            conn.reply(msg_id, {})
+            return
         self.actors.kill(body["actor_id"], body.get("reason", "killed"),
                          no_restart=body.get("no_restart", True),
                          graceful=body.get("graceful", False))

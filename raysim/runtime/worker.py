@@ -44,7 +44,9 @@ results.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import gc
 import importlib
 import inspect
 import os
@@ -95,18 +97,24 @@ class _Call:
 def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None:
     """Body of a worker process, right after the zygote forked it. Never returns."""
     code = 0
+    worker = None
     try:
         procutil.die_with_parent(signal.SIGKILL)
         procutil.set_process_name("raysim::Actor" if role == "actor" else "raysim::worker")
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
         procutil.exit_on_sigterm()  # shutdown: write the last events, then go
+        atexit._clear()  # the zygote's exit handlers are not this worker's to run
         if trace.writer() is not None:
             trace.writer().drop_inherited("worker")
         protocol.reset_after_fork()
         _run_setup_hook(session.get("preload", {}).get("worker_process_setup_hook"))
-        Worker(wid, role, actor_id, session).run()
+        worker = Worker(wid, role, actor_id, session)
+        worker.run()
+        worker.goodbye()
     except (SystemExit, KeyboardInterrupt, protocol.ConnectionClosed) as e:
         reason = "shutdown" if isinstance(e, SystemExit) else type(e).__name__
+        if isinstance(e, SystemExit) and worker is not None:
+            worker.goodbye()
         trace.emit("process.stopping", reason=reason)
     except BaseException:  # pragma: no cover - printed to the worker's stderr
         traceback.print_exc()
@@ -150,6 +158,11 @@ class Worker:
         self.functions: dict[str, Any] = {}
         self.actor: Any = None
         self.calls = actor_concurrency.SerialCalls(self)  # how an actor runs its calls
+        # Why the actor is exiting on its own (exit_actor(), __ray_terminate__, sys.exit()),
+        # once it is: every call that ends from then on fails with ActorDiedError.
+        self.exit_reason: str | None = None
+        self._exit_lock = threading.Lock()
+        self.core.on_exit_actor = self.request_exit
         self.actor_calls = 0
         self._state_lock = threading.Lock()  # actor_calls and actor.state, for concurrent calls
         self.actor_arg_refs: list = []
@@ -164,14 +177,19 @@ class Worker:
             if body["kind"] == "exit_worker":
                 self.calls.drain()  # an actor's calls already given to threads or its loop
                 return
+            if body["kind"] == "exit_self":
+                return  # exit_actor(): calls still queued or running are failed, not run
             spec = body["spec"]
+            if spec.kind == "actor_creation":
+                # One at a time, on threads, or on an event loop (actor_concurrency.py). An
+                # async actor's __init__ runs on its loop too, so it may start tasks there.
+                self.calls = actor_concurrency.for_actor(self, spec.descriptor)
+                self.calls.create(spec, body["locations"], body.get("attempt", 0))
+                continue
             if spec.kind == ACTOR_TASK:
                 self.calls.submit(spec, body["locations"], body.get("attempt", 0))
                 continue
             self.execute(spec, body["locations"], body.get("attempt", 0))
-            if spec.kind == "actor_creation" and self.actor is not None:
-                # One at a time, on threads, or on an event loop (actor_concurrency.py).
-                self.calls = actor_concurrency.for_actor(self, spec.descriptor)
 
     def _control_plane_died(self) -> None:
         """I/O thread: the raylet or the GCS is gone, and with it whoever could use what
@@ -227,7 +245,7 @@ class Worker:
                 raise
             call.args, call.kwargs = self._resolve_args(spec, locations)
             if spec.kind == ACTOR_TASK:
-                function = getattr(self.actor, spec.method)
+                function = self._builtin_method(spec.method) or getattr(self.actor, spec.method)
             call.target = function
         except Exception as e:  # the function could not be loaded or an argument read
             self.failed(call, e)
@@ -239,18 +257,33 @@ class Worker:
         spec = call.spec
         call.start_ts = trace.now()
         try:
-            if spec.kind == "actor_creation":
-                self.actor = call.target(*call.args, **call.kwargs)
-                value = None
-            elif spec.kind == ACTOR_TASK:
-                value = call.target(*call.args, **call.kwargs)
-            else:
+            if spec.kind == "task":
                 value = self._run_cancellable(spec, call.target, call.args, call.kwargs)
+            else:
+                value = self.run_actor_code(call)
             self.succeeded(call, value)
         except KeyboardInterrupt as e:  # raysim.cancel interrupted it (see _on_sigint)
             self.interrupted(call, e)
         except Exception as e:  # the user's code raised (or its result could not be sent)
             self.failed(call, e)
+        except SystemExit:
+            if spec.kind == "task":
+                raise  # a task's worker exits, as in Ray
+            self.exited(call)
+
+    def run_actor_code(self, call: _Call) -> Any:
+        """The constructor (the actor is what it returns) or a method."""
+        value = call.target(*call.args, **call.kwargs)
+        if call.spec.kind == "actor_creation":
+            self.actor, value = value, None
+        return value
+
+    def exited(self, call: _Call) -> None:
+        """An actor's code raised SystemExit: exit_actor(), or sys.exit() (Ray takes both
+        for the actor's wish to exit)."""
+        call.end_ts = trace.now()
+        call.ok = False
+        self.request_exit(f"sys.exit() was called in {call.spec.name}")
 
     def succeeded(self, call: _Call, value: Any) -> None:
         call.end_ts = trace.now()
@@ -286,6 +319,13 @@ class Worker:
         core = self.core
         spec, kind = call.spec, call.spec.kind
         self._cancelled.discard(spec.task_id)
+        if self.exit_reason is not None and kind != "task":
+            call.ok = False
+            message = (f"The actor {self.actor_id} exited on purpose while running "
+                       f"{spec.name}: {self.exit_reason}. Its pending and later calls fail. "
+                       f"Tip: create a new actor to go on.")
+            call.results = [["raised", "ActorDiedError", message] for _ in spec.returns]
+            call.retryable = False
         trace.emit("task.execute", ts=call.start_ts, task=spec.task_id, name=spec.name,
                    dur=call.end_ts - call.start_ts, ok=call.ok, actor=spec.actor_id,
                    attempt=call.attempt)
@@ -324,6 +364,45 @@ class Worker:
                 body["error_text"] = call.error_text
             core.send(core.raylet, "task_done", body)
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
+
+    # -- the actor's own end ---------------------------------------------------------------
+
+    def _builtin_method(self, name: str):
+        """The methods every actor has (Ray's): ``__ray_ready__`` answers once the actor is
+        alive; ``__ray_terminate__`` ends it after the calls submitted before it."""
+        if name == "__ray_ready__":
+            return lambda: True
+        if name == "__ray_terminate__":
+            return lambda: self.request_exit("__ray_terminate__ was called")
+        return None
+
+    def request_exit(self, reason: str) -> None:
+        """The actor ends itself (``exit_actor()``, ``__ray_terminate__``, ``sys.exit()``),
+        from whichever thread runs its code: the raylet marks it DEAD for good (no restart)
+        and fails what its callers still wait for; then this process leaves its loop, runs
+        the actor's ``__ray_shutdown__``, ``__del__`` and exit handlers, and exits."""
+        with self._exit_lock:
+            if self.exit_reason is not None:
+                return
+            self.exit_reason = reason
+        self.core.request(self.core.raylet, "kill_actor", {
+            "actor_id": self.actor_id, "reason": reason, "self_exit": True})
+        self._tasks.put({"kind": "exit_self"})
+
+    def goodbye(self) -> None:
+        """A graceful end (out of scope, exit_actor(), shutdown): the user's clean-up runs,
+        as in Ray: the actor's ``__ray_shutdown__`` and ``__del__``, then ``atexit``
+        handlers. A killed process (raysim.kill, a crash) runs none of them."""
+        actor, self.actor = self.actor, None
+        hook = getattr(actor, "__ray_shutdown__", None)
+        try:
+            if callable(hook):
+                hook()
+        except Exception:
+            traceback.print_exc()
+        del actor, hook
+        gc.collect()
+        atexit._run_exitfuncs()
 
     # -- cancellation ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ Versions:
          (what workers need first, the driver's other modules later, between requests);
          owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
          INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
+    1.5  gcs.actor_state cause INTENDED_USER_EXIT: an actor that ended itself
 
 Common fields (every event):
 
@@ -47,7 +48,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -252,7 +253,7 @@ _event("gcs.actor_state", "gcs",
        "An actor's row in the GCS actor table changed state. cause, on RESTARTING and "
        "DEAD, is Ray's ActorDeathCause kind: WORKER_DIED, RAY_KILL, OUT_OF_SCOPE, "
        "CREATION_TASK_ERROR, WORKER_STARTUP_FAILED, OWNER_DIED (the process that created "
-       "it died).",
+       "it died), INTENDED_USER_EXIT (it ended itself: exit_actor(), __ray_terminate__).",
        seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
        class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
        name="str?", reason="str?", handle_object="str?", namespace="str?",
