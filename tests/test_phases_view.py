@@ -192,3 +192,30 @@ def test_timeline_shows_actors_running_in_parallel(tmp_path_factory):
     columns = [{i for i, ch in enumerate(line) if ch == "█"} for line in busy]
     assert any(a & b for i, a in enumerate(columns) for b in columns[i + 1:]), \
         "at least two actors ran at the same time"
+
+
+def test_init_panel_lists_the_processes_it_started_with_their_pids(seed_trace):
+    text = to_text(PhaseView(seed_trace, 1), width=120)
+    assert "Processes started by init" in text
+    pids = {p.proc: p.pid for p in seed_trace.processes() if p.proc != "worker"}
+    for proc in ("driver", "gcs", "raylet", "zygote"):
+        assert re.search(rf"│ {proc} +│ +{pids[proc]} │ RUNNING", text), (proc, text)
+    assert "scheduler and worker" in text and "its object store, shared memory of" in text
+    assert "forks the workers, with what they import loaded ahead (" in text
+    # num_cpus=2: two task workers, idle once up (which may be after init returned).
+    workers = re.findall(r"│ (worker#\d) +│ +\d+ │ (RUNNING|STARTING) +│ task worker", text)
+    assert len(workers) == 2, text
+    assert text.index("Processes started by init") < text.index("What's stored where")
+
+
+def test_shutdown_panel_says_what_shutdown_changed_instead_of_the_tables(seed_trace):
+    text = to_text(PhaseView(seed_trace, 6), width=120)
+    assert "What shutdown changed" in text and "What's stored where" not in text
+    assert "┃ ref_count ┃" not in text and "driver holds" not in text, "no tables repeated"
+    for proc in ("driver", "gcs", "raylet"):
+        assert re.search(rf"│ {proc} +│ +\d+ │ RUNNING │ STOPPING \(shutdown\)", text), text
+    assert len(re.findall(r"│ worker#\d +│ +\d+ │ RUNNING │ STOPPING", text)) == 5, text
+    held = " ".join(text.split("held when shutdown began: ")[1].split())
+    assert re.match(r"GCS: 3 actors, \d objects? and 3 actor handles; object store of node",
+                    held), held
+    assert re.search(r"3 actors' heaps; the driver's \d ObjectRef\(s\)", held.replace("│ ", ""))

@@ -316,3 +316,12 @@ def test_cut_last_line_loads_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load(path)) == 7
+
+
+def test_the_tracer_numbers_puts_from_the_index_the_runtime_gives_them():
+    """labels.py repeats the runtime's first put index (the tracer never imports the
+    runtime): they must agree."""
+    from raysim.runtime.ids import PUT_INDEX_BASE
+    from raysim.trace.labels import PUT_INDEX_BASE as labels_base
+
+    assert labels_base == PUT_INDEX_BASE

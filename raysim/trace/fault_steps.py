@@ -2,7 +2,7 @@
 
 A worker that died, a task retried, cancelled or failed, a GCS or raylet gone, an API call
 refused: each is a step of the phase it hit, in words, on the lifeline of the process that
-recorded it (``FAULT_TEXT``, used by ``sequence.action_text``). Some of them happen outside
+recorded it (``FAULT_TEXT``, used by ``step_text.action_text``). Some of them happen outside
 any driver call (the raylet hears of a worker's death from the zygote, not from a message
 that carries a phase); such an event is drawn in the phase of what it hit: the task or actor
 call the worker was running, and for a dead GCS or raylet, the driver's latest call
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 
+from raysim.trace.index import index_of
 from raysim.trace.labels import Labels
 
 
@@ -152,6 +153,9 @@ def fault_phases(trace) -> dict[int, int]:
     cached = getattr(trace, "_fault_phases", None)
     if cached is not None:
         return cached
+    if not _has_faults(trace):
+        trace._fault_phases = {}
+        return trace._fault_phases
     found: dict[int, int | None] = {}
     submitted: dict[str, int] = {}              # task -> the phase that submitted it
     actor_phase: dict[str, int] = {}            # actor -> the last phase that touched it
@@ -196,3 +200,14 @@ def fault_phases(trace) -> dict[int, int]:
     phases = {i: phase for i, phase in found.items() if phase is not None}
     trace._fault_phases = phases
     return phases
+
+
+def _has_faults(trace) -> bool:
+    """Whether the trace has any event that ``fault_phases`` files (most runs have none, and
+    the pass it makes over every event is then saved)."""
+    index = index_of(trace)
+    if any(index.count(kind) for kind in ("worker.died", "process.exited", "component.died")):
+        return True
+    records = trace.records
+    return any(records[i]["state"] in ("RESTARTING", "DEAD") and records[i].get("phase") is None
+               for i in index.of("gcs.actor_state"))

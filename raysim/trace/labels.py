@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import collections
 
-from raysim.runtime.ids import PUT_INDEX_BASE
+from raysim.trace import schema
+from raysim.trace.index import TraceIndex, index_of
+
+# An object id is its creating task's id and an index; ``put`` numbers its objects from this
+# index on (``raysim/runtime/ids.py``, as Ray's ObjectID does). The tracer reads traces
+# without the runtime, so the number is repeated here (a test checks that they agree).
+PUT_INDEX_BASE = 0x8000
+
+# The event kinds that may name an object, in an ``obj`` field.
+_KINDS_WITH_OBJ = tuple(kind for kind, spec in schema.EVENTS.items() if "obj" in spec.fields)
 
 
 class Labels:
@@ -36,13 +45,23 @@ class Labels:
         self.objects: dict[str, str] = {}
         # (event index, object, size) of each value a worker returned inline to the driver.
         self.inlined: list[tuple[int, str, int]] = []
-        self._build(trace.records)
+        index = index_of(trace)
+        records = trace.records
+        self._name_actors(records, index)
+        self._name_tasks(records, index)
+        self._name_puts(records, index)
+        for i in index.of("gcs.actor_state"):
+            event = records[i]
+            if event.get("handle_object"):
+                self.objects.setdefault(event["handle_object"],
+                                        f"{self.actor(event['actor'])} handle")
 
-    def _build(self, records) -> None:
+    def _name_actors(self, records, index: TraceIndex) -> None:
+        """Workers by their process names, actors per class in order of creation."""
         per_class: collections.Counter = collections.Counter()
-        per_function: collections.Counter = collections.Counter()
-        submitted = []
-        for event in records:
+        for i in index.of("process.started", "worker.registered", "task.submitted",
+                          "gcs.actor_state"):
+            event = records[i]
             ev = event["ev"]
             if ev == "process.started" and event.get("wid"):
                 self.workers.setdefault(event["wid"], self.processes.get(event["pid"], "?"))
@@ -50,7 +69,6 @@ class Labels:
                 self.workers.setdefault(event["wid"],
                                         self.processes.get(event["worker_pid"], event["role"]))
             elif ev == "task.submitted":
-                submitted.append(event)
                 if event["task_kind"] == "actor_creation" and event["actor"] not in self.actors:
                     per_class[event["name"]] += 1
                     self.actors[event["actor"]] = f"{event['name']}#{per_class[event['name']]}"
@@ -59,10 +77,15 @@ class Labels:
                 per_class[event["class_name"]] += 1
                 self.actors[event["actor"]] = (f"{event['class_name']}"
                                                f"#{per_class[event['class_name']]}")
+
+    def _name_tasks(self, records, index: TraceIndex) -> None:
+        """Tasks and their return values, and the values returned inline to the driver."""
+        submitted = [records[i] for i in index.of("task.submitted")]
         # Calls per (actor, method): a method called once needs no number.
         calls = collections.Counter((e["actor"], e["name"]) for e in submitted
                                     if e["task_kind"] == "actor_task")
         seen: collections.Counter = collections.Counter()
+        per_function: collections.Counter = collections.Counter()
         for event in submitted:
             task, name = event["task"], event["name"]
             if event["task_kind"] == "actor_creation":
@@ -83,23 +106,21 @@ class Labels:
                 self.objects.setdefault(object_id, label + suffix)
         driver_pids = {pid for pid, name in self.processes.items() if name == "driver"}
         driver_returns = {o for e in submitted if e["pid"] in driver_pids for o in e["returns"]}
-        for index, event in enumerate(records):
-            if event["ev"] == "object.inlined" and event["obj"] in driver_returns:
-                self.inlined.append((index, event["obj"], event["size"]))
+        for i in index.of("object.inlined"):
+            event = records[i]
+            if event["obj"] in driver_returns:
+                self.inlined.append((i, event["obj"], event["size"]))
+
+    def _name_puts(self, records, index: TraceIndex) -> None:
+        """put#1, put#2, ... in the order the trace first names each put object."""
         puts = 0
-        for event in records:
-            object_id = event.get("obj")
+        for i in index.of(*_KINDS_WITH_OBJ):
+            object_id = records[i].get("obj")
             if not object_id or object_id in self.objects:
-                continue
-            if event["ev"] == "gcs.actor_state":
                 continue
             if _index(object_id) >= PUT_INDEX_BASE:
                 puts += 1
                 self.objects[object_id] = f"put#{puts}"
-        for event in records:
-            if event["ev"] == "gcs.actor_state" and event.get("handle_object"):
-                self.objects.setdefault(event["handle_object"],
-                                        f"{self.actor(event['actor'])} handle")
 
     @classmethod
     def of(cls, trace) -> "Labels":

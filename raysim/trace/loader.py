@@ -55,11 +55,12 @@ import os
 import warnings
 from functools import partial
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, NamedTuple
 
 import orjson
 
 from raysim.trace import schema, state
+from raysim.trace.index import TraceIndex, index_of
 from raysim.trace.views import TraceViews
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class Trace(TraceViews):
         self._events: pandas.DataFrame | None = None
         self._phases: list[Phase] | None = None
         self._history: state.History | None = None
+        self._index: TraceIndex | None = None  # made by index_of(trace) on first use
 
     def __len__(self) -> int:
         return len(self.records)
@@ -144,18 +146,15 @@ class Trace(TraceViews):
 
     def phases(self) -> list[Phase]:
         if self._phases is None:
-            self._phases = _phases(self.records)
+            self._phases = _phases(self.records, index_of(self).of("phase.begin"))
         return list(self._phases)
 
     def processes(self) -> list[Process]:
-        """Every (proc, node, pid) that emitted an event, in order of first appearance."""
-        roles: dict[tuple[str, int], str | None] = {}
-        seen: dict[tuple[str, str, int], None] = {}
-        for event in self.records:
-            seen[(event["proc"], event["node"], event["pid"])] = None
-            if event["ev"] == "process.started":
-                roles[(event["node"], event["pid"])] = event.get("role")
-        return [Process(proc, node, pid, roles.get((node, pid))) for proc, node, pid in seen]
+        """Every process that emitted an event, in order of first appearance."""
+        records, index = self.records, index_of(self)
+        roles = {records[i]["pid"]: records[i].get("role") for i in index.of("process.started")}
+        firsts = [records[i] for i in sorted(index.first_of_pid.values())]
+        return [Process(e["proc"], e["node"], e["pid"], roles.get(e["pid"])) for e in firsts]
 
     def process_names(self) -> dict[int, str]:
         """pid -> the short name every view uses: driver, gcs, raylet, zygote, worker#1,
@@ -189,6 +188,9 @@ class Trace(TraceViews):
 # CPU's cache when their timestamps are gathered.
 _CHUNK_BYTES = 64 * 1024
 
+# load(progress=...) is told how far it got once per this many chunks (2 MB).
+_PROGRESS_EVERY = 32
+
 # A line's skeleton is the line with every digit turned into 0 (see the module docstring).
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 # orjson decodes an integer too big for 64 bits as a float: one of 20 digits or more (19 if
@@ -209,9 +211,10 @@ def _schema_names() -> set[str]:
 _SKELETONS_SOUND = not any(char.isdigit() for name in _schema_names() for char in name)
 
 
-def load(path: str | os.PathLike) -> Trace:
+def load(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> Trace:
     """Read, validate and time-order a raysim trace. Raises ``schema.TraceFormatError``
-    naming the file and line of the first bad event."""
+    naming the file and line of the first bad event. ``progress(bytes_read)``, if given,
+    is called every few megabytes (``raysim trace`` draws a progress bar with it)."""
     name = os.fspath(path)
     with _open(name) as f:
         header_line = _check_header(name, f)
@@ -222,7 +225,7 @@ def load(path: str | os.PathLike) -> Trace:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            records, times, tail = _decode(name, f)
+            records, times, tail = _decode(name, f, progress)
         finally:
             if collecting:
                 gc.enable()
@@ -310,7 +313,8 @@ def _find_header(f: BinaryIO) -> tuple[int, Event] | str:
     return "is empty" if blank else "has no trace.header event"
 
 
-def _decode(name: str, f: BinaryIO) -> tuple[list[Event], list[int], bytes]:
+def _decode(name: str, f: BinaryIO, progress: Callable[[int], None] | None = None
+            ) -> tuple[list[Event], list[int], bytes]:
     """Decode and check every whole line, a chunk at a time. Returns the events in file
     order, their timestamps (gathered now, while each event is still in the CPU's cache:
     reading them again later cost more than the sort), and what follows the last newline."""
@@ -319,12 +323,16 @@ def _decode(name: str, f: BinaryIO) -> tuple[list[Event], list[int], bytes]:
     skeletons: set[bytes] = set()  # of lines already checked in this file
     chunks = _chunks(f)
     chunk = next(chunks)
-    for following in chunks:  # so that the last, unfinished line is left in ``chunk``
+    done = 0
+    for n, following in enumerate(chunks):  # the last, unfinished line is left in ``chunk``
         events = _decode_chunk(chunk, skeletons)
         if events is None:
             _raise_first_error(name, chunk, len(records) + 1)
         records += events
         times += map(_get_ts, events)
+        done += len(chunk) + 1
+        if progress is not None and n % _PROGRESS_EVERY == 0:
+            progress(done)
         chunk = following
     return records, times, chunk
 
@@ -444,8 +452,7 @@ def _sort_by_ts(records: list[Event], times: list[int]) -> None:
 # Phases
 
 
-def _phases(records: list[Event]) -> list[Phase]:
-    begins = [i for i, event in enumerate(records) if event["ev"] == "phase.begin"]
+def _phases(records: list[Event], begins: list[int]) -> list[Phase]:
     phases = []
     for n, first in enumerate(begins):
         last = begins[n + 1] - 1 if n + 1 < len(begins) else len(records) - 1

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from raysim.trace.limits import BOUNDED, MORE, Limits
+
 _COLUMNS = ["index", "ts", "phase", "api", "obj", "change", "holder", "ref_type", "count"]
 
 
 def history_rows(trace, obj: str | None = None) -> list[dict]:
     """One dict per holder added or removed (``gcs.ref_added`` / ``gcs.ref_removed``), with
     the count after it; ``obj`` keeps one object's rows."""
+    from raysim.trace.index import index_of
+
     phase_api = {p.number: p.api for p in trace.phases()}
     rows = []
-    for index, event in enumerate(trace.records):
+    records = trace.records
+    for index in index_of(trace).of("gcs.ref_added", "gcs.ref_removed"):
+        event = records[index]
         ev = event["ev"]
-        if ev not in ("gcs.ref_added", "gcs.ref_removed"):
-            continue
         if obj is not None and event["obj"] != obj:
             continue
         added = ev == "gcs.ref_added"
@@ -44,19 +48,36 @@ def ref_count_history(trace, obj: str | None = None):
     return pd.DataFrame(history_rows(trace, obj), columns=_COLUMNS)
 
 
-def ref_count_table(trace, obj: str, title: str | None = None, labels=None) -> Table:
-    """The history of one object's count, as a rich table for the terminal."""
+def ref_count_table(trace, obj: str, title: str | None = None, labels=None,
+                    limits: Limits = BOUNDED) -> Table:
+    """The history of one object's count, as a rich table for the terminal. A history
+    longer than ``limits.history_rows`` shows its beginning (how the count rose: the
+    founding document's 1 -> 4) and its last few changes, and counts the changes between."""
     from raysim.trace.labels import Labels
 
     labels = labels or Labels.of(trace)
-    history = history_rows(trace, obj)
+    history = list(enumerate(history_rows(trace, obj), 1))
     table = Table(title=title or f"reference count of {labels.obj(obj)}", title_justify="left")
     for column in ("#", "driver call", "change", "holder", "reference type", "count"):
         table.add_column(column)
-    for n, row in enumerate(history, 1):
-        table.add_row(str(n), row["api"] or "", row["change"], labels.holder(row["holder"]),
-                      row["ref_type"] or "", str(row["count"]))
+    limit = limits.history_rows
+    tail: list = []
+    if limit is not None and len(history) > limit:
+        keep_last = min(3, limit // 4)
+        history, tail = history[:limit - keep_last - 1], history[len(history) - keep_last:]
+    for n, row in history:
+        _add_row(table, n, row, labels)
+    if tail:
+        table.add_row("", MORE.format(n=tail[0][0] - history[-1][0] - 1) + " changes", "", "",
+                      "", "", style="dim")
+    for n, row in tail:
+        _add_row(table, n, row, labels)
     return table
+
+
+def _add_row(table: Table, n: int, row: dict, labels) -> None:
+    table.add_row(str(n), row["api"] or "", row["change"], labels.holder(row["holder"]),
+                  row["ref_type"] or "", str(row["count"]))
 
 
 class RefCounts:

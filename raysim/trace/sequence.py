@@ -29,9 +29,14 @@ import dataclasses
 from rich.console import Group
 from rich.text import Text
 
-from raysim.trace.fault_steps import FAULT_TEXT, fault_phases
+from raysim.trace.fault_steps import fault_phases
+from raysim.trace.index import index_of
 from raysim.trace.labels import Labels
 from raysim.trace.render import RichView
+from raysim.trace import step_kinds
+from raysim.trace.limits import UNBOUNDED, Limits
+from raysim.trace.step_kinds import Fold, Step, StepKind
+from raysim.trace.step_text import action_text, message_text, ms_text, size_text
 
 
 @dataclasses.dataclass
@@ -45,18 +50,6 @@ class PhaseGroup:
     last_index: int  # the group's last event (any process), where its tables are read
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One numbered step of a phase: a message (``dst`` set) or an action of ``src``."""
-
-    number: int
-    index: int  # the event's position in the trace
-    ts: int
-    src: str
-    dst: str | None
-    text: str
-
-
 # Events that change the tables of "What's stored where" (messages and process bookkeeping
 # do not): a group's snapshot is taken once the last of these it caused has happened.
 _TABLE_EVENTS = ("gcs.", "object_store.", "actor.state", "ref.", "task.submitted")
@@ -64,16 +57,18 @@ _TABLE_EVENTS = ("gcs.", "object_store.", "actor.state", "ref.", "task.submitted
 
 def phase_groups(trace) -> list[PhaseGroup]:
     """The trace's phases, numbered from 1 as every view numbers them. Computed once per
-    trace (one pass over its events) and kept on it: every view asks."""
+    trace (from its index, ``index.py``) and kept on it: every view asks."""
     cached = getattr(trace, "_phase_groups", None)
     if cached is not None:
         return cached
     groups: list[PhaseGroup] = []
     last_event_of: dict[int, int] = {}
-    for i, event in enumerate(trace.records):
-        phase = event.get("phase")
-        if phase is not None and event["ev"].startswith(_TABLE_EVENTS):
-            last_event_of[phase] = i
+    index, records = index_of(trace), trace.records
+    for kind in index.kinds_starting(_TABLE_EVENTS):
+        for i in index.by_kind[kind]:
+            phase = records[i].get("phase")
+            if phase is not None and i > last_event_of.get(phase, -1):
+                last_event_of[phase] = i
     for phase in trace.phases():
         # At least until the driver moved on; later if the call's effects came later.
         last = max(last_event_of.get(phase.number, 0), phase.last_index)
@@ -97,104 +92,6 @@ def phase_group(trace, number: int) -> PhaseGroup:
     return groups[number - 1]
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
-def _ms(ns: int) -> str:
-    return f"{ns / 1e6:.1f} ms"
-
-
-_GET_PATHS = {"inline": "inline, from the owner's memory",
-              "local_store": "deserialized from the store"}
-
-
-def action_text(event, labels: Labels) -> str | None:
-    """What one event did, in words; None for events that are not steps."""
-    ev = event["ev"]
-    obj = labels.obj(event.get("obj"))
-    if ev == "object.serialized":
-        what = obj or "the arguments"
-        return f"serialize {what} ({_size(event['size'])}, {_ms(event['dur'])})"
-    if ev == "object_store.create":
-        return f"store allocates {obj} ({_size(event['size'])})"
-    if ev == "object_store.written":
-        return f"write {obj} into the shared-memory store ({_ms(event['dur'])})"
-    if ev == "object_store.sealed":
-        return f"store seals {obj}: readers may map it"
-    if ev == "object_store.deleted":
-        return f"store deletes {obj} ({event['reason']})"
-    if ev == "object_store.spilled":
-        return f"store spills {obj} to disk to make room ({_size(event['size'])}, " \
-               f"{_ms(event['dur'])})"
-    if ev == "object_store.restored":
-        return f"store restores {obj} from disk ({_size(event['size'])}, {_ms(event['dur'])})"
-    if ev == "object_store.evicted":
-        return f"store evicts {obj} to make room (its copy on disk remains)"
-    if ev == "object_store.full":
-        return f"store has no room for {obj} ({_size(event['size'])}): {event['reason']}"
-    if ev == "gcs.object_added":
-        return f"GCS object table: {obj} at node {event['location'][:8]}"
-    if ev == "gcs.object_freed":
-        return f"GCS: {obj} has no references left; free it"
-    if ev == "gcs.object_lost":
-        why = "its owner died" if event["cause"] == "OWNER_DIED" else "freed already"
-        return f"GCS: {obj} is lost ({why}); readers get an error"
-    if ev == "gcs.ref_added":
-        return (f"GCS: {obj} ref_count={event['count']} "
-                f"(+{labels.holder(event['holder'])} {event['ref_type']})")
-    if ev == "gcs.ref_removed":
-        return f"GCS: {obj} ref_count={event['count']} (-{labels.holder(event['holder'])})"
-    if ev == "gcs.actor_state":
-        where = labels.proc(event.get("worker_pid")) if event.get("worker_pid") else ""
-        reason = f" ({event['reason']})" if event.get("reason") else ""
-        restart = f", restart {event['num_restarts']}" \
-            if event["state"] == "RESTARTING" and event.get("num_restarts") else ""
-        return (f"GCS actor table: {labels.actor(event['actor'])} {event['state']}"
-                + (f" on {where}" if where else "") + restart + reason)
-    if ev == "scheduler.decision":
-        target = labels.workers.get(event.get("wid") or "", "")
-        return (f"scheduler: {labels.task(event['task'])} {event['decision']}"
-                + (f" -> {target}" if target else ""))
-    if ev == "raylet.actor_lookup":
-        return (f"look up {labels.actor(event['actor'])}: on "
-                f"{labels.workers.get(event['wid'], event['wid'])}")
-    if ev == "function.loaded":
-        return f"load {event['name']} from the GCS ({_size(event['size'])})"
-    if ev == "task.args_resolved":
-        objs = ", ".join(labels.obj(o) for o in event["objs"])
-        return f"resolve arguments {objs}" if objs else None
-    if ev == "task.execute":
-        ok = "" if event["ok"] else ", raised"
-        return f"run {labels.task(event['task'])} ({_ms(event['dur'])}{ok})"
-    if ev == "actor.state":
-        attrs = ", ".join(f"{k}={v}" for k, v in event["attrs"].items()
-                          if len(str(v)) <= 24)
-        return f"heap of {labels.actor(event['actor'])}: {attrs}" if attrs else None
-    if ev == "object.inlined":
-        return (f"{obj} goes back inline ({_size(event['size'])} < "
-                f"{_size(event['threshold'])})")
-    if ev == "object.get":
-        how = "zero-copy from the store" if event["zero_copy"] else \
-            _GET_PATHS.get(event["path"], event["path"])
-        return f"get {obj} ({_size(event['size'])}, {how})"
-    if ev == "object.promoted":
-        return f"copy {obj} into the store (passed on by reference)"
-    if ev in FAULT_TEXT:
-        return FAULT_TEXT[ev](event, labels)
-    return None
-
-
-def message_text(event, labels: Labels) -> str:
-    about = [labels.task(event.get("task")) or labels.obj(event.get("obj"))
-             or labels.actor(event.get("actor"))]
-    about = [a for a in about if a]
-    return f"{event['kind']}{' ' + about[0] if about else ''} ({_size(event['size'])})"
-
-
 def group_indices(trace, group: PhaseGroup) -> list[int]:
     """The indices of the group's events, in time order: those of its phases, and the fault
     events filed under them (``fault_phases``)."""
@@ -204,17 +101,18 @@ def group_indices(trace, group: PhaseGroup) -> list[int]:
 
 
 def _events_by_phase(trace) -> dict[int, list[int]]:
-    """Phase number -> the indices of its events, from one pass over the trace (kept on it):
-    a run's panels then cost their own events each, not a pass over the trace each."""
+    """Phase number -> the indices of its events and of the fault events filed under it,
+    made once (kept on the trace): a run's panels then cost their own events each, not a
+    pass over the trace each."""
     cached = getattr(trace, "_events_by_phase", None)
     if cached is not None:
         return cached
-    attributed = fault_phases(trace)  # only events without a phase of their own
-    by_phase: dict[int, list[int]] = {}
-    for index, event in enumerate(trace.records):
-        phase = attributed.get(index, event.get("phase"))
-        if phase is not None:
-            by_phase.setdefault(phase, []).append(index)
+    by_phase = dict(index_of(trace).by_phase)
+    filed: dict[int, list[int]] = {}
+    for index, phase in fault_phases(trace).items():  # events without a phase of their own
+        filed.setdefault(phase, []).append(index)
+    for phase, indices in filed.items():
+        by_phase[phase] = sorted([*by_phase.get(phase, ()), *indices])
     trace._events_by_phase = by_phase
     return by_phase
 
@@ -243,15 +141,25 @@ class SequenceDiagram(RichView):
     """A phase's steps as a text sequence diagram (a rich renderable).
 
     One column per process that takes part, in the order driver, gcs, raylet, zygote,
-    workers; ``max_steps`` caps the rows (the rest are counted)."""
+    workers. Every step is drawn, unless ``limits`` (or ``max_steps``, which caps the rows
+    only) bound the diagram: see ``step_kinds.py`` for what is drawn, folded and counted."""
 
     def __init__(self, trace, group: PhaseGroup, labels: Labels | None = None,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, limits: Limits | None = None) -> None:
         self.labels = labels or Labels.of(trace)
-        self.steps = steps(trace, group, self.labels)
-        self.max_steps = max_steps
+        if limits is None:
+            limits = dataclasses.replace(UNBOUNDED, steps=max_steps)
+        self.plan = step_kinds.plan(trace, group.numbers, _events_by_phase(trace),
+                                    self.labels, limits)
+        self.limits = limits
+        self.steps = [row for row in self.plan.rows if isinstance(row, Step)]
+        # A lane for every process that takes part: in the steps drawn, and in those only
+        # counted, unless they are other calls' (a phase of many calls shows one).
         order = list(dict.fromkeys(self.labels.processes.values()))
-        used = {s.src for s in self.steps} | {s.dst for s in self.steps if s.dst}
+        used = {r.src for r in self.plan.rows} | {r.dst for r in self.plan.rows if r.dst}
+        if not self.plan.other_calls:
+            for kind in self.plan.rest:
+                used.update(kind.srcs, kind.dsts)
         self.lanes = [name for name in order if name in used] + \
             sorted(used - set(order))
 
@@ -261,21 +169,45 @@ class SequenceDiagram(RichView):
         return Group(self.text())
 
     def text(self) -> Text:
-        if not self.steps:
+        plan = self.plan
+        if not plan.rows and not plan.rest:
             return Text("(no steps)")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if plan.rows:
+            self._draw_rows(text)
+        if plan.other_calls:
+            calls = "call" if plan.other_calls == 1 else "calls"
+            text.append(f"the other {plan.other_calls:,} {calls}: {plan.rest_count:,} steps, "
+                        f"by kind\n", style="dim")
+            _kinds(text, plan.rest, self.limits)
+        elif plan.rest_count and (self.limits.steps is None
+                                  or plan.rest_count <= self.limits.steps):
+            text.append(f"... and {plan.rest_count:,} more steps\n", style="dim")
+        elif plan.rest_count:
+            text.append(f"... and {plan.rest_count:,} more steps, by kind\n", style="dim")
+            _kinds(text, plan.rest, self.limits)
+        text.rstrip()
+        return text
+
+    def _draw_rows(self, text: Text) -> None:
         width = max(len(name) for name in self.lanes) + 2
         centre = {name: i * width + width // 2 for i, name in enumerate(self.lanes)}
         total = width * len(self.lanes)
-        number_width = len(str(len(self.steps))) + 2
-        text = Text(no_wrap=True, overflow="ellipsis")
+        number_width = len(str(self.plan.total)) + 2
         header = "".join(name.center(width) for name in self.lanes)
         text.append(" " * number_width + header + "\n", style="bold")
-        shown = self.steps if self.max_steps is None else self.steps[:self.max_steps]
-        for step in shown:
+        for step in self.plan.rows:
             row = [" "] * total
             for name in self.lanes:
                 row[centre[name]] = "│"
             a = centre[step.src]
+            if isinstance(step, Fold):
+                row[a] = "⋮"
+                text.append(" " * number_width)
+                text.append("".join(row))
+                text.append(f" … {step.kind.count:,} more like this (to step "
+                            f"{step.last:,}{_totals(step.kind)})\n", style="dim")
+                continue
             if step.dst is None or step.dst == step.src:
                 row[a] = "●"
             else:
@@ -288,16 +220,12 @@ class SequenceDiagram(RichView):
             text.append(f"{step.number}.".rjust(number_width - 1) + " ", style="dim")
             text.append("".join(row))
             text.append(" " + step.text + "\n")
-        if len(shown) < len(self.steps):
-            text.append(f"... and {len(self.steps) - len(shown)} more steps\n", style="dim")
-        text.rstrip()
-        return text
 
     def plain(self) -> str:
         return self.text().plain
 
     def figure(self):
-        return sequence_figure(self.steps, self.lanes)
+        return sequence_figure(self.steps, self.lanes, total=self.plan.total)
 
     def _repr_png_(self) -> bytes:
         from raysim.trace.figures import png_bytes
@@ -305,8 +233,10 @@ class SequenceDiagram(RichView):
         return png_bytes(self.figure())
 
 
-def sequence_figure(steps: list[Step], lanes: list[str], max_steps: int = 80):
-    """The steps as a matplotlib figure: lifelines down, arrows across, labels beside."""
+def sequence_figure(steps: list[Step], lanes: list[str], max_steps: int = 80,
+                    total: int | None = None):
+    """The steps as a matplotlib figure: lifelines down, arrows across, labels beside.
+    ``total``: how many steps the phase has, when ``steps`` are only some of them."""
     from matplotlib.figure import Figure
 
     shown = steps[:max_steps]
@@ -331,7 +261,28 @@ def sequence_figure(steps: list[Step], lanes: list[str], max_steps: int = 80):
     ax.set_xlim(-0.6, len(lanes) + 4.5)
     ax.set_ylim(n + 0.8, -0.6)
     ax.axis("off")
-    if len(steps) > n:
-        ax.text(right, n + 0.6, f"... and {len(steps) - n} more steps", fontsize=8,
-                color="0.4")
+    more = (len(steps) if total is None else total) - n
+    if more > 0:
+        ax.text(right, n + 0.6, f"... and {more:,} more steps", fontsize=8, color="0.4")
     return fig
+
+
+def _totals(kind: StepKind) -> str:
+    parts = [size_text(kind.nbytes)] if kind.nbytes else []
+    parts += [ms_text(kind.dur)] if kind.dur else []
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _kinds(text: Text, kinds: list[StepKind], limits: Limits) -> None:
+    """Steps counted by kind, one line each: how many, who, what, bytes and time."""
+    shown = kinds if limits.step_kinds is None else kinds[:limits.step_kinds]
+    who = max((len(kind.who()) for kind in shown), default=0)
+    what = max((len(kind.what) for kind in shown), default=0)
+    for kind in shown:
+        text.append(f"{kind.count:>9,} × {kind.who():<{who}}  {kind.what:<{what}}")
+        text.append(f"  {size_text(kind.nbytes) if kind.nbytes else '':>8}"
+                    f"  {ms_text(kind.dur) if kind.dur else ''}".rstrip() + "\n")
+    if len(shown) < len(kinds):
+        more = kinds[len(shown):]
+        text.append(f"… and {len(more):,} more kinds of step "
+                    f"({sum(k.count for k in more):,} steps)\n", style="dim")

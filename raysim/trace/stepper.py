@@ -48,7 +48,8 @@ def describe(event: dict, labels: Labels) -> str:
     return f"{event['ev']}" + (f" ({fields})" if fields else "")
 
 
-def _row_lines(view: StoredWhere) -> set[str]:
+def row_lines(view: StoredWhere) -> set[str]:
+    """Every row of every table, one line each (what a step adds or removes)."""
     lines = set()
     for table, rows in view.rows().items():
         for row in rows:
@@ -86,9 +87,9 @@ class Stepper:
             if previous is not None and previous[0] == index - 1:
                 before = previous[1]  # consecutive events: no need to rebuild the tables
             else:
-                before = _row_lines(StoredWhere(self.trace, index - 1, self.labels)) \
+                before = row_lines(StoredWhere(self.trace, index - 1, self.labels)) \
                     if index > 0 else set()
-            after = _row_lines(StoredWhere(self.trace, index, self.labels))
+            after = row_lines(StoredWhere(self.trace, index, self.labels))
             previous = (index, after)
             head = Text()
             head.append(f"{n}/{len(self)} ", style="dim")
