@@ -1,13 +1,18 @@
 """The ``raysim`` command line.
 
-``raysim trace [--out DIR] [--png] [--chrome] [--phase N] SCRIPT [ARGS...]`` runs a Ray
-script on raysim, unmodified (``import ray`` means raysim while it runs), writes its trace
-to ``DIR/trace.jsonl`` and prints what happened, phase by phase. Options come before the
-script, as with ``python -m cProfile``; everything after the script is the script's own argv.
+``raysim trace [--out DIR] [--png] [--chrome] [--phase N] [--all] SCRIPT [ARGS...]`` runs a
+Ray script on raysim, unmodified (``import ray`` means raysim while it runs), writes its
+trace to ``DIR/trace.jsonl`` and prints what happened, phase by phase. Options come before
+the script, as with ``python -m cProfile``; everything after the script is the script's own
+argv. What it prints is bounded (about 300 lines, whatever the run: ``trace/limits.py``);
+``--all`` prints every phase, step and row.
 
-``raysim replay TRACE [--phase N] [--step]`` prints a saved trace the same way, or walks it
-one event at a time; ``raysim export TRACE --format chrome|parquet|csv`` converts one
-(``--chrome`` on ``trace`` does it right away).
+``raysim replay TRACE [--phase N] [--step] [--all]`` prints a saved trace the same way, or
+walks it one event at a time; ``raysim export TRACE --format chrome|parquet|csv`` converts
+one (``--chrome`` on ``trace`` does it right away).
+
+Long work shows progress on a terminal's stderr: a script running for more than a couple of
+seconds, a large trace loading, the views being prepared. Nothing of it reaches stdout.
 
 Bad input (a script that does not exist, a trace that is not one) gets a one-line error and
 a non-zero exit code, never a Python traceback of raysim's own.
@@ -16,6 +21,8 @@ a non-zero exit code, never a Python traceback of raysim's own.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import runpy
@@ -44,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                             "DIR/sequence-phase-N.png")
     trace.add_argument("--phase", type=int, metavar="N",
                        help="show only phase N (the numbers of the phase panels)")
+    trace.add_argument("--all", action="store_true", dest="show_all",
+                       help="show every phase, step and table row (by default a long run "
+                            "is summarised to about 300 lines)")
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
@@ -54,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("trace", metavar="TRACE", help="the trace file")
     replay.add_argument("--phase", type=int, metavar="N",
                         help="show only phase N (the numbers of the phase panels)")
+    replay.add_argument("--all", action="store_true", dest="show_all",
+                        help="show every phase, step and table row (by default a long run "
+                             "is summarised to about 300 lines)")
     replay.add_argument("--step", action="store_true",
                         help="walk the trace (or phase N) one event at a time: Enter shows "
                              "the next event and what it changed, q quits")
@@ -67,33 +80,37 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.command == "trace":
         return trace_command(options.script, options.args, options.out, options.chrome,
-                             options.png, options.phase)
+                             options.png, options.phase, options.show_all)
     if options.command == "export":
         return export_command(options.trace, options.format, options.output)
     if options.command == "replay":
         if options.step:
             return step_command(options.trace, options.phase)
-        return 0 if show_trace(options.trace, options.phase) else 1
+        return 0 if show_trace(options.trace, options.phase, options.show_all) else 1
     parser.print_help()
     return 0
 
 
 def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = False,
-                  png: bool = False, phase: int | None = None) -> int:
+                  png: bool = False, phase: int | None = None, show_all: bool = False) -> int:
     if not os.path.isfile(script):
         print(f"raysim: error: no script {script!r} (it does not exist or is not a file)",
               file=sys.stderr)
         return 2
+    # Every path is resolved now, against the directory raysim was started in: the script
+    # may change directory (the founding example does), and the trace, the figures and the
+    # Chrome trace are written after it ran.
+    out_dir = os.path.abspath(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         print(f"raysim: error: cannot create the output directory {out_dir!r}: {e.strerror}",
               file=sys.stderr)
         return 2
-    trace_path = os.path.abspath(os.path.join(out_dir, "trace.jsonl"))
+    trace_path = os.path.join(out_dir, "trace.jsonl")
     code = run_script(script, args, trace_path)
     if os.path.exists(trace_path):
-        trace = show_trace(trace_path, phase)
+        trace = show_trace(trace_path, phase, show_all)
         print(f"raysim: trace written to {trace_path}", file=sys.stderr)
         if chrome:
             export_command(trace_path, "chrome", os.path.join(out_dir, "trace.chrome.json"))
@@ -152,29 +169,60 @@ def _load_or_say(trace_path: str):
         print(f"raysim: error: no trace file {trace_path!r}", file=sys.stderr)
         return None
     try:
-        return load(trace_path)
+        with progress_bar("loading the trace", os.path.getsize(trace_path)) as advance:
+            return load(trace_path, progress=advance)
     except (ValueError, OSError) as e:
         print(f"raysim: error: {e}", file=sys.stderr)  # names the file, the line, the fault
         return None
 
 
-def show_trace(trace_path: str, phase: int | None = None):
+def show_trace(trace_path: str, phase: int | None = None, show_all: bool = False):
     """Print the run phase by phase: code line, steps, what is stored where. Returns the
     loaded trace, or None when it could not be shown (the error is printed)."""
     from rich.console import Console
 
     from raysim.trace import phases_view
+    from raysim.trace.limits import BOUNDED, UNBOUNDED
 
     trace = _load_or_say(trace_path)
     if trace is None:
         return None
-    try:
-        view = phases_view.RunView(trace, phase)
-    except ValueError as e:  # no such phase
-        print(f"raysim: error: {e}", file=sys.stderr)
-        return None
-    Console().print(view)
+    console = Console()
+    # The view is rendered first, while a progress bar on stderr says how far it got, and
+    # then printed at once: the bar and the view would garble each other on one terminal.
+    with progress_bar("preparing the views", None) as advance:
+        try:
+            view = phases_view.RunView(trace, phase, limits=UNBOUNDED if show_all else BOUNDED,
+                                       on_panel=lambda done, total: advance(done, total))
+        except ValueError as e:  # no such phase
+            print(f"raysim: error: {e}", file=sys.stderr)
+            return None
+        buffer = io.StringIO()
+        Console(file=buffer, width=console.width, color_system=console.color_system,
+                force_terminal=console.is_terminal, legacy_windows=False).print(view)
+    sys.stdout.write(buffer.getvalue())
+    sys.stdout.flush()
     return trace
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, total: int | None):
+    """A transient progress bar on a terminal's stderr; ``advance(done, total=None)`` moves
+    it. Nothing when stderr is not a terminal (a test, a pipe): stdout stays the view."""
+    if not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("raysim: {task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+
+        def advance(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, **({"total": total} if total else {}))
+
+        yield advance
 
 
 def step_command(trace_path: str, phase: int | None) -> int:
@@ -249,27 +297,24 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
 
 
 class _Progress:
-    """A one-line status on a terminal's stderr while the script runs: the driver call it is
-    in and how big the trace has grown. The script's own prints appear above it (rich
-    redirects the driver's stdout and stderr while the status shows). Nothing when stderr is
-    not a terminal."""
+    """A one-line status on a terminal's stderr once the script has run for a couple of
+    seconds: the driver call it is in and how big the trace has grown. The script's own
+    prints appear above it (rich redirects the driver's stdout and stderr while the status
+    shows). Nothing when stderr is not a terminal, nor for a script that ends sooner."""
+
+    AFTER_S = 2.0  # a script that ends sooner shows no status
 
     def __init__(self, script: str, trace_path: str) -> None:
         self.script, self.trace_path = os.path.basename(script), trace_path
-        self.status = None
+        self.thread = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
             return self
         import threading
 
-        from rich.console import Console
-
-        self.status = Console(stderr=True).status(self._line())
-        self.status.start()
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._update, daemon=True,
-                                       name="raysim-progress")
+        self.thread = threading.Thread(target=self._run, daemon=True, name="raysim-progress")
         self.thread.start()
         return self
 
@@ -285,15 +330,23 @@ class _Progress:
                 + (f", driver call {phase}" if phase is not None else "")
                 + f", trace {size / 1e6:.1f} MB")
 
-    def _update(self) -> None:
-        while not self.stop.wait(0.25):
-            self.status.update(self._line())
+    def _run(self) -> None:
+        from rich.console import Console
+
+        if self.stop.wait(self.AFTER_S):
+            return
+        status = Console(stderr=True).status(self._line())
+        status.start()
+        try:
+            while not self.stop.wait(0.25):
+                status.update(self._line())
+        finally:
+            status.stop()
 
     def __exit__(self, *exc) -> None:
-        if self.status is not None:
+        if self.thread is not None:
             self.stop.set()
             self.thread.join()
-            self.status.stop()
 
 
 def _print_script_traceback(error: BaseException, script: str) -> None:

@@ -174,3 +174,34 @@ def test_export_writes_chrome_parquet_and_csv(tmp_path):
     assert len(pd.read_csv(tmp_path / "e.csv")) == lines
     bad = _raysim("export", str(tmp_path / "nope"), "--format", "csv")
     assert bad.returncode == 1 and "no trace file" in bad.stderr
+
+
+def test_relative_paths_are_resolved_before_a_script_that_changes_directory(tmp_path):
+    """The founding example changes directory; --out, --png and --chrome still land where
+    they were asked for, relative to where raysim was started."""
+    script = tmp_path / "job.py"
+    (tmp_path / "elsewhere").mkdir()
+    script.write_text("import os\nimport ray\nos.chdir(os.path.join(os.path.dirname("
+                      "os.path.abspath(__file__)), 'elsewhere'))\nray.init(num_cpus=1)\n"
+                      "print(ray.get(ray.put(7)))\n")
+    out = _raysim("trace", "--png", "--chrome", "--out", "rel/out", "job.py", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    written = tmp_path / "rel" / "out"
+    assert (written / "trace.jsonl").exists() and (written / "trace.chrome.json").exists()
+    assert (written / "timeline.png").exists() and (written / "sequence-phase-2.png").exists()
+    assert not (tmp_path / "elsewhere" / "rel").exists()
+
+
+def test_all_shows_what_the_bounded_view_leaves_out(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("import ray\nray.init(num_cpus=1)\n"
+                      "refs = [ray.put(i) for i in range(12)]\nprint(len(ray.get(refs)))\n")
+    assert _raysim("trace", "--out", str(tmp_path / "out"), str(script)).returncode == 0
+    trace = str(tmp_path / "out" / "trace.jsonl")
+    bounded = _raysim("replay", trace)
+    assert bounded.returncode == 0, bounded.stderr
+    assert "… and 4 more" in bounded.stdout, bounded.stdout  # 12 objects, 8 rows shown
+    every = _raysim("replay", "--all", trace)
+    assert every.returncode == 0 and "… and" not in every.stdout
+    assert all(f"put#{n} " in every.stdout for n in range(1, 13))
