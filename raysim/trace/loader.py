@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, NamedTuple
 import orjson
 
 from raysim.trace import schema, state
+from raysim.trace.frame import events_frame
 from raysim.trace.index import TraceIndex, index_of
 from raysim.trace.views import TraceViews
 
@@ -138,10 +139,10 @@ class Trace(TraceViews):
 
     @property
     def events(self) -> pandas.DataFrame:
-        """One row per event, in time order (built on first use: it takes seconds on a
-        trace of hundreds of thousands of events)."""
+        """One row per event, in time order (``frame.py``; built on first use: about a
+        second on a trace of hundreds of thousands of events)."""
         if self._events is None:
-            self._events = _frame(self.records)
+            self._events = events_frame(self.records)
         return self._events
 
     def phases(self) -> list[Phase]:
@@ -464,82 +465,3 @@ def _phases(records: list[Event], begins: list[int]) -> list[Phase]:
             code=begin.get("code"), detail=begin.get("detail"), first_index=first,
             last_index=last, ts_begin=records[first]["ts"], ts_end=records[last]["ts"]))
     return phases
-
-
-# --------------------------------------------------------------------------------------------
-# The events DataFrame
-
-
-def _field_types() -> dict[str, str]:
-    """Every field of every event kind, common fields first, with its schema type."""
-    types = {name: typ.rstrip("?") for name, typ in schema.COMMON_FIELDS.items()}
-    for kind in schema.EVENTS.values():
-        for name, typ in kind.fields.items():
-            types.setdefault(name, typ.rstrip("?"))
-    return types
-
-
-def _frame(records: list[Event]) -> pandas.DataFrame:
-    import pandas as pd
-
-    types = _field_types()
-    collecting = gc.isenabled()
-    gc.disable()  # as in _decode: hundreds of thousands of new objects, no cycles
-    try:
-        columns = _object_columns(records)
-        ordered = [name for name in types if name in columns]
-        ordered += [name for name in columns if name not in types]  # fields the schema lacks
-        return pd.DataFrame({name: _typed(columns[name], types.get(name))
-                             for name in ordered}, copy=False)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _object_columns(records: list[Event]) -> dict[str, Any]:
-    """Each field as a numpy column of Python objects (None where an event lacks it).
-
-    One pass over the events, grouped by field names (a trace has a few dozen such groups),
-    then one transpose per group: each event is a separate dict somewhere in memory, so
-    touching it once matters more than anything else here (measured: reading one field
-    at a time from every event was 4x slower)."""
-    import numpy as np
-
-    groups: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
-    for index, event in enumerate(records):
-        names = tuple(event)
-        group = groups.get(names)
-        if group is None:
-            group = groups[names] = ([], [])
-        group[0].append(index)
-        group[1].append(tuple(event.values()))
-    n = len(records)
-    columns: dict[str, Any] = {}
-    for names, (indices, rows) in groups.items():
-        at = np.array(indices, dtype=np.intp)
-        for name, values in zip(names, zip(*rows)):
-            column = columns.get(name)
-            if column is None:
-                column = columns[name] = np.full(n, None, dtype=object)
-            # fromiter keeps each value whole; np.array would turn lists into dimensions.
-            column[at] = np.fromiter(values, dtype=object, count=len(values))
-    return columns
-
-
-def _typed(column: Any, typ: str | None) -> Any:
-    """A column of objects as its schema type: numpy int64 when no value is missing, else
-    pandas' nullable Int64, boolean and Float64. Strings, dicts and lists stay Python objects
-    (object dtype): converting forty string columns to pandas' ``str`` dtype made the build
-    half as slow again; ``df.astype({"ev": "str"})`` does it for the columns that need it."""
-    import pandas as pd
-    import pyarrow as pa
-
-    arrow_type = {"int": pa.int64(), "bool": pa.bool_(), "float": pa.float64()}.get(typ or "")
-    if arrow_type is None:
-        return pd.Series(column, dtype=object, copy=False)
-    array = pa.array(column, type=arrow_type, from_pandas=True)
-    if typ == "int" and array.null_count == 0:
-        return array.to_numpy()
-    nullable = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
-                pa.float64(): pd.Float64Dtype()}
-    return array.to_pandas(types_mapper=nullable.get)
