@@ -200,8 +200,9 @@ def test_init_panel_lists_the_processes_it_started_with_their_pids(seed_trace):
     pids = {p.proc: p.pid for p in seed_trace.processes() if p.proc != "worker"}
     for proc in ("driver", "gcs", "raylet", "zygote"):
         assert re.search(rf"│ {proc} +│ +{pids[proc]} │ RUNNING", text), (proc, text)
-    assert "scheduler and worker" in text and "its object store, shared memory of" in text
-    assert "forks the workers, with what they import loaded ahead (" in text
+    flat = " ".join(re.sub(r"[│┃]", " ", text).split())  # table cells wrap across lines
+    assert "scheduler and worker pool; its object store, shared memory of" in flat
+    assert "forks the workers, with what they import loaded ahead (" in flat
     # num_cpus=2: two task workers, idle once up (which may be after init returned).
     workers = re.findall(r"│ (worker#\d) +│ +\d+ │ (RUNNING|STARTING) +│ task worker", text)
     assert len(workers) == 2, text
