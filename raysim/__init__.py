@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "ActorClass": "raysim.actor", "ActorHandle": "raysim.actor", "method": "raysim.actor",
-    "ObjectRef": "raysim.object_ref", "RemoteFunction": "raysim.remote_function",
+    "ObjectRef": "raysim.object_ref", "ObjectID": "raysim.object_ref",
+    "RemoteFunction": "raysim.remote_function",
     "available_resources": "raysim.api", "cancel": "raysim.api", "cluster_resources": "raysim.api",
     "get": "raysim.api", "get_actor": "raysim.api", "get_runtime_context": "raysim.api",
     "init": "raysim.api", "is_initialized": "raysim.api", "kill": "raysim.api",

@@ -130,7 +130,7 @@ class ActorClass:
                 raise core.serialization_error(
                     self._cls, f"the actor class {self.__name__}", e) from None
             source._function_id = hashlib.sha1(source._pickled).hexdigest()[:16]
-        core.export_function(source._function_id, self.__name__, source._pickled)
+        core.export_function(source._function_id, self.__name__, source._pickled, "actor")
         return source._function_id
 
     def remote(self, *args, **kwargs) -> "ActorHandle":

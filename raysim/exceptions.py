@@ -7,6 +7,7 @@ user's exception class, so ``except ZeroDivisionError`` catches a remote divisio
 
 from __future__ import annotations
 
+import logging
 import signal
 
 
@@ -114,8 +115,13 @@ class RayTaskError(RayError):
         try:
             cls = _dual_class(cause_cls)
             err = cls.__new__(cls)
-        except TypeError:
-            return self  # the user's class cannot be subclassed (e.g. final C types)
+        except Exception as e:  # the user's class cannot be subclassed (final, say)
+            logging.getLogger(__name__).warning(
+                f"User exception type {cause_cls} in RayTaskError can't be subclassed! This "
+                f"exception is raised as RayTaskError only. You can use "
+                f"`ray_task_error.cause` to access the user exception. Failure in "
+                f"subclassing: {e}")
+            return self
         RayTaskError.__init__(err, self.function_name, self.traceback_str, self.cause,
                               self.pid, self.node)
         err.args = self.cause.args if self.cause is not None else ()

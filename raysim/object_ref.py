@@ -85,3 +85,7 @@ class ObjectRef:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+# Ray's old name for ObjectRef, still exported by Ray 2.x (``ray.ObjectID``).
+ObjectID = ObjectRef

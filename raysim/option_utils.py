@@ -36,6 +36,18 @@ def validate(options: dict[str, Any], allowed: set[str], what: str) -> dict[str,
     return options
 
 
+# Integer options: the least value each takes, and what Ray's message says it accepts.
+_INT_OPTIONS = {
+    "num_returns": (0, "None, a non-negative integer, 'streaming' (for generators), or "
+                       "'dynamic' (raysim: None or a non-negative integer)"),
+    "max_calls": (0, "None, 0 or a positive integer"),
+    "max_retries": (-1, "None, 0, -1 or a positive integer, where -1 represents infinity."),
+    "max_restarts": (-1, "None, 0, -1 or a positive integer, where -1 represents infinity."),
+    "max_task_retries": (-1, "None, 0, -1 or a positive integer, where -1 represents "
+                             "infinity."),
+}
+
+
 def check_value(key: str, value: Any) -> None:
     """Raise TypeError (not a number) or ValueError (out of range) naming key and value.
     ``raysim.init`` checks its num_cpus, num_gpus and resources arguments with this too."""
@@ -58,17 +70,19 @@ def check_value(key: str, value: Any) -> None:
                                  f"{option}={amount!r}.")
             _check_quantity(f"resources={value!r}", f"the amount of resource {name!r}",
                             amount, f"resources={{{name!r}: 1}}")
-    elif key in ("num_returns", "max_retries", "max_restarts", "max_task_retries"):
+    elif key in _INT_OPTIONS:
         if value is None:
             return
-        low = 0 if key == "num_returns" else -1
+        types = (int, str, type(None)) if key == "num_returns" else (int, type(None))
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{key}={value!r} is invalid: {key} must be an int, got "
-                            f"{show(value)}. Tip: write e.g. {key}={max(low, 1)}.")
+            raise TypeError(f"{key}={value!r} is invalid: the type of keyword '{key}' must "
+                            f"be {types}, but received type {type(value)} (Ray's words: The "
+                            f"type of keyword '{key}' must be {types}, but received type "
+                            f"{type(value)}). Tip: write e.g. {key}=1.")
+        low, accepts = _INT_OPTIONS[key]
         if value < low:
-            what = "0 or more" if low == 0 else "-1 (without limit) or more"
-            raise ValueError(f"{key}={value!r} is invalid: {key} must be {what}. Tip: write "
-                             f"e.g. {key}={max(low, 1)}.")
+            raise ValueError(f"{key}={value!r} is invalid: The keyword '{key}' only accepts "
+                             f"{accepts}. Tip: write e.g. {key}=1.")
     elif key == "max_concurrency":
         if value is None:
             return
@@ -95,6 +109,11 @@ def _check_quantity(given: str, what: str, value: Any, example: str) -> None:
     if value < 0:
         raise ValueError(f"{given} is invalid: {what} must be a non-negative number. Tip: "
                          f"use 0 or more, e.g. {example} (fractions such as 0.5 are allowed).")
+    if isinstance(value, float) and value and int(value * 10_000) == 0:
+        name = what.removeprefix("the amount of resource ").strip("'")
+        raise ValueError(f"{given} is invalid: The precision of the fractional quantity of "
+                         f"resource {name} cannot go beyond 0.0001 (as in Ray, amounts are "
+                         f"counted in ten-thousandths). Tip: round it, e.g. {example}.")
 
 
 def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float]]:

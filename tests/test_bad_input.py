@@ -355,9 +355,16 @@ def test_unknown_actor_name_names_the_name_the_namespace_and_who_is_there(shared
     ({"resources": {"disk": "lots"}}, TypeError, "resources={'disk': 'lots'} is invalid: the "
                                                  "amount of resource 'disk' must be a number, "
                                                  "got str 'lots'. Tip: "),
-    ({"num_returns": -2}, ValueError, "num_returns=-2 is invalid: num_returns must be 0 or "
-                                      "more. Tip: write e.g. num_returns=1."),
-], ids=["num_cpus", "num_gpus", "resources_CPU", "memory", "resources_amount", "num_returns"])
+    ({"num_returns": -2}, ValueError, "num_returns=-2 is invalid: The keyword 'num_returns' "
+                                      "only accepts None, a non-negative integer"),
+    ({"max_retries": 0.5}, TypeError, "max_retries=0.5 is invalid: the type of keyword "
+                                      "'max_retries' must be (<class 'int'>, <class "
+                                      "'NoneType'>), but received type <class 'float'>"),
+    ({"num_gpus": 1e-7}, ValueError, "num_gpus=1e-07 is invalid: The precision of the "
+                                     "fractional quantity of resource num_gpus cannot go "
+                                     "beyond 0.0001"),
+], ids=["num_cpus", "num_gpus", "resources_CPU", "memory", "resources_amount", "num_returns",
+        "max_retries", "precision"])
 def test_bad_resource_options_name_the_option_and_value(shared_session, options, error, text):
     with pytest.raises(error) as info:
         echo.options(**options)
@@ -365,7 +372,7 @@ def test_bad_resource_options_name_the_option_and_value(shared_session, options,
     with pytest.raises(error) as info:
         raysim.remote(**options)(lambda: 1)
     assert text in str(info.value)
-    if "num_returns" not in options:
+    if "num_returns" not in options and "max_retries" not in options:
         with pytest.raises(error) as info:
             Counter.options(**options)
         assert text in str(info.value)

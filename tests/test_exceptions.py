@@ -105,3 +105,23 @@ def test_a_chained_exception_shows_both_and_keeps_the_raised_one_as_cause(shared
     assert "KeyError: 'key'" in text
     assert "direct cause of the following exception" in text
     assert repr(info.value.cause) == "ValueError('wrapped')"
+
+
+class Final(Exception):
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("Final cannot be subclassed")
+
+
+@raysim.remote
+def raise_final():
+    raise Final("from the task")
+
+
+def test_an_exception_that_cannot_be_subclassed_is_a_task_error_with_a_warning(
+        shared_session, caplog):
+    with caplog.at_level("WARNING", logger="raysim.exceptions"):
+        with pytest.raises(exceptions.RayTaskError) as info:
+            raysim.get(raise_final.remote())
+    assert not isinstance(info.value, Final)
+    assert isinstance(info.value.cause, Final) and str(info.value.cause) == "from the task"
+    assert "raised as RayTaskError only. You can use `ray_task_error.cause`" in caplog.text

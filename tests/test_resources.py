@@ -1,4 +1,7 @@
-"""Custom resources, fractions included, as the raylet's scheduler grants them."""
+"""Custom resources, fractions included, as the raylet's scheduler grants them; the CPU a
+blocked task lends."""
+
+import os
 
 import raysim
 
@@ -15,3 +18,33 @@ def test_custom_fractional_resources(trace_file):
         assert len(set(raysim.get([half.remote() for _ in range(4)]))) == 4
     finally:
         raysim.shutdown()
+
+
+@raysim.remote
+def big_list():
+    return [1] * (1024 * 1024)  # stored: 8 MB pickled
+
+
+@raysim.remote
+def reads_what_it_has(value, holder):
+    assert value == raysim.get(holder[0])  # already in the store: no wait, no CPU lent
+    return os.getpid()
+
+
+@raysim.remote
+def pid_of(value):
+    return os.getpid()
+
+
+def test_a_get_of_objects_already_there_keeps_the_tasks_cpu(trace_file):
+    """Ray lends a blocked task's CPU only when its get() really waits. On one CPU, the
+    second task must wait for the first, on the same worker."""
+    raysim.init(num_cpus=1, trace_path=trace_file)
+    try:
+        stored = big_list.remote()
+        first = reads_what_it_has.remote(stored, [stored])
+        second = pid_of.remote(stored)
+        assert len(set(raysim.get([first, second]))) == 1
+    finally:
+        raysim.shutdown()
+

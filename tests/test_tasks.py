@@ -148,3 +148,26 @@ def test_error_in_dependency_propagates_without_running(shared_session):
     bad = add.remote("a", 1)
     with pytest.raises(TypeError):
         raysim.get(add.remote(bad, 1))
+
+
+def test_a_function_capturing_too_much_is_refused_as_in_ray(shared_session):
+    huge = bytearray(101 * 1000 * 1000)
+
+    @raysim.remote
+    def uses_huge():
+        return len(huge)
+
+    @raysim.remote
+    class UsesHuge:
+        def size(self):
+            return len(huge)
+
+    with pytest.raises(ValueError, match=r"The remote function .*uses_huge is too large.*Tip"):
+        uses_huge.remote()
+    with pytest.raises(ValueError, match="The actor UsesHuge is too large"):
+        UsesHuge.remote()
+
+
+def test_object_id_is_rays_old_name_for_object_ref(shared_session):
+    assert raysim.ObjectID is raysim.ObjectRef
+    assert isinstance(raysim.put(1), raysim.ObjectID)

@@ -1,5 +1,6 @@
 """``raysim.util``: ``ActorPool`` as in ``ray.util``, and ``import ray.util`` under raysim."""
 
+import asyncio
 import importlib
 import os
 import sys
@@ -23,6 +24,13 @@ class Doubler:
 
     def pid(self):
         return os.getpid()
+
+    @raysim.method(num_returns=2)
+    def double_and_square(self, value):
+        return 2 * value, value * value
+
+    def die(self, value):
+        os._exit(1)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +73,39 @@ def test_values_wait_for_a_free_actor_and_results_can_time_out(pool_actors, tmp_
         pool.push(still_in)
     pool.push(actor)
     assert list(pool.map(double, [5])) == [10]
+
+
+def test_a_method_of_several_returns_gives_a_list_per_value(pool_actors):
+    pool = ActorPool(pool_actors)
+    got = list(pool.map(lambda a, v: a.double_and_square.remote(v), [1, 2, 3]))
+    assert got == [[2, 1], [4, 4], [6, 9]]
+
+
+@raysim.remote
+class AsyncDoubler:
+    async def double(self, value):
+        if value == 100:
+            await asyncio.Event().wait()  # never answers; the actor's other calls go on
+        return 2 * value
+
+
+def test_map_drops_the_results_of_earlier_submits_first(shared_session):
+    """Ray's map first takes whatever earlier submits left pending, without waiting:
+    a result not ready yet is given up, and map returns only its own values (ray#23107)."""
+    for map_ in (ActorPool.map, ActorPool.map_unordered):
+        pool = ActorPool([AsyncDoubler.remote(), AsyncDoubler.remote()])
+        pool.submit(double, 100)
+        assert sorted(map_(pool, double, [1, 2, 3])) == [2, 4, 6]
+
+
+def test_an_actor_found_dead_leaves_the_pool(shared_session):
+    doomed, alive = Doubler.remote(), Doubler.remote()
+    pool = ActorPool([alive, doomed])  # the last is taken first
+    pool.submit(lambda a, v: a.die.remote(v), 0)
+    with pytest.raises(raysim.exceptions.ActorDiedError):
+        pool.get_next()
+    assert list(pool.map(lambda a, v: a.pid.remote(), range(3))) == \
+        [raysim.get(alive.pid.remote())] * 3
 
 
 def test_fn_must_return_an_actor_call(pool_actors):

@@ -67,6 +67,9 @@ class SerialCalls:
     def drain(self) -> None:
         pass
 
+    def stop(self) -> None:
+        pass
+
 
 class ThreadedCalls:
     """Up to ``max_concurrency`` calls at once, each on a thread of the actor's pool."""
@@ -93,6 +96,11 @@ class ThreadedCalls:
     def drain(self) -> None:
         """The actor is exiting: let the calls it was given finish first."""
         self.pool.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """The actor ends itself (exit_actor()): calls not started never start; those
+        running on other threads cannot be interrupted, and end with the process."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class AsyncCalls:
@@ -187,3 +195,21 @@ class AsyncCalls:
             except BaseException:
                 pass
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """The actor ends itself (exit_actor()): every coroutine still on the loop is
+        cancelled (its caller gets ActorDiedError), then the loop stops, so that nothing
+        holds the actor any more and its ``__del__`` runs."""
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(
+                asyncio.wait_for(cancel_all(), timeout), self.loop).result(timeout + 1)
+        except BaseException:
+            pass  # a plain method blocks the loop: the process ends under it anyway
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)

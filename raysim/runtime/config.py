@@ -20,6 +20,12 @@ class Config:
     # at or above it they are written to the shared-memory store (Ray: 100 KiB).
     max_direct_call_object_size: int = 100 * 1024
 
+    # A pickled remote function or actor class this big is refused: it captures a large
+    # object in its closure, which every worker would load (Ray's
+    # FUNCTION_SIZE_ERROR_THRESHOLD, 100 MB). Past the warning threshold (10 MB), a warning.
+    function_size_error_threshold: int = 10 ** 8
+    function_size_warn_threshold: int = 10 ** 7
+
     # Size of each node's shared-memory object store. None: 30% of system memory, as Ray.
     object_store_memory: int | None = None
 

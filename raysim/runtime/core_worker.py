@@ -555,13 +555,32 @@ class CoreWorker:
     # ------------------------------------------------------------------------------------
     # Functions and tasks
 
-    def export_function(self, function_id: str, name: str, pickled: bytes) -> None:
-        """Ray's function manager: pickle once, store in the GCS KV, workers fetch it."""
+    def export_function(self, function_id: str, name: str, pickled: bytes,
+                        kind: str = "remote function") -> None:
+        """Ray's function manager: pickle once, store in the GCS KV, workers fetch it. One
+        too large (it captured a big object) is refused, as in Ray."""
         if function_id in self._exported:
             return
+        self._check_function_size(kind, name, len(pickled))
         self.request(self.gcs, "kv_put", {"key": f"fn:{function_id}", "value": pickled})
         trace.emit("function.exported", function_id=function_id, name=name, size=len(pickled))
         self._exported.add(function_id)
+
+    def _check_function_size(self, kind: str, name: str, size: int) -> None:
+        mib = size // (1024 * 1024)
+        if size >= self.config.function_size_error_threshold:
+            limit = self.config.function_size_error_threshold // (1024 * 1024)
+            raise ValueError(
+                f"The {kind} {name} is too large ({mib} MiB > FUNCTION_SIZE_ERROR_THRESHOLD="
+                f"{limit} MiB). Check that its definition is not implicitly capturing a large "
+                f"array or other object in scope. Tip: use raysim.put() to put large objects "
+                f"in the object store, and pass the ObjectRef as an argument.")
+        if size >= self.config.function_size_warn_threshold:
+            import warnings
+            warnings.warn(f"The {kind} {name} is very large ({mib} MiB). Check that its "
+                          f"definition is not implicitly capturing a large array or other "
+                          f"object in scope. Tip: use raysim.put() to put large objects in "
+                          f"the object store.", UserWarning, stacklevel=4)
 
     def load_function(self, function_id: str) -> bytes:
         return self.request(self.gcs, "kv_get", {"key": f"fn:{function_id}"})["value"]

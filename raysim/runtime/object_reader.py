@@ -192,9 +192,11 @@ class ObjectReader:
         had spilled, with [offset, size, pins] for each (pinned once per time it is listed)
         and, for any it could not bring back into memory, why."""
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        with self._blocked():
-            reply = self.core.request(self.core.raylet, "get_objects", {"objects": object_ids},
-                                 timeout=timeout)
+        # A task's worker lends its CPU while it waits, but only if it does wait: the raylet
+        # knows whether the objects are there, so it decides ("blocks"), as Ray's does.
+        reply = self.core.request(self.core.raylet, "get_objects",
+                                  {"objects": object_ids, "blocks": self.core.in_task},
+                                  timeout=timeout)
         return reply["locations"], reply.get("errors", {})
 
     def _wait_for(self, slots: list[OwnedObject], num: int, deadline: float | None) -> None:

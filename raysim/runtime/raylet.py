@@ -342,16 +342,23 @@ class Raylet:
         self.schedule()
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        worker: WorkerRecord = conn.state
-        if worker.state == BUSY and worker.task is not None:
-            worker.state = BLOCKED
-            worker.lent = worker.task.request
-            self.resources.release(worker.lent)
-            self.schedule()
+        self.worker_blocked(conn.state)
 
     def handle_worker_unblocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        worker: WorkerRecord = conn.state
-        if worker.state == BLOCKED:
+        self.worker_unblocked(conn.state)
+
+    def worker_blocked(self, worker: WorkerRecord) -> bool:
+        """A task's get() waits: its CPU is lent to other tasks. Whether it was lent."""
+        if worker is None or worker.state != BUSY or worker.task is None:
+            return False
+        worker.state = BLOCKED
+        worker.lent = worker.task.request
+        self.resources.release(worker.lent)
+        self.schedule()
+        return True
+
+    def worker_unblocked(self, worker: WorkerRecord) -> None:
+        if worker is not None and worker.state == BLOCKED:
             worker.state = BUSY
             self.resources.acquire(worker.lent, force=True)
             worker.lent = None

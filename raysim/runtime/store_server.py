@@ -156,8 +156,12 @@ class StoreServer:
                 found[object_id] = [outcome.offset, outcome.size, counts[object_id]]
             answer_when_complete()
 
+        blocked = False  # the asking task's CPU is lent to others while it waits
+
         def answer_when_complete() -> None:
             if len(found) + len(errors) == len(counts) and not conn.closed:
+                if blocked:
+                    self.raylet.worker_unblocked(conn.state)
                 conn.reply(msg_id, {"locations": found, "errors": errors, "pinned": pin},
                            phase)
 
@@ -183,6 +187,10 @@ class StoreServer:
             else:
                 self.store.get_or_wait(object_id, lambda entry: ready(entry.object_id))
                 self.watch(object_id, lambda lost, oid=object_id: gone(oid, lost))
+        if body.get("blocks") and len(found) + len(errors) < len(counts) and not conn.closed:
+            # Not all there yet: a task's get() waits, and its CPU goes to others meanwhile
+            # (Ray's raylet does the same when a worker blocks on objects it lacks).
+            blocked = self.raylet.worker_blocked(conn.state)
 
     def handle_release_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A reader is done with objects it was told the place of: they may move again."""

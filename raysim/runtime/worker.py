@@ -178,7 +178,8 @@ class Worker:
                 self.calls.drain()  # an actor's calls already given to threads or its loop
                 return
             if body["kind"] == "exit_self":
-                return  # exit_actor(): calls still queued or running are failed, not run
+                self.calls.stop()  # exit_actor(): calls queued or running are failed, not run
+                return
             spec = body["spec"]
             if spec.kind == "actor_creation":
                 # One at a time, on threads, or on an event loop (actor_concurrency.py). An

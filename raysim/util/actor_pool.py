@@ -28,24 +28,38 @@ class ActorPool:
 
     def __init__(self, actors: list) -> None:
         self._idle = list(actors)
-        self._busy: dict[Any, tuple[int, Any]] = {}  # ObjectRef -> (index, actor)
-        self._by_index: dict[int, Any] = {}  # submission index -> ObjectRef, until returned
+        # A call's result: its ObjectRef, or a tuple of them for a method of several returns.
+        self._busy: dict[Any, tuple[int, Any]] = {}  # result -> (index, actor)
+        self._by_index: dict[int, Any] = {}  # submission index -> result, until returned
         self._next_index = 0         # the index the next submit gets
         self._next_return = 0        # the index get_next returns next
-        self._waiting: list[tuple[Callable, Any]] = []  # submitted while no actor was idle
+        # Submitted while no actor was idle (Ray's name: its tests read it).
+        self._pending_submits: list[tuple[Callable, Any]] = []
 
     def map(self, fn: Callable[[Any, Any], Any], values) -> Iterator[Any]:
         """Apply ``fn(actor, value)`` over ``values`` on the pool's actors; an iterator of the
-        results in the order of ``values``. The calls start at once; iterate to get them."""
+        results in the order of ``values``. The calls start at once; iterate to get them.
+        Results of earlier ``submit`` calls not yet returned are dropped first, as Ray's
+        pool does."""
+        self._drop_pending(self.get_next)
         for value in values:
             self.submit(fn, value)
         return self._drain(self.get_next)
 
     def map_unordered(self, fn: Callable[[Any, Any], Any], values) -> Iterator[Any]:
         """As ``map``, but the results come as they finish."""
+        self._drop_pending(self.get_next_unordered)
         for value in values:
             self.submit(fn, value)
         return self._drain(self.get_next_unordered)
+
+    def _drop_pending(self, next_result: Callable[..., Any]) -> None:
+        """Take (or give up) every result still pending, without waiting for any."""
+        while self.has_next():
+            try:
+                next_result(timeout=0, ignore_if_timedout=True)
+            except TimeoutError:
+                pass
 
     def _drain(self, next_result: Callable[[], Any]) -> Iterator[Any]:
         while self.has_next():
@@ -53,19 +67,23 @@ class ActorPool:
 
     def submit(self, fn: Callable[[Any, Any], Any], value: Any) -> None:
         """Run ``fn(actor, value)`` on an idle actor, or as soon as one is free. The actor
-        is busy until the ObjectRef that ``fn`` returns is ready."""
+        is busy until the result that ``fn`` returns (an ObjectRef, or a list of them for a
+        method with ``num_returns`` > 1) has been returned by ``get_next``."""
         if not self._idle:
-            self._waiting.append((fn, value))
+            self._pending_submits.append((fn, value))
             return
         actor = self._idle.pop()
-        ref = fn(actor, value)
-        if not isinstance(ref, raysim.ObjectRef):
+        result = fn(actor, value)
+        refs = result if isinstance(result, list) else [result]
+        if not refs or not all(isinstance(r, raysim.ObjectRef) for r in refs):
             self._idle.append(actor)
             raise TypeError(
-                f"ActorPool: fn(actor, value) must return the ObjectRef of an actor call, got "
-                f"{type(ref).__name__}. Tip: write e.g. lambda a, v: a.method.remote(v).")
-        self._busy[ref] = (self._next_index, actor)
-        self._by_index[self._next_index] = ref
+                f"ActorPool: fn(actor, value) must return the ObjectRef of an actor call (or "
+                f"the list of them of a method with num_returns > 1), got "
+                f"{type(result).__name__}. Tip: write e.g. lambda a, v: a.method.remote(v).")
+        key = tuple(result) if isinstance(result, list) else result
+        self._busy[key] = (self._next_index, actor)
+        self._by_index[self._next_index] = result
         self._next_index += 1
 
     def has_next(self) -> bool:
@@ -74,7 +92,6 @@ class ActorPool:
 
     def get_next(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
         """The next result in submission order, waiting up to ``timeout`` seconds for it.
-
         Raises ``StopIteration`` when no result is pending and ``TimeoutError`` when the
         timeout passes; with ``ignore_if_timedout`` that result is then given up, and the
         next call returns the one after it."""
@@ -83,15 +100,10 @@ class ActorPool:
         if self._next_return not in self._by_index:
             raise ValueError("It is not allowed to call get_next() after "
                              "get_next_unordered(): the results are out of order.")
-        ref = self._by_index[self._next_return]
-        if timeout is not None:
-            ready, _ = raysim.wait([ref], timeout=timeout)
-            if not ready:
-                if ignore_if_timedout:
-                    self._give_up(ref)
-                raise TimeoutError("Timed out waiting for result")
-        self._done(ref)
-        return raysim.get(ref)
+        result = self._by_index[self._next_return]
+        if timeout is not None and not self._ready([result], timeout):
+            return self._timed_out(result, ignore_if_timedout)
+        return self._take(result)
 
     def get_next_unordered(self, timeout: float | None = None,
                            ignore_if_timedout: bool = False) -> Any:
@@ -100,33 +112,56 @@ class ActorPool:
         given up."""
         if not self.has_next():
             raise StopIteration("No more results to get")
-        ready, _ = raysim.wait(list(self._busy), num_returns=1, timeout=timeout)
+        ready = self._ready(list(self._by_index.values()), timeout)
         if not ready:
-            if ignore_if_timedout:
-                self._give_up(self._by_index[min(self._by_index)])
-            raise TimeoutError("Timed out waiting for result")
-        ref = ready[0]
-        self._done(ref)
-        return raysim.get(ref)
+            return self._timed_out(self._by_index[min(self._by_index)], ignore_if_timedout)
+        return self._take(ready[0])
 
-    def _done(self, ref: Any) -> None:
-        index, actor = self._busy.pop(ref)
+    def _ready(self, results: list, timeout: float | None) -> list:
+        """The first of ``results`` ready within ``timeout`` (all of a result's refs)."""
+        firsts = {(r[0] if isinstance(r, list) else r): r for r in results}
+        ready, _ = raysim.wait(list(firsts), num_returns=1, timeout=timeout)
+        if ready and isinstance(firsts[ready[0]], list):
+            raysim.wait(firsts[ready[0]], num_returns=len(firsts[ready[0]]))
+        return [firsts[r] for r in ready]
+
+    def _timed_out(self, result: Any, ignore: bool) -> Any:
+        if not ignore:
+            raise TimeoutError("Timed out waiting for result")
+        # Given up: its actor is counted idle again, though it may still be running it.
+        self._return(self._forget(result))
+        raise TimeoutError(f"Timed out waiting for result. The task {result} has been "
+                           f"ignored.")
+
+    def _take(self, result: Any) -> Any:
+        """Get a result; its actor goes back to the pool, unless the call found it dead
+        (Ray's pool drops a dead actor)."""
+        actor = self._forget(result)
+        alive = True
+        try:
+            return raysim.get(result)
+        except raysim.exceptions.ActorDiedError:
+            alive = False
+            raise
+        finally:
+            self._return(actor, alive)
+
+    def _forget(self, result: Any) -> Any:
+        key = tuple(result) if isinstance(result, list) else result
+        index, actor = self._busy.pop(key)
         del self._by_index[index]
         self._next_return = max(self._next_return, index + 1)
-        self._return(actor)
+        return actor
 
-    def _give_up(self, ref: Any) -> None:
-        """Stop waiting for a result: its actor stays busy with it, but is counted idle."""
-        self._done(ref)
-
-    def _return(self, actor: Any) -> None:
-        self._idle.append(actor)
-        if self._waiting:
-            self.submit(*self._waiting.pop(0))
+    def _return(self, actor: Any, alive: bool = True) -> None:
+        if alive:
+            self._idle.append(actor)
+        if self._pending_submits and self._idle:
+            self.submit(*self._pending_submits.pop(0))
 
     def has_free(self) -> bool:
         """Whether an actor is idle and no submitted value waits for one."""
-        return bool(self._idle) and not self._waiting
+        return bool(self._idle) and not self._pending_submits
 
     def pop_idle(self) -> Any | None:
         """Take an idle actor out of the pool (None if none is free)."""
