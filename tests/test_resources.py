@@ -48,3 +48,20 @@ def test_a_get_of_objects_already_there_keeps_the_tasks_cpu(trace_file):
     finally:
         raysim.shutdown()
 
+
+
+@raysim.remote(num_gpus=1)
+def gpu_pid():
+    return os.getpid()
+
+
+def test_gpu_and_cpu_tasks_do_not_share_a_worker(trace_file):
+    """As in Ray (ray#22504): a worker that ran a GPU task runs only GPU tasks after it."""
+    raysim.init(num_cpus=1, num_gpus=1, trace_path=trace_file)
+    try:
+        cpu = raysim.get(pid_of.remote(0))
+        gpu = raysim.get(gpu_pid.remote())
+        assert cpu != gpu
+        assert raysim.get([pid_of.remote(0), gpu_pid.remote()]) == [cpu, gpu]
+    finally:
+        raysim.shutdown()

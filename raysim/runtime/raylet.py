@@ -267,7 +267,7 @@ class Raylet:
                     queue.popleft()
                     self.actors.place(record)
                     continue
-                worker = self.pool.pop_idle()
+                worker = self.pool.pop_idle(gpu=record.request.get("GPU", 0) > 0)
                 if worker is None:
                     # Count how many more of this class could run, to start that many workers.
                     wanted_workers += self._count_fitting(queue)

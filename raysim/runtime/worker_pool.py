@@ -57,6 +57,10 @@ class WorkerRecord:
     exit_reason: str | None = None
     exit_type: str | None = None
     exited: bool = False  # the zygote reported its exit: what it sent last is being read
+    # Whether its tasks use GPUs: set by its first task, then only tasks of the same kind go
+    # to it. Ray keeps GPU and CPU-only tasks in separate workers (ray#22504): a GPU task
+    # leaves the process's CUDA state and visible devices set for the next one.
+    gpu: bool | None = None
 
 
 # Ray's WorkerExitType, for the worker.died event.
@@ -139,10 +143,15 @@ class WorkerPool:
         worker.state = IDLE
         self.idle.append(worker)
 
-    def pop_idle(self) -> WorkerRecord | None:
-        while self.idle:
-            worker = self.idle.popleft()
-            if worker.state == IDLE:
+    def pop_idle(self, gpu: bool = False) -> WorkerRecord | None:
+        """An idle task worker for a task that uses GPUs (or not): a fresh one, or one
+        whose tasks were of the same kind. It is bound to that kind from now on."""
+        for worker in list(self.idle):
+            if worker.state != IDLE:
+                self.idle.remove(worker)  # taken or ended since it went idle
+            elif worker.gpu is None or worker.gpu == gpu:
+                self.idle.remove(worker)
+                worker.gpu = gpu
                 return worker
         return None
 
