@@ -9,7 +9,11 @@ import threading
 import pytest
 
 import raysim
+import raysim.trace
+import raysim.trace.chrome
 from raysim import exceptions
+from raysim.trace.overlap import execution_rows
+from raysim.trace.timeline_view import timeline_text
 from traceutil import of, poll, wait_for
 
 
@@ -69,7 +73,24 @@ def test_a_threaded_actor_runs_max_concurrency_calls_at_once(ray_start, trace_fi
     spans = [(e["ts"], e["ts"] + e["dur"]) for e in of(events, "task.execute",
                                                          name="Threaded.meet")]
     latest_start = max(start for start, _ in spans)
-    assert all(latest_start < end for _, end in spans), "the timeline shows them overlap"
+    assert all(latest_start < end for _, end in spans), "the spans overlap"
+    # The Perfetto timeline draws them side by side: one thread of the process each.
+    raysim.shutdown()
+    trace = raysim.trace.load(trace_file)
+    chrome = raysim.trace.chrome.to_chrome(trace)["traceEvents"]
+    slices = [e for e in chrome if e.get("name") == "Threaded.meet" and e["ph"] == "X"]
+    assert len({e["pid"] for e in slices}) == 1 and len({e["tid"] for e in slices}) == 3
+    # The terminal timeline says how many ran at once in the actor's lane.
+    assert "×3 " in timeline_text(trace).plain
+
+
+def test_overlapping_calls_get_a_row_each():
+    def call(pid, start, end):
+        return {"ev": "task.execute", "pid": pid, "ts": start, "dur": end - start}
+    records = [call(1, 0, 10), call(1, 2, 5), call(2, 3, 4), call(1, 6, 12), call(1, 11, 13)]
+    rows, used = execution_rows(records)
+    assert [rows[i] for i in range(5)] == [0, 1, 0, 1, 0]
+    assert used == {1: 2, 2: 1}
 
 
 def test_an_async_actor_runs_many_calls_at_once_by_default(ray_start):

@@ -6,7 +6,8 @@ message from its send to its receive, and a counter of each store's bytes in use
 
     driver    phases (one slice per API call: put, actor_creation, get...) on one thread;
               serialization, store writes and gets on another
-    worker    task and method executions, argument fetches, result serialization
+    worker    task and method executions (a concurrent actor's simultaneous calls each on a
+              thread of their own), argument fetches, result serialization
     any       "messages": a 1 ns slice at each send and receive, joined by a flow arrow
     raylet    "object store used (bytes)" counter
 
@@ -19,10 +20,13 @@ from __future__ import annotations
 
 import json
 
+from raysim.trace.overlap import execution_rows
+
 _US = 1000  # trace timestamps are nanoseconds; Chrome wants microseconds
 
-# Thread ids inside each process's track.
-_MAIN, _WORK, _MESSAGES = 0, 1, 2
+# Thread ids inside each process's track; a concurrent actor's n-th simultaneous call runs
+# on _CONCURRENT + n.
+_MAIN, _WORK, _MESSAGES, _CONCURRENT = 0, 1, 2, 100
 
 # Events that record a duration that ended when they were emitted.
 _ENDED_SLICES = {"object.serialized": "serialize", "object_store.written": "write to store",
@@ -45,12 +49,20 @@ def to_chrome(trace) -> dict:
     # draw arrows only between ends that both exist.
     sent = {e["msg"] for e in records if e["ev"] == "msg.send"}
     delivered = {e["msg"] for e in records if e["ev"] == "msg.recv"} & sent
-    for event in records:
+    # Calls running at once in one process (a threaded or async actor): a thread each.
+    rows, rows_used = execution_rows(records)
+    for pid, used in rows_used.items():
+        for row in range(1, used):
+            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": _CONCURRENT + row,
+                        "args": {"name": f"call running at once #{row + 1}"}})
+    for i, event in enumerate(records):
         ev = event["ev"]
         pid = event["pid"]
         if ev == "task.execute":
+            row = rows[i]
             out.append({"ph": "X", "name": event["name"], "cat": "task", "pid": pid,
-                        "tid": _MAIN, "ts": (event["ts"] - t0) / _US,
+                        "tid": _MAIN if row == 0 else _CONCURRENT + row,
+                        "ts": (event["ts"] - t0) / _US,
                         "dur": event["dur"] / _US,
                         "args": {"task": event["task"], "ok": event["ok"]}})
         elif ev in _ENDED_SLICES:

@@ -40,6 +40,7 @@ from matplotlib.patches import Patch
 from raysim.trace import timeline_view
 from raysim.trace.figures import png_bytes
 from raysim.trace.labels import Labels
+from raysim.trace.overlap import execution_rows
 from raysim.trace.sequence import phase_group, phase_groups
 
 
@@ -178,22 +179,27 @@ def _collect(records: list[dict], lane_of: dict[int, int], lo: int, hi: int,
     in view, paired by id. With a ``focus`` phase, what another call caused is faded and
     only the focus call's messages are joined to their receives."""
     t0 = records[0]["ts"]
-    spans: dict[tuple[int, str, bool], list[tuple[float, float]]] = defaultdict(list)
+    spans: dict[tuple, list[tuple[float, float]]] = defaultdict(list)  # (lane, kind, faded, row)
     sends: list[tuple[float, int, bool]] = []
     sent: dict[str, tuple[int, int]] = {}  # message id -> (ts, lane) of its send
     messages: list[_Message] = []
-    for event in records:
+    # Calls running at once in one process (a threaded or async actor) each get a row of
+    # the lane's execution band.
+    rows, rows_used = execution_rows(records)
+    for i, event in enumerate(records):
         ev = event["ev"]
         faded = focus is not None and event.get("phase") not in focus
         if ev in _SPANS:
+            row = (0, 1)
             if ev == "task.execute":
                 start, end = event["ts"], event["ts"] + event["dur"]
+                row = (rows[i], rows_used[event["pid"]])
                 if not event["ok"]:
                     ev = _FAILED
             else:
                 start, end = event["ts"] - event["dur"], event["ts"]
             if end >= lo and start <= hi:
-                spans[(lane_of[event["pid"]], ev, faded)].append(
+                spans[(lane_of[event["pid"]], ev, faded, row)].append(
                     ((start - t0) / _MS, (end - start) / _MS))
         elif ev == "msg.send":
             ts, lane = event["ts"], lane_of[event["pid"]]
@@ -214,15 +220,16 @@ def _collect(records: list[dict], lane_of: dict[int, int], lo: int, hi: int,
 def _draw_spans(ax, spans: dict, lanes: list[_Lane], min_width: float) -> set[str]:
     """One collection per (lane, kind), however many bars: a trace of 100,000 events
     draws a few dozen artists, not 100,000. Returns the kinds drawn."""
-    for (lane, ev, faded), bars in spans.items():
+    for (lane, ev, faded, (row, rows)), bars in spans.items():
         kind = _KINDS[ev]
         bars = [(start, max(width, min_width)) for start, width in bars]
-        collection = ax.broken_barh(bars, (lane + kind.y, kind.height),
+        height = kind.height / rows  # concurrent calls share the band, a row each
+        collection = ax.broken_barh(bars, (lane + kind.y + row * height, height),
                                     facecolors=kind.color, edgecolors="none",
                                     alpha=_FADED if faded else None,
                                     zorder=3 if kind.y == _INNER[0] else 2)
         collection.set_gid(f"{ev} {lanes[lane].name}{' (other calls)' if faded else ''}")
-    return {ev for _, ev, _ in spans}
+    return {ev for _, ev, _, _ in spans}
 
 
 def _draw_messages(ax, sends: list[tuple[float, int, bool]],

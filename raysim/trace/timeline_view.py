@@ -17,6 +17,7 @@ from rich.text import Text
 
 from raysim.trace.index import index_of
 from raysim.trace.limits import BOUNDED, Limits
+from raysim.trace.overlap import execution_rows
 from raysim.trace.sequence import phase_groups
 
 _TASK, _OBJECT, _MESSAGE = "█", "▒", "·"
@@ -57,6 +58,10 @@ def timeline_text(trace, width: int = 100, limits: Limits = BOUNDED) -> Text:
             c = col(event["ts"])
             if row[c] == " ":
                 row[c] = _MESSAGE
+    # A threaded or async actor runs calls at once: its lane says how many at most.
+    _, at_once = execution_rows(records)
+    lanes = [(pid, f"{name} ×{at_once[pid]}" if at_once.get(pid, 1) > 1 else name)
+             for pid, name in lanes]
     label = max(len(name) for _, name in lanes) + 1
     text = Text()
     text.append(" " * label + "".join(_phase_marks(trace, width, col)) + "\n", style="dim")
@@ -71,6 +76,9 @@ def timeline_text(trace, width: int = 100, limits: Limits = BOUNDED) -> Text:
                 style="dim")
     text.append(f"{_TASK} task or method running   {_OBJECT} serialize / store write / get   "
                 f"{_MESSAGE} message sent   (top row: where phase N began)", style="dim")
+    if any(n > 1 for n in at_once.values()):
+        text.append("\n×N: up to N calls ran at once in that process (a threaded or async "
+                    "actor)", style="dim")
     return text
 
 
