@@ -168,7 +168,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                     "that calls the function directly.")
             _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
                                   object_store_memory)
-            from raysim.runtime.worker import setup_hook_for_workers
+            from raysim.runtime.runtime_env import setup_hook_for_workers
             setup_hook = setup_hook_for_workers(runtime_env)
         if _core is not None:
             if ignore_reinit_error:

@@ -45,15 +45,12 @@ results.
 from __future__ import annotations
 
 import atexit
-import base64
 import gc
-import importlib
 import inspect
 import os
 import queue
 import reprlib
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -63,7 +60,8 @@ from typing import Any
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime import actor_concurrency, procutil, protocol, serialization, task_spec
+from raysim.runtime import (actor_concurrency, procutil, protocol, runtime_env, serialization,
+                            task_spec)
 from raysim.runtime.config import Config
 from raysim.runtime.core_worker import CoreWorker
 from raysim.runtime.task_submitter import _ArgRef
@@ -107,7 +105,7 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
         if trace.writer() is not None:
             trace.writer().drop_inherited("worker")
         protocol.reset_after_fork()
-        _run_setup_hook(session.get("preload", {}).get("worker_process_setup_hook"))
+        runtime_env.run_setup_hook(session.get("preload", {}).get("worker_process_setup_hook"))
         worker = Worker(wid, role, actor_id, session)
         worker.run()
         worker.goodbye()
@@ -581,54 +579,6 @@ def _split_returns(name: str, value: Any, num_returns: int) -> list:
             f"declared with num_returns={num_returns}. Tip: return exactly {num_returns} "
             f"values, or set num_returns={len(values)}.")
     return values
-
-
-RUNTIME_ENV_KEYS = ("worker_process_setup_hook",)
-
-
-def setup_hook_for_workers(runtime_env: dict | None) -> dict | None:
-    """In the driver: ``init(runtime_env=...)`` as it travels to the zygote (JSON). raysim
-    knows one key of Ray's runtime_env, the hook every worker runs before it connects: a
-    function (pickled by value) or the dotted name of one."""
-    if runtime_env is None:
-        return None
-    if not isinstance(runtime_env, dict):
-        raise TypeError(f"runtime_env must be a dict, got {type(runtime_env).__name__} "
-                        f"{runtime_env!r}. Tip: pass e.g. runtime_env="
-                        f"{{'worker_process_setup_hook': setup}}.")
-    unknown = sorted(set(runtime_env) - set(RUNTIME_ENV_KEYS))
-    if unknown:
-        raise ValueError(f"raysim does not support the runtime_env key(s) {unknown}; it "
-                         f"knows only {list(RUNTIME_ENV_KEYS)}. Tip: install packages and set "
-                         f"environment variables before raysim.init(); workers inherit them.")
-    hook = runtime_env.get("worker_process_setup_hook")
-    if hook is None:
-        return None
-    if isinstance(hook, str) and "." in hook:
-        return {"path": hook}
-    if callable(hook):
-        return {"pickled": base64.b64encode(cloudpickle.dumps(hook)).decode()}
-    raise TypeError(f"worker_process_setup_hook must be a function or the dotted name of "
-                    f"one, got {type(hook).__name__} {hook!r}. Tip: pass e.g. "
-                    f"runtime_env={{'worker_process_setup_hook': 'mypackage.setup'}}.")
-
-
-def _run_setup_hook(hook: dict | None) -> None:
-    """Ray's ``worker_process_setup_hook``: run once in every worker before it connects."""
-    if hook is None:
-        return
-    try:
-        if "pickled" in hook:
-            function = cloudpickle.loads(base64.b64decode(hook["pickled"]))
-        else:
-            module, _, name = hook["path"].rpartition(".")
-            function = getattr(importlib.import_module(module), name)
-        function()
-    except BaseException:
-        print(f"raysim worker (pid {os.getpid()}): its worker_process_setup_hook failed, so "
-              f"it exits; fix the hook given to raysim.init(runtime_env=...):",
-              file=sys.stderr, flush=True)
-        raise
 
 
 def _user_traceback(e: BaseException) -> str:
