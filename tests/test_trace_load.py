@@ -13,9 +13,10 @@ import orjson
 import pytest
 
 import raysim
-from raysim.trace import schema
+from raysim.trace import frame, schema
 from raysim.trace.loader import PartialLineWarning, load
 from seed_model import BatchPredictor, load_trained_model, write_parquet
+from synthetic_trace import write_trace
 from traceutil import load as reference_load
 from traceutil import of, wait_for
 
@@ -105,6 +106,62 @@ def test_events_dataframe_has_one_row_per_event(founding_trace):
     assert states["attrs"].iloc[0] == first["attrs"], "dict fields stay dicts"
     submitted = df[df["ev"] == "task.submitted"]
     assert all(isinstance(r, list) for r in submitted["returns"]), "list fields stay lists"
+
+
+def _reference_frame(records: list[dict]):
+    """trace.events built the plain way: one pass over every event per column."""
+    import numpy as np
+    import pandas as pd
+
+    types = frame.field_types()
+    seen = list(dict.fromkeys(name for e in records for name in e))
+    names = [name for name in types if name in seen] + [n for n in seen if n not in types]
+    columns = {}
+    for name in names:
+        values = [e.get(name) for e in records]
+        typ = types.get(name)
+        if typ == "int" and None not in values:
+            columns[name] = np.array(values, dtype=np.int64)
+        elif typ in ("int", "float", "bool"):
+            columns[name] = pd.array(values, dtype={"int": "Int64", "float": "Float64",
+                                                    "bool": "boolean"}[typ])
+        else:
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
+
+
+@pytest.mark.parametrize("chunk", [frame._CHUNK, 7])
+def test_events_dataframe_is_the_plainly_built_one(tmp_path, monkeypatch, chunk):
+    """The DataFrame is built a chunk of events at a time; chunks of 7 events put a chunk
+    boundary inside every run of same-shaped events."""
+    import pandas as pd
+
+    monkeypatch.setattr(frame, "_CHUNK", chunk)
+    path = tmp_path / "synthetic.jsonl"
+    write_trace(str(path), tasks=400, put_holders=3)
+    trace = load(path)
+    assert len(trace) > 2 * chunk
+    pd.testing.assert_frame_equal(trace.events, _reference_frame(trace.records),
+                                  check_exact=True)
+
+
+@pytest.mark.parametrize("chunk", [frame._CHUNK, 3])
+def test_events_dataframe_of_odd_events_is_the_plainly_built_one(monkeypatch, chunk):
+    """What a valid trace rarely holds: a bool missing, fields in another order, a field
+    the schema lacks, a shape first seen late, nested lists, a value of every type."""
+    import pandas as pd
+
+    monkeypatch.setattr(frame, "_CHUNK", chunk)
+    records = _small_trace() + [
+        _event("task.finished", 10 + i, proc="worker", task=f"t{i}", name="f", dur=i,
+               ok=[True, False, None][i % 3], actor=None, attempt=None if i % 2 else i)
+        for i in range(20)]
+    records.append({"obj": "o2", **_event("object.freed", 40), "extra": [[1, 2], [3]]})
+    records.append(_event("object.located", 41, obj="o2", locations=[["n1", 1]],
+                          extra={"a": 1}))
+    records.append(_event("phase.begin", 42, phase=None, api="get", big=2**62))
+    pd.testing.assert_frame_equal(frame.events_frame(records), _reference_frame(records),
+                                  check_exact=True)
 
 
 def test_loading_needs_no_pandas():

@@ -139,8 +139,8 @@ class Trace(TraceViews):
 
     @property
     def events(self) -> pandas.DataFrame:
-        """One row per event, in time order (``frame.py``; built on first use: about a
-        second on a trace of hundreds of thousands of events)."""
+        """One row per event, in time order (``frame.py``; built on first use: about half
+        a second on a trace of hundreds of thousands of events)."""
         if self._events is None:
             self._events = events_frame(self.records)
         return self._events
