@@ -24,9 +24,7 @@ Runs in: an actor's worker process. Trace events: none of its own; each call's
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from raysim.runtime.task_spec import TaskSpec
@@ -75,6 +73,7 @@ class ThreadedCalls:
     """Up to ``max_concurrency`` calls at once, each on a thread of the actor's pool."""
 
     def __init__(self, worker: Worker, max_concurrency: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor  # only concurrent actors need it
         self.worker = worker
         self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="raysim-actor")
 
@@ -107,6 +106,7 @@ class AsyncCalls:
     """Calls as coroutines on the actor's own event loop, up to ``max_concurrency`` at once."""
 
     def __init__(self, worker: Worker, max_concurrency: int) -> None:
+        import asyncio  # imported by the actors that need it: most workers never do
         self.worker = worker
         self.loop = asyncio.new_event_loop()
         self.running: dict[str, asyncio.Task] = {}  # task id -> its asyncio task (loop thread)
@@ -118,6 +118,7 @@ class AsyncCalls:
         self.thread.start()
 
     def _run_loop(self) -> None:
+        import asyncio
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
@@ -127,6 +128,7 @@ class AsyncCalls:
         self.submit(spec, locations, attempt)
 
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
+        import asyncio
         # On the main thread: arguments are read here, so the loop never blocks on the store.
         call = self.worker.begin(spec, locations, attempt)
         self.worker.core.current_task = None
@@ -156,6 +158,7 @@ class AsyncCalls:
             trace.flush()
 
     async def _invoke(self, call: _Call) -> None:
+        import asyncio
         worker, spec = self.worker, call.spec
         if spec.task_id in worker.cancelled_calls:  # cancelled while it waited for a slot
             worker.interrupted(call, asyncio.CancelledError())
@@ -200,6 +203,8 @@ class AsyncCalls:
         """The actor ends itself (exit_actor()): every coroutine still on the loop is
         cancelled (its caller gets ActorDiedError), then the loop stops, so that nothing
         holds the actor any more and its ``__del__`` runs."""
+        import asyncio
+
         async def cancel_all() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
