@@ -198,11 +198,15 @@ def test_init_panel_lists_the_processes_it_started_with_their_pids(seed_trace):
     text = to_text(PhaseView(seed_trace, 1), width=120)
     assert "Processes started by init" in text
     pids = {p.proc: p.pid for p in seed_trace.processes() if p.proc != "worker"}
-    for proc in ("driver", "gcs", "raylet", "zygote"):
+    for proc in ("driver", "gcs", "raylet"):
         assert re.search(rf"│ {proc} +│ +{pids[proc]} │ RUNNING", text), (proc, text)
+    # init does not wait for the zygote: on a busy machine it is up only after init returned.
+    zygote = re.search(rf"│ zygote +│ +{pids['zygote']} │ (RUNNING|STARTING)", text)
+    assert zygote, text
     flat = " ".join(re.sub(r"[│┃]", " ", text).split())  # table cells wrap across lines
     assert "scheduler and worker pool; its object store, shared memory of" in flat
-    assert "forks the workers, with what they import loaded ahead (" in flat
+    assert ("forks the workers, with " if zygote.group(1) == "RUNNING"
+            else "forks the workers; up at +") in flat
     # num_cpus=2: two task workers, idle once up (which may be after init returned).
     workers = re.findall(r"│ (worker#\d) +│ +\d+ │ (RUNNING|STARTING) +│ task worker", text)
     assert len(workers) == 2, text

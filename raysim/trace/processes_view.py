@@ -62,8 +62,9 @@ class InitProcesses(RichView):
                               key=lambda p: (_ORDER.get(p["proc"], 5), p["pid"])):
             rows.append((labels.proc(process["pid"]), str(process["pid"]), process["state"],
                          self._what(process, state)))
-        up = {p["wid"] for p in state.processes.values() if p.get("wid")}
         returned = self._returned()
+        rows += self._late_control_processes(state, returned)
+        up = {p["wid"] for p in state.processes.values() if p.get("wid")}
         for wid, pid, role, ts in self._asked_for_workers():
             if wid in up:
                 continue
@@ -72,6 +73,23 @@ class InitProcesses(RichView):
                 + (", after init returned" if returned is not None and ts > returned else "")
             rows.append((name, "" if pid is None else str(pid), "STARTING",
                          f"{role} worker, then idle, waiting for tasks{when}"))
+        return rows
+
+    def _late_control_processes(self, state, returned: int | None) -> list[tuple]:
+        """The zygote (or another control process) whose first event came after init's
+        end: started by init, not up yet when it returned (a busy machine)."""
+        trace, index = self.trace, index_of(self.trace)
+        rows = []
+        for process in self.trace.processes():
+            if process.proc not in _ORDER or process.proc in ("driver", "worker") \
+                    or process.pid in state.processes:
+                continue
+            ts = trace.records[index.first_of_pid[process.pid]]["ts"]
+            when = f"up at +{ms_text(ts - trace.records[0]['ts'])}" + (
+                ", after init returned" if returned is not None and ts > returned else "")
+            what = "forks the workers" if process.proc == "zygote" else process.proc
+            rows.append((self.labels.proc(process.pid), str(process.pid), "STARTING",
+                         f"{what}; {when}"))
         return rows
 
     def _end(self) -> int:
