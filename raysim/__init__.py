@@ -19,7 +19,7 @@ _PUBLIC = {
     "ObjectRef": "raysim.object_ref", "ObjectID": "raysim.object_ref",
     "RemoteFunction": "raysim.remote_function",
     "available_resources": "raysim.api", "cancel": "raysim.api", "cluster_resources": "raysim.api",
-    "get": "raysim.api", "get_actor": "raysim.api", "get_runtime_context": "raysim.api",
+    "get": "raysim.api", "get_actor": "raysim.api", "get_gpu_ids": "raysim.api", "get_runtime_context": "raysim.api",
     "init": "raysim.api", "is_initialized": "raysim.api", "kill": "raysim.api",
     "nodes": "raysim.api", "put": "raysim.api", "remote": "raysim.api",
     "shutdown": "raysim.api", "snapshot": "raysim.api", "trace_path": "raysim.api",

@@ -96,6 +96,9 @@ class ActorClass:
                 continue
             opts = getattr(member, "__raysim_method_options__", {})
             self._methods[name] = _method_options({"num_returns": 1, **opts})
+            if "num_returns" not in opts and (inspect.isgeneratorfunction(member)
+                                              or inspect.isasyncgenfunction(member)):
+                self._methods[name]["generator"] = True  # refused at the call
             self._signatures[name] = signature.method_params(cls, name, member)
         # Every actor has these two (Ray's): answered by its worker (worker.py).
         self._methods["__ray_ready__"] = {"num_returns": 1}
@@ -239,6 +242,10 @@ class ActorHandle:
         return hash(self._actor_id)
 
 
+def _a_generator():
+    yield  # stands for an actor's generator method, which the handle does not hold
+
+
 class ActorMethod:
     def __init__(self, handle: ActorHandle, name: str, options: dict) -> None:
         self._handle = handle
@@ -254,13 +261,18 @@ class ActorMethod:
         with rejecting("ActorMethod.options"):
             option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
             options = _method_options(options)
-        return ActorMethod(self._handle, self._name, {**self._options, **options})
+        merged = {**self._options, **options}
+        if "num_returns" in options:
+            merged.pop("generator", None)  # a generator yielding num_returns values is fine
+        return ActorMethod(self._handle, self._name, merged)
 
     def remote(self, *args, **kwargs):
         descriptor = self._handle._descriptor
         name = f"{descriptor['class_name']}.{self._name}"
         call = f"{name}.remote()"
         with rejecting("ActorMethod.remote"):
+            if self._options.get("generator"):
+                option_utils.refuse_generator(_a_generator, f"The actor method {name}", call)
             signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
                                  kwargs, call, name)
         # A handle needs its session: no auto-init here (Ray has none for method calls).

@@ -573,6 +573,13 @@ def timeline(filename: str | None = None) -> list[dict] | None:
     return None
 
 
+def get_gpu_ids() -> list[int]:
+    """Ray's ``ray.get_gpu_ids()``: the GPUs assigned to the calling task. raysim schedules
+    ``num_gpus`` as a resource but binds no physical device, so the list is empty."""
+    _auto_init("raysim.get_gpu_ids")
+    return []
+
+
 def get_runtime_context():
     """Who and where the calling code runs (``runtime_context.py``)."""
     from raysim.runtime_context import RuntimeContext

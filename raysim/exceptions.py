@@ -175,6 +175,22 @@ class ActorUnavailableError(RayActorError):
     """The actor is temporarily unreachable (restarting)."""
 
 
+class UnserializableException(RayError):
+    """A remote exception could be pickled but not unpickled (its ``__init__`` takes other
+    arguments than its ``args``, say): raised instead, with the original's text and
+    traceback (Ray's name and behaviour)."""
+
+    def __init__(self, original_stack_trace: str) -> None:
+        self._original_stack_trace = original_stack_trace
+        super().__init__(original_stack_trace)
+
+    def __str__(self) -> str:
+        return ("Failed to deserialize exception: it pickles, but cannot be rebuilt from its "
+                "pickle. Tip: give the exception class a __reduce__ (or an __init__ whose "
+                "arguments are its args), so it can travel between processes.\n"
+                f"Original exception:\n{self._original_stack_trace}")
+
+
 class AsyncioActorExit(RayError):
     """Raised by ``exit_actor()`` in an async actor's coroutine: the actor is exiting
     (Ray's name). Catching it does not stop the exit."""

@@ -124,3 +124,15 @@ def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float
     if options.get("memory"):
         resources["memory"] = options["memory"]
     return options.get("num_cpus"), resources
+
+
+def refuse_generator(function: Any, what: str, api: str) -> None:
+    """Ray runs generator functions as streaming generator tasks (``.remote()`` returns an
+    ``ObjectRefGenerator``); raysim does not model them yet. Say so at the call, instead of
+    failing later when the generator object cannot be pickled."""
+    import inspect
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        raise NotImplementedError(
+            f"{what} is a generator function: Ray runs it as a streaming generator task "
+            f"(.remote() returns an ObjectRefGenerator), which raysim does not model. Tip: "
+            f"return a list of the values instead, or set num_returns=N and return N values.")

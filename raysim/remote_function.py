@@ -65,6 +65,9 @@ class RemoteFunction:
     def remote(self, *args, **kwargs) -> Any:
         call = f"{self._name}.remote()"
         with rejecting("RemoteFunction.remote"):
+            if "num_returns" not in self._options:  # with num_returns=N it yields N values
+                option_utils.refuse_generator(self._function,
+                                              f"The remote function {self._name}", call)
             signature.check_call(self._params, args, kwargs, call, self._name)
         api._check_arguments_session(args, kwargs, call, "RemoteFunction.remote")
         core = api._auto_init(f"{self._name}.remote")
@@ -84,6 +87,7 @@ class RemoteFunction:
             owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
+            max_calls=options.get("max_calls") or None,
             retry_exceptions=task_spec.encode_retry_exceptions(
                 options.get("retry_exceptions", False)),
             phase=trace.get_phase())

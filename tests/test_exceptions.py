@@ -125,3 +125,24 @@ def test_an_exception_that_cannot_be_subclassed_is_a_task_error_with_a_warning(
     assert not isinstance(info.value, Final)
     assert isinstance(info.value.cause, Final) and str(info.value.cause) == "from the task"
     assert "raised as RayTaskError only. You can use `ray_task_error.cause`" in caplog.text
+
+
+class NotRebuildable(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)  # args=(message,): unpickling calls NotRebuildable(message)
+        self.code = code
+
+
+@raysim.remote
+def raise_not_rebuildable():
+    raise NotRebuildable(42, "custom")
+
+
+def test_an_exception_that_cannot_be_unpickled_is_rays_unserializable_exception(
+        shared_session):
+    with pytest.raises(exceptions.UnserializableException) as info:
+        raysim.get(raise_not_rebuildable.remote())
+    assert isinstance(info.value, exceptions.RayError)
+    text = str(info.value)
+    assert "Failed to deserialize exception" in text and "Tip:" in text
+    assert 'raise NotRebuildable(42, "custom")' in text  # the original traceback

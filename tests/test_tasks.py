@@ -171,3 +171,39 @@ def test_a_function_capturing_too_much_is_refused_as_in_ray(shared_session):
 def test_object_id_is_rays_old_name_for_object_ref(shared_session):
     assert raysim.ObjectID is raysim.ObjectRef
     assert isinstance(raysim.put(1), raysim.ObjectID)
+
+
+@raysim.remote
+def counts_to(n):
+    yield from range(n)
+
+
+def test_a_generator_task_is_refused_unless_it_yields_num_returns_values(shared_session):
+    with pytest.raises(NotImplementedError, match=r"counts_to is a generator function.*Tip"):
+        counts_to.remote(3)
+    assert raysim.get(counts_to.options(num_returns=3).remote(3)) == [0, 1, 2]
+
+
+def test_get_gpu_ids_and_list_named_actors(shared_session):
+    from raysim.util import list_named_actors
+
+    @raysim.remote
+    class Named:
+        def ping(self):
+            return raysim.get_gpu_ids()
+
+    named = Named.options(name="listed").remote()
+    assert raysim.get(named.ping.remote()) == [] and raysim.get_gpu_ids() == []
+    assert "listed" in list_named_actors()
+    assert {"name": "listed", "namespace": raysim.get_runtime_context().namespace} in \
+        list_named_actors(all_namespaces=True)
+
+
+@raysim.remote(max_calls=1)
+def pid_once():
+    return os.getpid()
+
+
+def test_max_calls_retires_the_worker_after_that_many_tasks(shared_session):
+    """As in Ray: with max_calls=1 every task runs in a fresh worker process."""
+    assert len(set(raysim.get([pid_once.remote() for _ in range(4)]))) == 4

@@ -54,8 +54,8 @@ from raysim.runtime.task_manager import TaskManager
 from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.scheduler import TaskRecord
 from raysim.runtime.store_server import StoreServer
-from raysim.runtime.worker_pool import (BLOCKED, BUSY, DEAD, SYSTEM_ERROR, WorkerDeath,
-                                        WorkerPool, WorkerRecord)
+from raysim.runtime.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
+                                        WorkerDeath, WorkerPool, WorkerRecord)
 from raysim.trace import writer as trace
 
 
@@ -326,6 +326,7 @@ class Raylet:
             if record is not None:
                 self.resources.release(record.request)
                 self.tasks.finished(record, body)
+                self._count_call(worker, record.spec)
             self.pool.make_idle(worker)
         self.schedule()
 
@@ -340,6 +341,17 @@ class Raylet:
             self.tasks.cancel(body["task_id"], body.get("force", False),
                               body.get("recursive", True))
         self.schedule()
+
+    def _count_call(self, worker: WorkerRecord, spec) -> None:
+        """``max_calls``: a worker that ran that many tasks of the function exits (gently:
+        it takes no new task, finishes, runs its exit handlers), as in Ray."""
+        if not spec.max_calls:
+            return
+        count = worker.calls[spec.function_id] = worker.calls.get(spec.function_id, 0) + 1
+        if count >= spec.max_calls and worker.conn is not None and not worker.conn.closed:
+            worker.exit_reason = f"it ran {count} task(s) of {spec.name}, its max_calls"
+            worker.exit_type = INTENDED_SYSTEM_EXIT
+            worker.conn.send("exit_worker", {"reason": worker.exit_reason})
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.worker_blocked(conn.state)

@@ -41,6 +41,7 @@ class TaskSpec:
         "namespace",
         "max_restarts",
         "seq",           # actor calls: the caller's send order (on a death, what was pushed)
+        "max_calls",     # tasks: a worker that ran this many of the function's tasks exits
     )
 
     def __init__(self, **fields) -> None:

@@ -373,8 +373,10 @@ class TaskSubmitter:
                                actor=actor_id)
                     self._send_call(spec)
                 else:
+                    # The actor lives on, restarting: as in Ray, the call is "unavailable"
+                    # (it may or may not have run), not dead.
                     calls.pop(spec.task_id, None)
-                    self._fail_call(spec, error)
+                    self._fail_call(spec, ["raised", "ActorUnavailableError", message])
 
     def _retry_call(self, body: dict) -> bool:
         """An actor call raised an exception its ``retry_exceptions`` covers: send it to the

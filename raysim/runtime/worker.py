@@ -533,12 +533,13 @@ class Worker:
         for a nested task's error re-raised through ``get``, the innermost one, so that
         ``except IndexError`` in the driver catches an IndexError raised two tasks down (the
         text keeps both tracebacks), as in Ray. A cause that cannot be pickled becomes a
-        ``RayError`` that says so and carries its traceback, as in Ray."""
+        ``RayError`` that says so and carries its traceback, and one that cannot be
+        unpickled an ``UnserializableException``, as in Ray."""
         text = _user_traceback(e)
         cause = e.cause if isinstance(e, exceptions.RayTaskError) and e.cause else e
         err = exceptions.RayTaskError(spec.name, text, cause, os.getpid(), self.core.node_id)
         try:
-            return text, ["error", cloudpickle.dumps(err)]
+            data = cloudpickle.dumps(err)
         except Exception as why:
             kind = f"{type(cause).__module__}.{type(cause).__name__}"
             err.cause = exceptions.RayError(
@@ -547,6 +548,14 @@ class Worker:
                 f"files) out of exceptions raised in tasks, or raise a plain exception with "
                 f"a message.")
             return text, ["error", cloudpickle.dumps(err)]
+        try:
+            cloudpickle.loads(data)  # the caller must be able to rebuild it
+        except Exception:
+            # Pickles, but cannot be rebuilt (an __init__ that takes other arguments than
+            # its args): Ray's UnserializableException, with the original's traceback.
+            return text, ["raised", "UnserializableException",
+                          f"raysim::{spec.name}() (pid={os.getpid()})\n{text}"]
+        return text, ["error", data]
 
     def _actor_attrs(self) -> dict:
         try:

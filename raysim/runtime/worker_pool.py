@@ -61,6 +61,9 @@ class WorkerRecord:
     # to it. Ray keeps GPU and CPU-only tasks in separate workers (ray#22504): a GPU task
     # leaves the process's CUDA state and visible devices set for the next one.
     gpu: bool | None = None
+    # Tasks run, per function, for those with max_calls (Ray: the worker exits after that
+    # many, which frees what a leaky function holds).
+    calls: dict = dataclasses.field(default_factory=dict)
 
 
 # Ray's WorkerExitType, for the worker.died event.

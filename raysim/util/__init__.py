@@ -17,4 +17,18 @@ def get_node_ip_address() -> str:
     return "127.0.0.1"
 
 
-__all__ = ["ActorPool", "get_node_ip_address"]
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The names of the named actors alive (not DEAD) in this job's namespace, as Ray's
+    ``ray.util.list_named_actors``; with ``all_namespaces``, dicts of name and namespace.
+    Read from the GCS actor table."""
+    from raysim import api
+    core = api._auto_init("raysim.util.list_named_actors")
+    actors = core.request(core.gcs, "snapshot", {})["actors"].values()
+    namespace = api.get_runtime_context().namespace
+    named = [a for a in actors if a.get("name") and a["state"] != "DEAD"]
+    if all_namespaces:
+        return [{"name": a["name"], "namespace": a["namespace"]} for a in named]
+    return [a["name"] for a in named if a["namespace"] == namespace]
+
+
+__all__ = ["ActorPool", "get_node_ip_address", "list_named_actors"]
