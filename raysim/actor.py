@@ -23,7 +23,7 @@ from typing import Any
 from raysim import api, exceptions, option_utils, signature
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
-from raysim.runtime import ids, serialization, task_spec
+from raysim.runtime import ids, runtime_env, serialization, task_spec
 from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 from raysim.runtime.reference_counter import ACTOR_HANDLE
@@ -184,7 +184,8 @@ class ActorClass:
             num_cpus=num_cpus,
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
-            max_restarts=options.get("max_restarts", 0), phase=trace.get_phase())
+            max_restarts=options.get("max_restarts", 0), phase=trace.get_phase(),
+            env_vars=runtime_env.env_vars_of(options.get("runtime_env")))
         core.owned_handles[handle_object] = ACTOR_HANDLE  # what the GCS counts for us
         core.submitter.submit(spec, deps, nested)
         del keep

@@ -150,7 +150,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
     ``trace_path`` (or the ``RAYSIM_TRACE`` environment variable) chooses the trace file;
     by default it is ``trace.jsonl`` in the session directory. ``tracing=False`` (or
     ``RAYSIM_TRACE=off``) turns tracing off. Of Ray's ``runtime_env`` raysim knows
-    ``worker_process_setup_hook``: a function every worker runs before it takes work.
+    ``env_vars`` and ``worker_process_setup_hook`` (``runtime_env.py``).
 
     Ray's arguments for what raysim does not have (a dashboard, logging setup, node labels,
     a job config) are accepted and have no effect, so that Ray programs and tests run
@@ -170,6 +170,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                                   object_store_memory)
             from raysim.runtime.runtime_env import setup_hook_for_workers
             setup_hook = setup_hook_for_workers(runtime_env)
+            job_env_vars = (runtime_env or {}).get("env_vars") or None
         if _core is not None:
             if ignore_reinit_error:
                 return _context
@@ -223,7 +224,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
         if config.worker_preload_driver_modules:
             first, later = driver_modules(_remote_code_modules)
         preload = {"sys_path": list(sys.path), "cwd": os.getcwd(), "modules": first,
-                   "modules_when_idle": later, "worker_process_setup_hook": setup_hook}
+                   "modules_when_idle": later, "worker_process_setup_hook": setup_hook,
+                   "env_vars": job_env_vars}
         node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,
                              preload)
         try:
@@ -250,7 +252,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
 
 
 _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory, "
-                   "ignore_reinit_error, namespace, runtime_env (worker_process_setup_hook), "
+                   "ignore_reinit_error, namespace, runtime_env (env_vars, worker_process_setup_hook), "
                    "_temp_dir, _system_config, and raysim's trace_path and tracing; "
                    "include_dashboard, dashboard_host, dashboard_port, log_to_driver, "
                    "configure_logging, logging_level, logging_format, logging_config, labels, "

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from raysim import api, option_utils, signature
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
-from raysim.runtime import ids, serialization, task_spec
+from raysim.runtime import ids, runtime_env, serialization, task_spec
 from raysim.runtime.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
@@ -88,6 +88,7 @@ class RemoteFunction:
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
             max_calls=options.get("max_calls") or None,
+            env_vars=runtime_env.env_vars_of(options.get("runtime_env")),
             retry_exceptions=task_spec.encode_retry_exceptions(
                 options.get("retry_exceptions", False)),
             phase=trace.get_phase())

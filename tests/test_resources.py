@@ -1,7 +1,8 @@
-"""Custom resources, fractions included, as the raylet's scheduler grants them; the CPU a
-blocked task lends."""
-
+"""Resources as the raylet's scheduler grants them (fractions and custom ones included),
+the CPU a blocked task lends, and the workers a task of another kind or environment gets."""
 import os
+
+import pytest
 
 import raysim
 
@@ -63,5 +64,37 @@ def test_gpu_and_cpu_tasks_do_not_share_a_worker(trace_file):
         gpu = raysim.get(gpu_pid.remote())
         assert cpu != gpu
         assert raysim.get([pid_of.remote(0), gpu_pid.remote()]) == [cpu, gpu]
+    finally:
+        raysim.shutdown()
+
+
+@raysim.remote
+def environment():
+    return os.environ.get("RAYSIM_TEST_JOB"), os.environ.get("RAYSIM_TEST_TASK")
+
+
+@raysim.remote(runtime_env={"env_vars": {"RAYSIM_TEST_TASK": "actor"}})
+class Environment:
+    def read(self):
+        return os.environ.get("RAYSIM_TEST_JOB"), os.environ.get("RAYSIM_TEST_TASK")
+
+
+def test_runtime_env_vars_for_the_job_a_task_and_an_actor(trace_file):
+    """As in Ray: the job's variables reach every worker, a task's or an actor's only the
+    process that runs it (a task of another environment gets another worker), and the
+    driver's own environment is left alone."""
+    raysim.init(num_cpus=2, trace_path=trace_file,
+                runtime_env={"env_vars": {"RAYSIM_TEST_JOB": "job"}})
+    try:
+        assert raysim.get(environment.remote()) == ("job", None)
+        task_env = {"runtime_env": {"env_vars": {"RAYSIM_TEST_TASK": "task"}}}
+        assert raysim.get(environment.options(**task_env).remote()) == ("job", "task")
+        assert raysim.get([environment.remote() for _ in range(4)]) == [("job", None)] * 4
+        assert raysim.get(Environment.remote().read.remote()) == ("job", "actor")
+        assert "RAYSIM_TEST_JOB" not in os.environ
+        with pytest.raises(TypeError, match=r"env_vars'\] must be a dict of str to str.*Tip"):
+            environment.options(runtime_env={"env_vars": {"N": 1}})
+        with pytest.raises(ValueError, match=r"runtime_env key\(s\) \['pip'\]"):
+            environment.options(runtime_env={"pip": ["numpy"]})
     finally:
         raysim.shutdown()

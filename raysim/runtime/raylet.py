@@ -55,7 +55,7 @@ from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.scheduler import TaskRecord
 from raysim.runtime.store_server import StoreServer
 from raysim.runtime.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
-                                        WorkerDeath, WorkerPool, WorkerRecord)
+                                        WorkerDeath, WorkerPool, WorkerRecord, task_kind)
 from raysim.trace import writer as trace
 
 
@@ -267,7 +267,7 @@ class Raylet:
                     queue.popleft()
                     self.actors.place(record)
                     continue
-                worker = self.pool.pop_idle(gpu=record.request.get("GPU", 0) > 0)
+                worker = self.pool.pop_idle(task_kind(record))
                 if worker is None:
                     # Count how many more of this class could run, to start that many workers.
                     wanted_workers += self._count_fitting(queue)

@@ -42,6 +42,7 @@ class TaskSpec:
         "max_restarts",
         "seq",           # actor calls: the caller's send order (on a death, what was pushed)
         "max_calls",     # tasks: a worker that ran this many of the function's tasks exits
+        "env_vars",      # runtime_env={"env_vars": ...}: set in the worker that runs it
     )
 
     def __init__(self, **fields) -> None:

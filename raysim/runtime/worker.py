@@ -105,7 +105,9 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
         if trace.writer() is not None:
             trace.writer().drop_inherited("worker")
         protocol.reset_after_fork()
-        runtime_env.run_setup_hook(session.get("preload", {}).get("worker_process_setup_hook"))
+        preload = session.get("preload", {})
+        runtime_env.apply_env_vars(preload.get("env_vars"))  # the job's, before its hook
+        runtime_env.run_setup_hook(preload.get("worker_process_setup_hook"))
         worker = Worker(wid, role, actor_id, session)
         worker.run()
         worker.goodbye()
@@ -229,6 +231,7 @@ class Worker:
             return None
         core.current_task = spec
         core.namespace = spec.namespace
+        runtime_env.apply_env_vars(spec.env_vars)  # this worker runs only this environment
         if spec.kind == "actor_creation":
             core.actor_creation, core.actor_restarts = spec, attempt
         if spec.kind == "task":

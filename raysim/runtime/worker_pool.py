@@ -57,10 +57,11 @@ class WorkerRecord:
     exit_reason: str | None = None
     exit_type: str | None = None
     exited: bool = False  # the zygote reported its exit: what it sent last is being read
-    # Whether its tasks use GPUs: set by its first task, then only tasks of the same kind go
-    # to it. Ray keeps GPU and CPU-only tasks in separate workers (ray#22504): a GPU task
-    # leaves the process's CUDA state and visible devices set for the next one.
-    gpu: bool | None = None
+    # The kind of its tasks: whether they use GPUs, and the environment variables their
+    # runtime_env sets. Set by its first task; then only tasks of the same kind go to it.
+    # Ray too keeps GPU and CPU-only tasks in separate workers (ray#22504: a GPU task leaves
+    # the process's CUDA state set), and starts workers per runtime environment.
+    kind: tuple | None = None
     # Tasks run, per function, for those with max_calls (Ray: the worker exits after that
     # many, which frees what a leaky function holds).
     calls: dict = dataclasses.field(default_factory=dict)
@@ -100,6 +101,13 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def task_kind(record) -> tuple:
+    """The kind of worker a task needs (``WorkerRecord.kind``): one that uses GPUs or not,
+    with the environment variables of its runtime_env."""
+    env = record.spec.env_vars
+    return (record.request.get("GPU", 0) > 0, tuple(sorted(env.items())) if env else None)
 
 
 class WorkerPool:
@@ -146,15 +154,16 @@ class WorkerPool:
         worker.state = IDLE
         self.idle.append(worker)
 
-    def pop_idle(self, gpu: bool = False) -> WorkerRecord | None:
-        """An idle task worker for a task that uses GPUs (or not): a fresh one, or one
-        whose tasks were of the same kind. It is bound to that kind from now on."""
+    def pop_idle(self, kind: tuple = (False, None)) -> WorkerRecord | None:
+        """An idle task worker for a task of ``kind`` (uses GPUs; its environment): a fresh
+        one, or one whose tasks were of the same kind. It is bound to that kind from now
+        on."""
         for worker in list(self.idle):
             if worker.state != IDLE:
                 self.idle.remove(worker)  # taken or ended since it went idle
-            elif worker.gpu is None or worker.gpu == gpu:
+            elif worker.kind is None or worker.kind == kind:
                 self.idle.remove(worker)
-                worker.gpu = gpu
+                worker.kind = kind
                 return worker
         return None
 
