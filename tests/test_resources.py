@@ -1,5 +1,6 @@
 """Resources as the raylet's scheduler grants them (fractions and custom ones included),
 the CPU a blocked task lends, and the workers a task of another kind or environment gets."""
+
 import os
 
 import pytest
