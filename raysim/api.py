@@ -252,7 +252,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
 
 
 _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory, "
-                   "ignore_reinit_error, namespace, runtime_env (env_vars, worker_process_setup_hook), "
+                   "ignore_reinit_error, namespace, runtime_env (env_vars, "
+                   "worker_process_setup_hook), "
                    "_temp_dir, _system_config, and raysim's trace_path and tracing; "
                    "include_dashboard, dashboard_host, dashboard_port, log_to_driver, "
                    "configure_logging, logging_level, logging_format, logging_config, labels, "

@@ -82,7 +82,8 @@ class RemoteFunction:
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         num_cpus, resources = option_utils.resources_of(options)
         spec = TaskSpec(
-            task_id=task_id, kind=task_spec.NORMAL_TASK, name=options.get("name") or self._name,
+            task_id=task_id, kind=task_spec.NORMAL_TASK,
+            name=options.get("name") or self._name,  # .options(name=...), as Ray names it
             function_id=function_id, args=args_bytes, returns=returns,
             owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
             resources=resources,

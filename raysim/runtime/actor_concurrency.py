@@ -10,8 +10,8 @@ caller submitted them. Ray has two other kinds of actor, and so does raysim:
 * an **async actor** (any ``async def`` method) runs its calls as coroutines on one event
   loop, in a thread of its own, up to ``max_concurrency`` at once (Ray's default is 1,000).
   A plain method of an async actor, and its constructor, run on the loop's thread too
-  (blocking it meanwhile), as in Ray. ``raysim.cancel`` of a running call cancels its asyncio task: the coroutine gets
-  ``CancelledError`` where it awaits, and the caller
+  (blocking it meanwhile), as in Ray. ``raysim.cancel`` of a running call cancels its
+  asyncio task: the coroutine gets ``CancelledError`` where it awaits, and the caller
   ``RayTaskError(TaskCancelledError)``.
 
 The worker's main thread keeps receiving calls in order and hands each over; the arguments of

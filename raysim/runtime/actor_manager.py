@@ -22,8 +22,10 @@ When the actor's process dies, as in Ray:
   were never pushed, so they wait here for the new process.
 
 A constructor that raises kills the actor for good (no restart, as in Ray), and the error of
-every call carries the constructor's traceback. A constructor argument lost while the actor
-waits for it (its owner died) kills it too: the creation task can never run.
+every call carries the constructor's traceback. An actor that ends itself (``exit_actor()``,
+``__ray_terminate__``: ``exited``) is dead for good too; its process then exits on its own,
+running the user's clean-up. A constructor argument lost while the actor waits for it (its
+owner died) kills it too: the creation task can never run.
 
 The GCS keeps the actor table and its state machine (``actor_table.py``); this module keeps
 what only the hosting node knows: which worker, and the calls waiting. Ray's GCS decides
