@@ -79,8 +79,16 @@ class TraceWriter:
             if not count:
                 return
             popleft = buf.popleft
-            data = b"".join([popleft() for _ in range(count)])
-            self.events_written += count
+            lines = []
+            try:
+                for _ in range(count):
+                    lines.append(popleft())
+            except IndexError:
+                # A garbage-collected ref emitted an event while we popped, which flushed
+                # (the lock is re-entrant, for that) and wrote the rest already.
+                pass
+            data = b"".join(lines)
+            self.events_written += len(lines)
             # One write() per batch: O_APPEND keeps it whole. Loop in case of a short write.
             view = memoryview(data)
             while view:
