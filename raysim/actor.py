@@ -21,6 +21,7 @@ import inspect
 from typing import Any
 
 from raysim import api, exceptions, option_utils, signature
+from raysim.generator import ObjectRefGenerator
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
 from raysim.runtime import ids, runtime_env, serialization, task_spec
@@ -98,7 +99,9 @@ class ActorClass:
             self._methods[name] = _method_options({"num_returns": 1, **opts})
             if "num_returns" not in opts and (inspect.isgeneratorfunction(member)
                                               or inspect.isasyncgenfunction(member)):
-                self._methods[name]["generator"] = True  # refused at the call
+                # A streaming generator (generator.py); an async one is refused at the call.
+                self._methods[name]["generator"] = \
+                    "async" if inspect.isasyncgenfunction(member) else "sync"
             self._signatures[name] = signature.method_params(cls, name, member)
         # Every actor has these two (Ray's): answered by its worker (worker.py).
         self._methods["__ray_ready__"] = {"num_returns": 1}
@@ -243,8 +246,8 @@ class ActorHandle:
         return hash(self._actor_id)
 
 
-def _a_generator():
-    yield  # stands for an actor's generator method, which the handle does not hold
+async def _an_async_generator():
+    yield  # stands for an actor's async generator method, which the handle does not hold
 
 
 class ActorMethod:
@@ -272,8 +275,9 @@ class ActorMethod:
         name = f"{descriptor['class_name']}.{self._name}"
         call = f"{name}.remote()"
         with rejecting("ActorMethod.remote"):
-            if self._options.get("generator"):
-                option_utils.refuse_generator(_a_generator, f"The actor method {name}", call)
+            if self._options.get("generator") == "async":
+                option_utils.refuse_generator(_an_async_generator, f"The actor method {name}",
+                                              call)
             signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
                                  kwargs, call, name)
         # A handle needs its session: no auto-init here (Ray has none for method calls).
@@ -285,6 +289,7 @@ class ActorMethod:
             args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs, name)
         task_id = core.new_task_id()
         num_returns = self._options.get("num_returns", 1)
+        streaming = self._options.get("generator") == "sync"  # a streaming generator method
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
@@ -297,10 +302,12 @@ class ActorMethod:
             max_retries=self._options.get("max_task_retries",
                                           descriptor.get("max_task_retries", 0)),
             retry_exceptions=self._options.get("retry_exceptions", False),
-            phase=trace.get_phase())
+            phase=trace.get_phase(), streaming=streaming)
         core.submitter.submit(spec, deps, nested)
         del keep
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
+        if streaming:  # its one return is its end; the values come one by one
+            return ObjectRefGenerator(refs[0], core.generators)
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

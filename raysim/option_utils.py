@@ -130,12 +130,12 @@ def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float
 
 
 def refuse_generator(function: Any, what: str, api: str) -> None:
-    """Ray runs generator functions as streaming generator tasks (``.remote()`` returns an
-    ``ObjectRefGenerator``); raysim does not model them yet. Say so at the call, instead of
-    failing later when the generator object cannot be pickled."""
+    """Ray runs generator functions as streaming generator tasks (``generator.py``); raysim
+    does too, but not async generators: say so at the call, instead of failing later when
+    the generator object cannot be pickled."""
     import inspect
-    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+    if inspect.isasyncgenfunction(function):
         raise NotImplementedError(
-            f"{what} is a generator function: Ray runs it as a streaming generator task "
-            f"(.remote() returns an ObjectRefGenerator), which raysim does not model. Tip: "
-            f"return a list of the values instead, or set num_returns=N and return N values.")
+            f"{what} is an async generator: Ray streams its values, which raysim does not "
+            f"model for async generators. Tip: make it a plain generator (def with yield), "
+            f"or return a list of the values.")

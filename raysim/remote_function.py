@@ -8,9 +8,11 @@ fetches and unpickles it on first use (Ray's function manager does the same).
 from __future__ import annotations
 
 import hashlib
+import inspect
 from typing import Any, Callable
 
 from raysim import api, option_utils, signature
+from raysim.generator import ObjectRefGenerator
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
 from raysim.runtime import ids, runtime_env, serialization, task_spec
@@ -32,6 +34,8 @@ class RemoteFunction:
         self.__doc__ = function.__doc__
         self.__name__ = getattr(function, "__name__", self._name)
         self.__wrapped__ = function
+        # A generator function without num_returns is a streaming generator task, as in Ray.
+        self._streaming = inspect.isgeneratorfunction(function) and "num_returns" not in options
 
     def __call__(self, *args, **kwargs):
         raise rejected("RemoteFunction.__call__", TypeError(
@@ -46,6 +50,7 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = merged
+        clone._streaming = self._streaming and "num_returns" not in merged
         clone._parent = self
         return clone
 
@@ -92,10 +97,12 @@ class RemoteFunction:
             env_vars=runtime_env.env_vars_of(options.get("runtime_env")),
             retry_exceptions=task_spec.encode_retry_exceptions(
                 options.get("retry_exceptions", False)),
-            phase=trace.get_phase())
+            phase=trace.get_phase(), streaming=self._streaming)
         core.submitter.submit(spec, deps, nested)
         del keep  # large arguments put for this task: the task holds them now
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]
+        if self._streaming:  # its one return is its end; the values come one by one
+            return ObjectRefGenerator(refs[0], core.generators)
         if num_returns == 0:
             return None
         return refs[0] if num_returns == 1 else refs

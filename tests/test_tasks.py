@@ -173,17 +173,6 @@ def test_object_id_is_rays_old_name_for_object_ref(shared_session):
     assert isinstance(raysim.put(1), raysim.ObjectID)
 
 
-@raysim.remote
-def counts_to(n):
-    yield from range(n)
-
-
-def test_a_generator_task_is_refused_unless_it_yields_num_returns_values(shared_session):
-    with pytest.raises(NotImplementedError, match=r"counts_to is a generator function.*Tip"):
-        counts_to.remote(3)
-    assert raysim.get(counts_to.options(num_returns=3).remote(3)) == [0, 1, 2]
-
-
 def test_get_gpu_ids_and_list_named_actors(shared_session):
     from raysim.util import list_named_actors
 

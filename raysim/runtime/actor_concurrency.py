@@ -24,6 +24,7 @@ Runs in: an actor's worker process. Trace events: none of its own; each call's
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import TYPE_CHECKING
 
@@ -167,7 +168,7 @@ class AsyncCalls:
         call.start_ts = trace.now()
         try:
             value = worker.run_actor_code(call)
-            if asyncio.iscoroutine(value):
+            if inspect.iscoroutine(value):  # (asyncio.iscoroutine also takes generators)
                 value = await value
             worker.succeeded(call, value)
         except asyncio.CancelledError as e:  # raysim.cancel reached it (cancel_running)

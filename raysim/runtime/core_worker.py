@@ -67,6 +67,7 @@ from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, Future,
 from raysim.runtime.store_client import StoreClient, store_full_error
 from raysim.runtime.task_spec import TaskSpec
 from raysim.runtime.task_submitter import TaskSubmitter
+from raysim.generator import Generators
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -159,6 +160,7 @@ class CoreWorker:
         self.function_name_of: Callable[[TaskSpec], str] | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
+        self.generators = Generators(self)  # values of generator tasks, as they arrive
         self.reader = ObjectReader(self)
 
     # The task this thread (or this coroutine, in an async actor) runs: the parent of what

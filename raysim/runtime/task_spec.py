@@ -43,6 +43,7 @@ class TaskSpec:
         "seq",           # actor calls: the caller's send order (on a death, what was pushed)
         "max_calls",     # tasks: a worker that ran this many of the function's tasks exits
         "env_vars",      # runtime_env={"env_vars": ...}: set in the worker that runs it
+        "streaming",     # a generator task: each value yielded goes back as it is made
     )
 
     def __init__(self, **fields) -> None:

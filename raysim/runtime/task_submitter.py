@@ -483,6 +483,9 @@ class TaskSubmitter:
 
     def _task_done(self, body: dict) -> None:
         task_id = body["task_id"]
+        if body.get("item") is not None:
+            self.core.generators.item(body)  # one value of a generator task
+            return
         actor_id = body.get("actor_id")
         if body.get("retryable") is not None and self._retry_call(body):
             return  # it runs again: this attempt's error is nobody's result
@@ -503,10 +506,20 @@ class TaskSubmitter:
                 self._actor_args.setdefault(actor_id, []).extend(held)
             return
         holders = self._task_holders.pop(task_id, None)
-        returns = body.get("returns") or ()
+        self.complete_results(body.get("returns") or (), body["results"])
+        if task_id in self.core.generators.tasks:
+            self.core.generators.ended()  # its iterator may be waiting for the end
+        if holders:
+            self.core.gcs_refs.send("remove_ref",
+                                    {"objects": holders, "holder": f"task:{task_id}"})
+
+    def complete_results(self, returns, results: list) -> None:
+        """Seed phase 4 step 9: the results of a task (or one value of a generator task)
+        complete the owner's slots, inline or as places in the store; tasks waiting for them
+        are sent."""
         releases = []
         with self.core.owned_lock:
-            for object_id, result in zip(returns, body["results"]):
+            for object_id, result in zip(returns, results):
                 slot = self.core.owned.get(object_id)
                 kind = result[0]
                 if slot is None or slot.state != PENDING:
@@ -541,7 +554,3 @@ class TaskSubmitter:
                     self.core.gcs_refs.drop_owned(object_id, slot)
         if releases:
             self.core.gcs_refs.send("remove_ref", {"objects": releases})
-        if holders:
-            self.core.gcs_refs.send("remove_ref",
-                                    {"objects": holders, "holder": f"task:{task_id}"})
-

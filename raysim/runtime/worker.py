@@ -66,6 +66,7 @@ from raysim.runtime.config import Config
 from raysim.runtime.core_worker import CoreWorker
 from raysim.runtime.task_submitter import _ArgRef
 from raysim.runtime.protocol import connect_unix
+from raysim.generator import item_object_id
 from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
@@ -299,7 +300,24 @@ class Worker:
                        f"dropped. Tip: call the method again if you still need it.")
             call.results = [["raised", "TaskCancelledError", message] for _ in spec.returns]
             return
+        if spec.streaming:
+            value = self._stream(spec, value)  # the values go back one by one; then the count
         call.results = self._results(spec, value)
+
+    def _stream(self, spec: TaskSpec, values) -> int:
+        """A generator task (``generator.py``): run it, sending each value to the caller as
+        soon as it is made, inline or through the store like any result. Its own return is
+        how many it made; an exception stops it and becomes that return's error."""
+        core, count = self.core, 0
+        for value in values:
+            object_id = item_object_id(spec.task_id, count)
+            result = core.store_result(object_id, value, spec.owner_holder,
+                                       f"value {count + 1} yielded by {spec.name}()")
+            core.send_to_owner(spec, "task_done", {
+                "task_id": spec.task_id, "worker_id": core.wid, "ok": True, "item": count,
+                "returns": [object_id], "results": [result], "actor_id": spec.actor_id})
+            count += 1
+        return count
 
     def interrupted(self, call: _Call, interrupt: BaseException) -> None:
         call.end_ts = trace.now()
