@@ -97,8 +97,8 @@ class ActorClass:
                 continue
             opts = getattr(member, "__raysim_method_options__", {})
             self._methods[name] = _method_options({"num_returns": 1, **opts})
-            if "num_returns" not in opts and (inspect.isgeneratorfunction(member)
-                                              or inspect.isasyncgenfunction(member)):
+            if opts.get("num_returns", "streaming") == "streaming" and (
+                    inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)):
                 # A streaming generator (generator.py); an async one is refused at the call.
                 self._methods[name]["generator"] = \
                     "async" if inspect.isasyncgenfunction(member) else "sync"
@@ -266,7 +266,7 @@ class ActorMethod:
             option_utils.validate(options, option_utils.METHOD_OPTIONS, "actor methods")
             options = _method_options(options)
         merged = {**self._options, **options}
-        if "num_returns" in options:
+        if options.get("num_returns", "streaming") != "streaming":
             merged.pop("generator", None)  # a generator yielding num_returns values is fine
         return ActorMethod(self._handle, self._name, merged)
 
@@ -288,8 +288,8 @@ class ActorMethod:
         with rejecting("ActorMethod.remote", in_phase=True):  # cannot be pickled
             args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs, name)
         task_id = core.new_task_id()
-        num_returns = self._options.get("num_returns", 1)
         streaming = self._options.get("generator") == "sync"  # a streaming generator method
+        num_returns = 1 if streaming else self._options.get("num_returns", 1)  # (its end)
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
@@ -303,6 +303,8 @@ class ActorMethod:
                                           descriptor.get("max_task_retries", 0)),
             retry_exceptions=self._options.get("retry_exceptions", False),
             phase=trace.get_phase(), streaming=streaming)
+        if streaming:
+            core.generators.expect(task_id)  # before its first value can arrive
         core.submitter.submit(spec, deps, nested)
         del keep
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]

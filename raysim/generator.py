@@ -45,7 +45,7 @@ class ObjectRefGenerator:
         self._end = end
         self._generators = generators
         self._next = 0
-        generators.expect(end.task_id())
+        generators.expect(end.task_id())  # (the submitter did, before its values could come)
 
     def __iter__(self) -> "ObjectRefGenerator":
         return self

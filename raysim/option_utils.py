@@ -48,6 +48,21 @@ _INT_OPTIONS = {
 }
 
 
+def _check_num_returns_word(value: str) -> None:
+    """num_returns='streaming' (a generator task, generator.py) is raysim's too; 'dynamic',
+    Ray's older kind of generator, is not modelled."""
+    if value == "streaming":
+        return
+    if value == "dynamic":
+        raise NotImplementedError(
+            "num_returns='dynamic' (Ray's older dynamic generators) is not modelled by raysim. "
+            "Tip: leave num_returns out (a generator function streams its values), or write "
+            "num_returns='streaming'.")
+    raise ValueError(f"num_returns={value!r} is invalid: The keyword 'num_returns' only accepts "
+                     f"None, a non-negative integer, 'streaming' (for generators), or "
+                     f"'dynamic'. Tip: write e.g. num_returns=1.")
+
+
 def check_value(key: str, value: Any) -> None:
     """Raise TypeError (not a number) or ValueError (out of range) naming key and value.
     ``raysim.init`` checks its num_cpus, num_gpus and resources arguments with this too."""
@@ -74,6 +89,9 @@ def check_value(key: str, value: Any) -> None:
         if value is None:
             return
         types = (int, str, type(None)) if key == "num_returns" else (int, type(None))
+        if key == "num_returns" and isinstance(value, str):
+            _check_num_returns_word(value)
+            return
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{key}={value!r} is invalid: the type of keyword '{key}' must "
                             f"be {types}, but received type {type(value)} (Ray's words: The "

@@ -35,7 +35,8 @@ class RemoteFunction:
         self.__name__ = getattr(function, "__name__", self._name)
         self.__wrapped__ = function
         # A generator function without num_returns is a streaming generator task, as in Ray.
-        self._streaming = inspect.isgeneratorfunction(function) and "num_returns" not in options
+        self._streaming = inspect.isgeneratorfunction(function) and \
+            options.get("num_returns", "streaming") == "streaming"
 
     def __call__(self, *args, **kwargs):
         raise rejected("RemoteFunction.__call__", TypeError(
@@ -50,7 +51,8 @@ class RemoteFunction:
         clone = RemoteFunction.__new__(RemoteFunction)
         clone.__dict__.update(self.__dict__)
         clone._options = merged
-        clone._streaming = self._streaming and "num_returns" not in merged
+        clone._streaming = inspect.isgeneratorfunction(self._function) and \
+            merged.get("num_returns", "streaming") == "streaming"
         clone._parent = self
         return clone
 
@@ -70,7 +72,7 @@ class RemoteFunction:
     def remote(self, *args, **kwargs) -> Any:
         call = f"{self._name}.remote()"
         with rejecting("RemoteFunction.remote"):
-            if "num_returns" not in self._options:  # with num_returns=N it yields N values
+            if self._options.get("num_returns", "streaming") == "streaming":
                 option_utils.refuse_generator(self._function,
                                               f"The remote function {self._name}", call)
             signature.check_call(self._params, args, kwargs, call, self._name)
@@ -82,7 +84,12 @@ class RemoteFunction:
             args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs,
                                                                            self._name)
         options = self._options
-        num_returns = options.get("num_returns", 1)
+        num_returns = 1 if self._streaming else options.get("num_returns", 1)  # (its end)
+        if num_returns == "streaming":
+            raise rejected("RemoteFunction.remote", ValueError(
+                f"num_returns='streaming' is for generator functions, and {self._name} does "
+                f"not yield. Tip: leave num_returns out, or make {self._name} yield its "
+                f"values."))
         task_id = core.new_task_id()
         returns = [ids.return_object_id(task_id, i + 1) for i in range(num_returns)]
         num_cpus, resources = option_utils.resources_of(options)
@@ -98,6 +105,8 @@ class RemoteFunction:
             retry_exceptions=task_spec.encode_retry_exceptions(
                 options.get("retry_exceptions", False)),
             phase=trace.get_phase(), streaming=self._streaming)
+        if self._streaming:
+            core.generators.expect(task_id)  # before its first value can arrive
         core.submitter.submit(spec, deps, nested)
         del keep  # large arguments put for this task: the task holds them now
         refs = [ObjectRef(oid, core.wid, _announce=False) for oid in returns]

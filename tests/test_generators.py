@@ -79,3 +79,12 @@ def test_actor_generator_methods_stream_and_async_ones_are_refused(shared_sessio
 
 def test_with_num_returns_a_generator_returns_that_many_values(shared_session):
     assert raysim.get(count_to.options(num_returns=2).remote(2)) == [0, 10]
+
+
+def test_num_returns_streaming_is_a_generator_and_dynamic_is_refused(shared_session):
+    assert [raysim.get(r) for r in count_to.options(num_returns="streaming").remote(2)] == \
+        [0, 10]
+    with pytest.raises(NotImplementedError, match=r"num_returns='dynamic'.*Tip"):
+        count_to.options(num_returns="dynamic")
+    with pytest.raises(ValueError, match=r"only accepts None, a non-negative integer"):
+        count_to.options(num_returns="bogus")
