@@ -246,10 +246,6 @@ class ActorHandle:
         return hash(self._actor_id)
 
 
-async def _an_async_generator():
-    yield  # stands for an actor's async generator method, which the handle does not hold
-
-
 class ActorMethod:
     def __init__(self, handle: ActorHandle, name: str, options: dict) -> None:
         self._handle = handle
@@ -276,8 +272,7 @@ class ActorMethod:
         call = f"{name}.remote()"
         with rejecting("ActorMethod.remote"):
             if self._options.get("generator") == "async":
-                option_utils.refuse_generator(_an_async_generator, f"The actor method {name}",
-                                              call)
+                raise option_utils.async_generator_error(f"The actor method {name}")
             signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
                                  kwargs, call, name)
         # A handle needs its session: no auto-init here (Ray has none for method calls).

@@ -147,13 +147,11 @@ def resources_of(options: dict[str, Any]) -> tuple[float | None, dict[str, float
     return options.get("num_cpus"), resources
 
 
-def refuse_generator(function: Any, what: str, api: str) -> None:
+def async_generator_error(what: str) -> NotImplementedError:
     """Ray runs generator functions as streaming generator tasks (``generator.py``); raysim
-    does too, but not async generators: say so at the call, instead of failing later when
-    the generator object cannot be pickled."""
-    import inspect
-    if inspect.isasyncgenfunction(function):
-        raise NotImplementedError(
-            f"{what} is an async generator: Ray streams its values, which raysim does not "
-            f"model for async generators. Tip: make it a plain generator (def with yield), "
-            f"or return a list of the values.")
+    does too, but not async generators: said at the call, instead of failing later when the
+    async generator object cannot be pickled."""
+    return NotImplementedError(
+        f"{what} is an async generator: Ray streams its values, which raysim does not model "
+        f"for async generators. Tip: make it a plain generator (def with yield), or return a "
+        f"list of the values.")

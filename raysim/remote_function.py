@@ -72,9 +72,8 @@ class RemoteFunction:
     def remote(self, *args, **kwargs) -> Any:
         call = f"{self._name}.remote()"
         with rejecting("RemoteFunction.remote"):
-            if self._options.get("num_returns", "streaming") == "streaming":
-                option_utils.refuse_generator(self._function,
-                                              f"The remote function {self._name}", call)
+            if inspect.isasyncgenfunction(self._function):
+                raise option_utils.async_generator_error(f"The remote function {self._name}")
             signature.check_call(self._params, args, kwargs, call, self._name)
         api._check_arguments_session(args, kwargs, call, "RemoteFunction.remote")
         core = api._auto_init(f"{self._name}.remote")

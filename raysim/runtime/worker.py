@@ -255,8 +255,8 @@ class Worker:
         return call
 
     def invoke(self, call: _Call) -> None:
-        """Run the user's code on this thread (an async method: on the actor's loop, to its
-        end)."""
+        """Run the user's code on this thread (an async actor's calls run on its event loop
+        instead: actor_concurrency.AsyncCalls)."""
         spec = call.spec
         call.start_ts = trace.now()
         try:
