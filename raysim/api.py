@@ -21,9 +21,9 @@ from typing import Any, Sequence
 from raysim import exceptions, option_utils
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting, show
-from raysim.runtime import ids
-from raysim.runtime.config import Config, default_heap_memory, default_object_store_memory
-from raysim.runtime.core_worker import CoreWorker, user_call_site
+from raysim.runtime.common import ids
+from raysim.runtime.common.config import Config, default_heap_memory, default_object_store_memory
+from raysim.runtime.core_worker.core_worker import CoreWorker, user_call_site
 from raysim.trace import writer as trace
 
 _core: CoreWorker | None = None
@@ -168,7 +168,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                     "that calls the function directly.")
             _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
                                   object_store_memory)
-            from raysim.runtime.runtime_env import setup_hook_for_workers
+            from raysim.runtime.common.runtime_env import setup_hook_for_workers
             setup_hook = setup_hook_for_workers(runtime_env)
             job_env_vars = (runtime_env or {}).get("env_vars") or None
         if _core is not None:

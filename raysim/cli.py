@@ -261,7 +261,7 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     """
     from raysim import ray_alias
 
-    from raysim.runtime import core_worker
+    from raysim.runtime.core_worker import core_worker
 
     os.environ["RAYSIM_TRACE"] = trace_path
     ray_alias.install()

@@ -27,8 +27,8 @@ from __future__ import annotations
 import threading
 
 from raysim.object_ref import ObjectRef
-from raysim.runtime import ids
-from raysim.runtime.memory_store import PENDING, OwnedObject
+from raysim.runtime.common import ids
+from raysim.runtime.core_worker.memory_store import PENDING, OwnedObject
 
 
 def item_object_id(task_id: str, index: int) -> str:

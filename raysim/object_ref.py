@@ -5,14 +5,14 @@ phase 4 step 9: "Driver receives the ObjectRef (this is the 'future')".
 
 An ObjectRef is only an id plus the id of its owner. Creating one in a process counts as a
 reference held by that process, and garbage-collecting the last one releases it; the
-reference counter (``runtime/reference_counter.py``) turns those into the counts the founding
+reference counter (``runtime/core_worker/reference_counter.py``) turns those into the counts the founding
 document shows. Pickling one inside a value is noticed, so that the value's receiver can be
 counted as a holder too.
 """
 
 from __future__ import annotations
 
-from raysim.runtime import serialization
+from raysim.runtime.common import serialization
 
 
 class ObjectRef:

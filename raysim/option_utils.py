@@ -102,7 +102,7 @@ def check_value(key: str, value: Any) -> None:
             raise ValueError(f"{key}={value!r} is invalid: The keyword '{key}' only accepts "
                              f"{accepts}. Tip: write e.g. {key}=1.")
     elif key == "runtime_env":
-        from raysim.runtime import runtime_env
+        from raysim.runtime.common import runtime_env
         runtime_env.check(value, runtime_env.TASK_KEYS)
     elif key == "max_concurrency":
         if value is None:

@@ -15,8 +15,8 @@ from raysim import api, option_utils, signature
 from raysim.generator import ObjectRefGenerator
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting
-from raysim.runtime import ids, runtime_env, serialization, task_spec
-from raysim.runtime.task_spec import TaskSpec
+from raysim.runtime.common import ids, runtime_env, serialization, task_spec
+from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
 

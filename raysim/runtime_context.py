@@ -16,11 +16,12 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from raysim.runtime import ids, scheduler
-from raysim.runtime.task_spec import ACTOR_TASK
+from raysim.runtime.common import ids
+from raysim.runtime.raylet import scheduler
+from raysim.runtime.common.task_spec import ACTOR_TASK
 
 if TYPE_CHECKING:
-    from raysim.runtime.core_worker import CoreWorker
+    from raysim.runtime.core_worker.core_worker import CoreWorker
 
 
 def _deprecated(what: str, instead: str) -> None:

@@ -180,7 +180,7 @@ class TracedSession:
 def _reported_at(site: str, code: str) -> Iterator[None]:
     """Record raysim calls made here at ``site`` (the test), not in pytest's own code: a
     trace's phases name the line of user code that began them."""
-    from raysim.runtime import core_worker
+    from raysim.runtime.core_worker import core_worker
 
     core_worker.site_override = (site, code)
     try:

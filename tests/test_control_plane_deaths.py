@@ -18,8 +18,8 @@ import pytest
 
 import raysim
 from raysim import exceptions
-from raysim.runtime.config import Config
-from raysim.runtime.local_object_manager import spill_directory
+from raysim.runtime.common.config import Config
+from raysim.runtime.raylet.local_object_manager import spill_directory
 from traceutil import load, of, pid_alive
 
 _WATCHDOG_S = 30  # generous: the call must return, however loaded the machine

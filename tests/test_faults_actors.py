@@ -8,8 +8,8 @@ import pytest
 
 import raysim
 from raysim import exceptions
-from raysim.runtime import actor_table
-from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.gcs import actor_table
+from raysim.runtime.common.errors import RaySimInternalError
 from test_actors import Broken  # its constructor raises
 from traceutil import load, of, pid_alive, poll, wait_for, wait_for_file
 

@@ -12,7 +12,7 @@ import pytest
 
 import raysim
 from raysim import exceptions
-from raysim.runtime.config import Config
+from raysim.runtime.common.config import Config
 from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import raysim
 from raysim import exceptions
-from raysim.runtime.object_store import ObjectStore
+from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.trace import state as replay
 from raysim.trace.loader import load
 from traceutil import of, wait_for
@@ -188,7 +188,7 @@ def test_with_spilling_off_a_full_store_refuses(trace_file):
 @raysim.remote(max_retries=0)
 def die_while_writing():
     """Write the first bytes of the result into the store, then die before sealing it."""
-    from raysim.runtime import store_client
+    from raysim.runtime.core_worker import store_client
 
     def write_and_die(self, offset, obj):
         self._view[offset:offset + 8] = b"halfdone"

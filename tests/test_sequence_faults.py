@@ -15,7 +15,7 @@ import pytest
 
 import raysim
 from raysim import exceptions
-from raysim.runtime.config import Config
+from raysim.runtime.common.config import Config
 from raysim.trace import load
 from raysim.trace.sequence import phase_groups
 from raysim.trace.stepper import Stepper

@@ -378,7 +378,7 @@ def test_cut_last_line_loads_with_a_warning(tmp_path):
 def test_the_tracer_numbers_puts_from_the_index_the_runtime_gives_them():
     """labels.py repeats the runtime's first put index (the tracer never imports the
     runtime): they must agree."""
-    from raysim.runtime.ids import PUT_INDEX_BASE
+    from raysim.runtime.common.ids import PUT_INDEX_BASE
     from raysim.trace.labels import PUT_INDEX_BASE as labels_base
 
     assert labels_base == PUT_INDEX_BASE

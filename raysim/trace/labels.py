@@ -26,7 +26,7 @@ from raysim.trace import schema
 from raysim.trace.index import TraceIndex, index_of
 
 # An object id is its creating task's id and an index; ``put`` numbers its objects from this
-# index on (``raysim/runtime/ids.py``, as Ray's ObjectID does). The tracer reads traces
+# index on (``raysim/runtime/common/ids.py``, as Ray's ObjectID does). The tracer reads traces
 # without the runtime, so the number is repeated here (a test checks that they agree).
 PUT_INDEX_BASE = 0x8000
 

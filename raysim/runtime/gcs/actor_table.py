@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.common.errors import RaySimInternalError
 from raysim.trace import writer as trace
 
 DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.common.errors import RaySimInternalError
 
 
 class BaseID(str):

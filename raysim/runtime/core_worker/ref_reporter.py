@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import threading
 
-from raysim.runtime.memory_store import PENDING, STORED, OwnedObject
-from raysim.runtime.protocol import ConnectionClosed
-from raysim.runtime.reference_counter import CAPTURED_IN_OBJECT
+from raysim.runtime.core_worker.memory_store import PENDING, STORED, OwnedObject
+from raysim.runtime.common.protocol import ConnectionClosed
+from raysim.runtime.core_worker.reference_counter import CAPTURED_IN_OBJECT
 from raysim.trace import writer as trace
 
 

@@ -33,10 +33,11 @@ from collections import defaultdict
 
 import orjson
 
-from raysim.runtime import actor_table, procutil
-from raysim.runtime.actor_table import ActorEntry, ActorTable
-from raysim.runtime.object_directory import ACTOR_HANDLE, ObjectDirectory
-from raysim.runtime.protocol import EventLoop, LoopConnection
+from raysim.runtime.common import procutil
+from raysim.runtime.gcs import actor_table
+from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
+from raysim.runtime.gcs.object_directory import ACTOR_HANDLE, ObjectDirectory
+from raysim.runtime.common.protocol import EventLoop, LoopConnection
 from raysim.trace import writer as trace
 
 # The holder of a detached actor's handle that the GCS itself keeps while the actor lives.
@@ -289,7 +290,3 @@ def main() -> None:
         server.run()
     finally:
         trace.close_trace()
-
-
-if __name__ == "__main__":
-    main()

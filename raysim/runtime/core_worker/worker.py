@@ -60,17 +60,17 @@ from typing import Any
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime import (actor_concurrency, procutil, protocol, runtime_env, serialization,
-                            task_spec)
-from raysim.runtime.config import Config
-from raysim.runtime.core_worker import CoreWorker
-from raysim.runtime.task_submitter import _ArgRef
-from raysim.runtime.protocol import connect_unix
+from raysim.runtime.common import procutil, protocol, runtime_env, serialization, task_spec
+from raysim.runtime.core_worker import actor_concurrency
+from raysim.runtime.common.config import Config
+from raysim.runtime.core_worker.core_worker import CoreWorker
+from raysim.runtime.core_worker.task_submitter import _ArgRef
+from raysim.runtime.common.protocol import connect_unix
 from raysim.generator import item_object_id
-from raysim.runtime.task_spec import ACTOR_TASK, TaskSpec
+from raysim.runtime.common.task_spec import ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
-_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class _Call:

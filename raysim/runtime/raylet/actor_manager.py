@@ -41,12 +41,12 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from raysim.runtime import scheduler
-from raysim.runtime.actor_table import (ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION,
+from raysim.runtime.raylet import scheduler
+from raysim.runtime.gcs.actor_table import (ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION,
                                         RESTARTING)
-from raysim.runtime.scheduler import TaskRecord
-from raysim.runtime.task_spec import TaskSpec
-from raysim.runtime.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, USER_ERROR,
+from raysim.runtime.raylet.scheduler import TaskRecord
+from raysim.runtime.common.task_spec import TaskSpec
+from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, USER_ERROR,
                                         WorkerDeath, WorkerRecord)
 from raysim.trace import writer as trace
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from raysim.runtime.errors import RaySimInternalError
-from raysim.runtime.task_spec import TaskSpec
+from raysim.runtime.common.errors import RaySimInternalError
+from raysim.runtime.common.task_spec import TaskSpec
 
 # Resources are kept in fixed point, 1/10000 of a unit, like Ray's FixedPoint.
 _SCALE = 10000

@@ -28,11 +28,11 @@ import inspect
 import threading
 from typing import TYPE_CHECKING
 
-from raysim.runtime.task_spec import TaskSpec
+from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
 if TYPE_CHECKING:
-    from raysim.runtime.worker import Worker, _Call
+    from raysim.runtime.core_worker.worker import Worker, _Call
 
 # Ray's default max_concurrency for an async actor (threaded actors default to 1).
 DEFAULT_ASYNC_MAX_CONCURRENCY = 1000

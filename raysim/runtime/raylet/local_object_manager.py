@@ -63,8 +63,8 @@ import time
 from collections import deque
 from typing import Callable, Union
 
-from raysim.runtime.config import Config
-from raysim.runtime.object_store import ObjectStore, StoreEntry, StoreFull
+from raysim.runtime.common.config import Config
+from raysim.runtime.raylet.object_store import ObjectStore, StoreEntry, StoreFull
 from raysim.trace import writer as trace
 
 _CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -35,7 +35,7 @@ import weakref
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime import serialization
+from raysim.runtime.common import serialization
 
 
 class StoreClient:

@@ -30,7 +30,7 @@ import itertools
 import signal
 from collections import deque
 
-from raysim.runtime.ids import random_hex
+from raysim.runtime.common.ids import random_hex
 from raysim.trace import writer as trace
 
 # Worker states.

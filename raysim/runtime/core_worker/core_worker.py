@@ -55,22 +55,22 @@ import time
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime import (check_serialize, ids, memory_store, procutil, protocol,
-                            serialization)
-from raysim.runtime.config import Config
-from raysim.runtime.errors import RaySimInternalError
-from raysim.runtime.protocol import BlockingConnection, ConnectionClosed, connect_unix
-from raysim.runtime.object_reader import ObjectReader
-from raysim.runtime.ref_reporter import GcsRefReporter
-from raysim.runtime.reference_counter import LOCAL_REFERENCE, ReferenceCounter
-from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, Future, OwnedObject
-from raysim.runtime.store_client import StoreClient, store_full_error
-from raysim.runtime.task_spec import TaskSpec
-from raysim.runtime.task_submitter import TaskSubmitter
+from raysim.runtime.common import ids, procutil, protocol, serialization
+from raysim.runtime.core_worker import check_serialize, memory_store
+from raysim.runtime.common.config import Config
+from raysim.runtime.common.errors import RaySimInternalError
+from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, connect_unix
+from raysim.runtime.core_worker.object_reader import ObjectReader
+from raysim.runtime.core_worker.ref_reporter import GcsRefReporter
+from raysim.runtime.core_worker.reference_counter import LOCAL_REFERENCE, ReferenceCounter
+from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, Future, OwnedObject
+from raysim.runtime.core_worker.store_client import StoreClient, store_full_error
+from raysim.runtime.common.task_spec import TaskSpec
+from raysim.runtime.core_worker.task_submitter import TaskSubmitter
 from raysim.generator import Generators
 from raysim.trace import writer as trace
 
-_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _current_task: contextvars.ContextVar[TaskSpec | None] = contextvars.ContextVar(
     "current_task", default=None)
 

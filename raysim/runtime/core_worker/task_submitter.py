@@ -50,11 +50,12 @@ import itertools
 import threading
 from collections import deque
 
-from raysim.runtime import check_serialize, serialization
+from raysim.runtime.common import serialization
+from raysim.runtime.core_worker import check_serialize
 from raysim.object_ref import ObjectRef
-from raysim.runtime.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
-from raysim.runtime.reference_counter import LOCAL_REFERENCE
-from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
+from raysim.runtime.core_worker.reference_counter import LOCAL_REFERENCE
+from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
 _EMPTY_ARGS = serialization.serialize(((), {})).to_bytes()

@@ -38,8 +38,8 @@ import socket
 import sys
 import time
 
-from raysim.runtime import procutil, protocol
-from raysim.runtime.protocol import BlockingConnection, ConnectionClosed
+from raysim.runtime.common import procutil, protocol
+from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed
 from raysim.trace import writer as trace
 
 _SINGLE_THREAD_ENV = {
@@ -96,7 +96,7 @@ class Zygote:
         except OSError:
             pass
         self.to_import = list(dict.fromkeys(
-            ["raysim.runtime.worker", "cloudpickle", "numpy", *preload["modules"]]))
+            ["raysim.runtime.core_worker.worker", "cloudpickle", "numpy", *preload["modules"]]))
         self._import_while(lambda: True)
         self.to_import = list(preload["modules_when_idle"])
 
@@ -151,7 +151,7 @@ class Zygote:
         os.close(self._wake_r)
         os.close(self._wake_w)
         self.conn.sock.close()
-        from raysim.runtime import worker
+        from raysim.runtime.core_worker import worker
         worker.run_forked(body["wid"], body["role"], body.get("actor_id"), self.session)
 
     def _reap(self) -> None:

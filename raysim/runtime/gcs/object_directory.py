@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
-from raysim.runtime.ids import is_actor_handle, owner_of
+from raysim.runtime.common.ids import is_actor_handle, owner_of
 from raysim.trace import writer as trace
 
 LOCAL_REFERENCE = "LOCAL_REFERENCE"

@@ -44,17 +44,18 @@ from collections import deque
 
 import orjson
 
-from raysim.runtime import procutil, scheduler, zygote
-from raysim.runtime.config import Config
-from raysim.runtime.local_object_manager import LocalObjectManager, spill_directory
-from raysim.runtime.object_store import ObjectStore
-from raysim.runtime.protocol import EventLoop, LoopConnection, connect_unix
-from raysim.runtime.actor_manager import LocalActorManager
-from raysim.runtime.task_manager import TaskManager
-from raysim.runtime.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
-from raysim.runtime.scheduler import TaskRecord
-from raysim.runtime.store_server import StoreServer
-from raysim.runtime.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
+from raysim.runtime.common import procutil
+from raysim.runtime.raylet import scheduler, zygote
+from raysim.runtime.common.config import Config
+from raysim.runtime.raylet.local_object_manager import LocalObjectManager, spill_directory
+from raysim.runtime.raylet.object_store import ObjectStore
+from raysim.runtime.common.protocol import EventLoop, LoopConnection, connect_unix
+from raysim.runtime.raylet.actor_manager import LocalActorManager
+from raysim.runtime.raylet.task_manager import TaskManager
+from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.raylet.scheduler import TaskRecord
+from raysim.runtime.raylet.store_server import StoreServer
+from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
                                         WorkerDeath, WorkerPool, WorkerRecord, task_kind)
 from raysim.trace import writer as trace
 
@@ -540,7 +541,3 @@ def main() -> None:
     finally:
         raylet.cleanup()
         trace.close_trace()
-
-
-if __name__ == "__main__":
-    main()

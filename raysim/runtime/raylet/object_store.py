@@ -51,7 +51,7 @@ import mmap
 import os
 from typing import Callable
 
-from raysim.runtime.errors import RaySimInternalError
+from raysim.runtime.common.errors import RaySimInternalError
 
 _SMALL_ALIGN = 64
 _PAGE = mmap.PAGESIZE

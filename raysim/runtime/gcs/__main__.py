@@ -1,0 +1,5 @@
+"""``python -m raysim.runtime.gcs``: start the GCS process."""
+
+from raysim.runtime.gcs.server import main
+
+main()
