@@ -52,9 +52,9 @@ import time
 from typing import Any
 
 import orjson
+from bench_core import Counter, noop  # the same no-op task and actor as the core benchmark
 
 import raysim as ray
-from bench_core import Counter, noop  # the same no-op task and actor as the core benchmark
 from raysim.trace import state as trace_state
 from raysim.trace.loader import load
 
@@ -150,6 +150,7 @@ def bench_dataframe(path: str, loads: int = LOADS) -> Any:
     """Median time of ``trace.events`` on ``loads`` freshly loaded traces; returns the last
     trace."""
     import pandas  # noqa: F401  (imported once per process, by whatever uses it first:
+
     # about a quarter of a second here, which is not the DataFrame's to pay)
 
     seconds = []

@@ -20,14 +20,14 @@ import hashlib
 import inspect
 from typing import Any
 
-from raysim import api, exceptions, option_utils, signature
+from raysim import exceptions, launch, option_utils, session, signature
 from raysim.generator import ObjectRefGenerator
-from raysim.object_ref import ObjectRef
+from raysim.object_ref import ObjectRef, check_arguments
 from raysim.rejections import rejected, rejecting
 from raysim.runtime.common import ids, runtime_env, serialization, task_spec
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
-from raysim.runtime.core_worker.reference_counter import ACTOR_HANDLE
+from raysim.trace.schema import ACTOR_HANDLE
 
 
 def exit_actor() -> None:
@@ -38,7 +38,7 @@ def exit_actor() -> None:
     ``__del__`` and ``atexit`` handlers run before its process exits. Raises ``SystemExit``
     (``AsyncioActorExit`` in a coroutine), which ends the method; catching it does not stop
     the exit."""
-    core = api._core
+    core = session.current_core()
     exit_ = getattr(core, "on_exit_actor", None) if core is not None else None
     if exit_ is None or core.actor_creation is None:
         raise TypeError("exit_actor API is called on a non-actor worker: the driver or a "
@@ -82,7 +82,7 @@ def _method_options(options: dict[str, Any]) -> dict[str, Any]:
 class ActorClass:
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
         self._cls = cls
-        api.note_remote_code(getattr(cls, "__module__", None))
+        launch.note_remote_code(getattr(cls, "__module__", None))
         with rejecting("remote"):
             self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
                                                   "actors")
@@ -144,9 +144,9 @@ class ActorClass:
         with rejecting("ActorClass.remote"):
             signature.check_call(self._init_params, args, kwargs, call,
                                  f"{self.__name__}.__init__")
-        api._check_arguments_session(args, kwargs, call, "ActorClass.remote")
-        core = api._auto_init(f"{self.__name__}.remote")
-        core.begin_phase("actor_creation", self.__name__)
+        check_arguments(args, kwargs, call, "ActorClass.remote")
+        core = launch.auto_init(f"{self.__name__}.remote")
+        session.begin_phase("actor_creation", self.__name__)
         options = self._options
         name = options.get("name")
         namespace = options.get("namespace") or core.namespace  # default: init(namespace=)
@@ -202,7 +202,7 @@ class ActorHandle:
         self._descriptor = descriptor
         self._actor_id = descriptor["actor_id"]
         self._handle_object = descriptor["handle_object"]
-        core = api._core
+        core = session.current_core()
         self._core = core
         if core is not None:
             core.refs.add_local(self._handle_object, ACTOR_HANDLE)
@@ -276,10 +276,10 @@ class ActorMethod:
             signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
                                  kwargs, call, name)
         # A handle needs its session: no auto-init here (Ray has none for method calls).
-        api._check_session(self._handle, f"the actor handle of {call}", "ActorMethod.remote")
-        api._check_arguments_session(args, kwargs, call, "ActorMethod.remote")
-        core = api._require_core(call[:-2])
-        core.begin_phase("method_call", name)
+        session.check_same_session(self._handle, f"the actor handle of {call}", "ActorMethod.remote")
+        check_arguments(args, kwargs, call, "ActorMethod.remote")
+        core = session.require_core(call[:-2])
+        session.begin_phase("method_call", name)
         with rejecting("ActorMethod.remote", in_phase=True):  # cannot be pickled
             args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs, name)
         task_id = core.new_task_id()

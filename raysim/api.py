@@ -13,105 +13,20 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
-import sys
-import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from raysim import exceptions, option_utils
+from raysim import launch, option_utils, session
+from raysim.actor import ActorClass, ActorHandle
+from raysim.launch import RaySimContext
 from raysim.object_ref import ObjectRef
 from raysim.rejections import rejected, rejecting, show
-from raysim.runtime.common import ids
-from raysim.runtime.common.config import Config, default_heap_memory, default_object_store_memory
-from raysim.runtime.core_worker.core_worker import CoreWorker, user_call_site
+from raysim.remote_function import RemoteFunction
+from raysim.runtime.common.runtime_env import setup_hook_for_workers
+from raysim.runtime_context import RuntimeContext
 from raysim.trace import writer as trace
 
-_core: CoreWorker | None = None
-_node = None  # NodeProcesses, in the driver
-_context: "RaySimContext | None" = None
-_lock = threading.RLock()
-# Where each remote function and actor class was defined: the zygote imports what these
-# modules import before it forks workers (node.driver_modules).
-_remote_code_modules: set[str] = set()
-
-
-def note_remote_code(module: str | None) -> None:
-    if module:
-        _remote_code_modules.add(module)
-
-
-class RaySimContext(dict):
-    """What ``init`` returns (Ray returns a RayContext); also a dict of the same facts."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __enter__(self) -> "RaySimContext":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        shutdown()
-
-
-def _require_core(api: str) -> CoreWorker:
-    core = _core
-    if core is None:
-        raise exceptions.RaySimNotInitializedError(
-            f"{api}() needs a running raysim session, and none is running (raysim.init() "
-            f"was not called, or raysim.shutdown() was). Tip: call raysim.init() first (or "
-            f"run the script with `raysim trace script.py`).")
-    return core
-
-
-def _auto_init(api: str) -> CoreWorker:
-    """The core worker, starting a session first if none is running, as Ray does.
-
-    Ray calls ``ray.init()`` with its defaults on the first ``put``, ``get``, ``wait``,
-    ``get_actor``, ``kill``, ``cancel``, ``get_runtime_context`` or ``.remote()`` of a program
-    that did not call it (and again after ``shutdown``); ``RAY_ENABLE_AUTO_CONNECT=0`` turns
-    that off. raysim does the same, with ``RAYSIM_ENABLE_AUTO_CONNECT=0``. The other calls
-    (``cluster_resources``, ``nodes``, ``timeline``, ...) raise RaySimNotInitializedError.
-    """
-    core = _core
-    if core is not None:
-        return core
-    if os.environ.get("RAYSIM_ENABLE_AUTO_CONNECT", "") == "0":
-        return _require_core(api)
-    with _lock:
-        if _core is None:
-            print(f"raysim: {api}() started a session with raysim.init()'s defaults, as Ray "
-                  f"does when none is running. Tip: call raysim.init() first to choose its "
-                  f"options.", file=sys.stderr)
-            init()
-    return _require_core(api)
-
-
-def _check_session(value: Any, where: str, api: str) -> None:
-    """Refuse an ObjectRef or actor handle left over from a session that was shut down.
-
-    Its object or actor went with that session; using it would wait forever."""
-    core = getattr(value, "_core", None)
-    if core is not None and core is not _core:
-        what = "actor" if hasattr(value, "_actor_id") else "object"
-        redo = "create the actor again" if what == "actor" else \
-            "put the value or submit the task again"
-        raise rejected(api, ValueError(
-            f"{where[0].upper()}{where[1:]} is {value!r}, from a raysim session that has "
-            f"been shut down; its {what} ended with that session. Tip: {redo} in the "
-            f"current session."))
-
-
-def _check_arguments_session(args: tuple, kwargs: dict, call: str, api: str) -> None:
-    """Top-level ObjectRef arguments of ``.remote()`` must be of the current session."""
-    for i, arg in enumerate(args):
-        if type(arg) is ObjectRef:
-            _check_session(arg, f"argument {i + 1} of {call}", api)
-    for key, arg in kwargs.items():
-        if type(arg) is ObjectRef:
-            _check_session(arg, f"keyword argument {key}= of {call}", api)
+if TYPE_CHECKING:
+    from raysim.runtime.core_worker.core_worker import CoreWorker
 
 
 def _check_refs(refs: list, api: str) -> None:
@@ -120,13 +35,7 @@ def _check_refs(refs: list, api: str) -> None:
             raise rejected(api, TypeError(
                 f"{api}() expects a list of ObjectRefs, but element [{i}] is {show(ref)}. "
                 f"Tip: pass only ObjectRefs, as returned by .remote() and put()."))
-        _check_session(ref, f"element [{i}] of the list", api)
-
-
-def _attach_worker(core: CoreWorker) -> None:
-    """A worker process sets its core worker, so the API works inside tasks."""
-    global _core
-    _core = core
+        session.check_same_session(ref, f"element [{i}] of the list", api)
 
 
 # ----------------------------------------------------------------------------------------
@@ -156,8 +65,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
     a job config) are accepted and have no effect, so that Ray programs and tests run
     unchanged; ``local_mode=True`` is refused, as Ray 2.60 refuses it.
     """
-    global _core, _node, _context
-    with _lock:
+    with session.lock:
         # Bad arguments are refused even when a session is already running.
         with rejecting("init"):
             if local_mode:
@@ -168,87 +76,19 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                     "that calls the function directly.")
             _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
                                   object_store_memory)
-            from raysim.runtime.common.runtime_env import setup_hook_for_workers
-            setup_hook = setup_hook_for_workers(runtime_env)
-            job_env_vars = (runtime_env or {}).get("env_vars") or None
-        if _core is not None:
+            setup_hook_for_workers(runtime_env)  # refuses a bad runtime_env
+        current = session.current()
+        if current is not None:
             if ignore_reinit_error:
-                return _context
+                return current.context
             raise rejected("init", RuntimeError(
                 "Maybe you called raysim.init twice by accident? This error can be suppressed "
                 "by passing in 'ignore_reinit_error=True' or by calling 'raysim.shutdown()' "
                 "prior to 'raysim.init()'."))
-        from raysim.runtime.node import NodeProcesses, driver_modules, make_session_dir
-
-        config = Config.from_dict(dict(_system_config or {}))
-        if object_store_memory is not None:
-            config.object_store_memory = object_store_memory
-        capacity = config.object_store_memory or default_object_store_memory()
-        total = {"CPU": float(os.cpu_count() if num_cpus is None else num_cpus)}
-        if num_gpus:
-            total["GPU"] = float(num_gpus)
-        # As Ray reports them: heap memory for tasks that ask for memory=..., the store's
-        # size, and one unit of the node's own resource (127.0.0.1: raysim's nodes are local).
-        total["memory"] = float(default_heap_memory(capacity))
-        total["object_store_memory"] = float(capacity)
-        total["node:127.0.0.1"] = 1.0
-        total["node:__internal_head__"] = 1.0
-        total.update(resources or {})
-        session_dir = make_session_dir(_temp_dir)
-        session = os.path.basename(session_dir)
-        env_trace = os.environ.get("RAYSIM_TRACE")
-        if env_trace in ("0", "off", "false", "no"):
-            tracing = False
-        path = None
-        if tracing:
-            path = os.path.abspath(trace_path or env_trace or
-                                   os.path.join(session_dir, "trace.jsonl"))
-            with open(path, "wb"):  # a new session starts a new trace
-                pass
-            os.chmod(path, 0o600)
-        node_id = ids.NodeID(ids.random_hex(8))
-        job_id = ids.JobID(ids.random_hex(4))
-        wid = ids.random_hex(8)
-        trace.open_trace(path, "driver", node_id, config.trace_flush_events)
-        if path:
-            trace.emit("trace.header", phase=0,
-                       **trace.header(session, session_dir, config.to_dict(), "seed"))
-            trace.set_phase(0)
-            site, code = user_call_site()
-            trace.emit("phase.begin", phase=0, api="init", site=site, code=code, detail=None)
-            trace.flush()  # the header is the file's first line: written before any process starts
-        trace.emit("process.started", ppid=os.getppid(), role="driver", wid=wid)
-        # What the zygote imports before forking workers, and where workers run: known now, so
-        # the zygote starts importing while the driver is still connecting.
-        first, later = ([], [])
-        if config.worker_preload_driver_modules:
-            first, later = driver_modules(_remote_code_modules)
-        preload = {"sys_path": list(sys.path), "cwd": os.getcwd(), "modules": first,
-                   "modules_when_idle": later, "worker_process_setup_hook": setup_hook,
-                   "env_vars": job_env_vars}
-        node = NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,
-                             preload)
-        try:
-            gcs = node.connect_gcs()
-            gcs.request("register_driver", {"job": job_id, "wid": wid})
-            raylet, reply, store_fd = node.connect_raylet({"role": "driver", "wid": wid})
-        except BaseException:
-            node.stop(config.process_shutdown_timeout_s)
-            trace.close_trace()
-            raise
-        core = CoreWorker("driver", wid, node_id, session_dir, raylet, gcs, store_fd,
-                          reply["store_capacity"], config, job_id)
-        os.close(store_fd)  # the mapping keeps the memory; the fd is no longer needed
-        core.namespace = namespace  # where named actors go when .options() names none
-        core.exit_code_of = node.exit_code  # how a GCS or raylet that died ended
-        core.start()
-        trace.flush()
-        _core, _node = core, node
-        _context = RaySimContext(session_dir=session_dir, trace_path=path, node_id=node_id,
-                                 job_id=job_id, namespace=namespace,
-                                 address_info={"node_id": node_id, "session_dir": session_dir,
-                                               **node.pids()})
-        return _context
+        return launch.start(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                            object_store_memory=object_store_memory, namespace=namespace,
+                            trace_path=trace_path, tracing=tracing, temp_dir=_temp_dir,
+                            system_config=_system_config, runtime_env=runtime_env)
 
 
 _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory, "
@@ -284,34 +124,14 @@ def _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
 
 def shutdown() -> None:
     """Stop every process of the session; the store's memory goes with them."""
-    global _core, _node, _context
-    with _lock:
-        core, node = _core, _node
-        if core is None or node is None:
-            return
-        core.begin_phase("shutdown")
-        core.stopping = True  # from now on, GCS and raylet going away is what was asked
-        timeout = core.config.process_shutdown_timeout_s
-        for component, conn in (("raylet", core.raylet), ("gcs", core.gcs)):
-            try:
-                core.request(conn, "shutdown", {}, timeout=timeout)
-            except Exception:
-                continue  # already gone (or dead): stop() below makes sure
-            # The raylet stops its workers before it exits. Only then does the GCS go: a
-            # worker that saw its GCS vanish first would take that for a death.
-            node.exit_code(component, timeout)
-        core.close()
-        node.stop(core.config.process_shutdown_timeout_s)
-        trace.emit("process.stopping", reason="shutdown")
-        trace.close_trace()
-        _core, _node, _context = None, None, None
+    launch.stop()
 
 
 atexit.register(shutdown)
 
 
 def is_initialized() -> bool:
-    return _core is not None
+    return session.current() is not None
 
 
 # ----------------------------------------------------------------------------------------
@@ -324,8 +144,8 @@ def put(value: Any, *, _owner: Any = None) -> ObjectRef:
         raise rejected("put", TypeError(
             f"Calling 'put' on an ObjectRef ({value!r}) is not allowed. If you really want "
             f"to do this, you can wrap the ObjectRef in a list and call 'put' on it."))
-    core = _auto_init("raysim.put")
-    core.begin_phase("put", type(value).__name__)
+    core = launch.auto_init("raysim.put")
+    session.begin_phase("put", type(value).__name__)
     with rejecting("put", in_phase=True):  # a value that cannot be pickled
         object_id = core.put(value)
     ref = ObjectRef(object_id, core.wid)
@@ -338,7 +158,7 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     single = isinstance(object_refs, ObjectRef)
     if single:
         refs = [object_refs]
-        _check_session(object_refs, "the ObjectRef passed to get()", "get")
+        session.check_same_session(object_refs, "the ObjectRef passed to get()", "get")
     elif isinstance(object_refs, list):
         refs = object_refs
         _check_refs(refs, "get")
@@ -355,12 +175,8 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
             f"get(timeout={timeout!r}) is invalid: timeout must be a non-negative number of "
             f"seconds. Tip: write e.g. timeout=10, or leave it out to wait as long as it "
             f"takes."))
-    core = _auto_init("raysim.get")
-    core.begin_phase("get", f"{len(refs)} object(s)")
-    try:
-        values = core.reader.get([r.id for r in refs], timeout)
-    finally:
-        trace.flush()
+    launch.auto_init("raysim.get")
+    values = session.get_values(refs, timeout, "get")
     return values[0] if single else values
 
 
@@ -380,8 +196,8 @@ def wait(object_refs: list[ObjectRef], *, num_returns: int = 1, timeout: float |
         return [], []
     with rejecting("wait"):
         _check_wait(object_refs, num_returns, timeout)
-    core = _auto_init("raysim.wait")
-    core.begin_phase("wait", f"{num_returns} of {len(object_refs)}")
+    core = launch.auto_init("raysim.wait")
+    session.begin_phase("wait", f"{num_returns} of {len(object_refs)}")
     ready_flags = core.reader.wait([r.id for r in object_refs], num_returns, timeout)
     trace.flush()
     ready = [r for r, ok in zip(object_refs, ready_flags) if ok]
@@ -413,8 +229,6 @@ def _check_wait(object_refs: list[ObjectRef], num_returns: Any, timeout: Any) ->
 
 def remote(*args, **options):
     """``@raysim.remote`` or ``@raysim.remote(num_cpus=..., ...)`` on a function or class."""
-    from raysim.actor import ActorClass
-    from raysim.remote_function import RemoteFunction
 
     def decorate(target):
         if isinstance(target, type):
@@ -436,7 +250,6 @@ def remote(*args, **options):
 
 
 def _lookup_actor(core: CoreWorker, name: str, namespace: str | None):
-    from raysim.actor import ActorHandle
     reply = core.request(core.gcs, "get_actor", {"name": name, "namespace": namespace})
     if not reply["found"]:
         return None
@@ -449,8 +262,8 @@ def get_actor(name: str, namespace: str | None = None):
         raise rejected("get_actor", ValueError(
             f"Please supply a non-empty string name, got {show(name)}. Tip: pass the name "
             f"given with .options(name=...) when the actor was created."))
-    core = _auto_init("raysim.get_actor")
-    core.begin_phase("get_actor", name)
+    core = launch.auto_init("raysim.get_actor")
+    session.begin_phase("get_actor", name)
     if namespace is None:
         namespace = core.namespace  # Ray: the current job's namespace
     handle = _lookup_actor(core, name, namespace)
@@ -476,14 +289,13 @@ def _no_such_actor(core: CoreWorker, name: str, namespace: str | None) -> str:
 
 def kill(actor, *, no_restart: bool = True) -> None:
     """Stop an actor now; its pending and later calls raise ``RayActorError``."""
-    from raysim.actor import ActorHandle
     if not isinstance(actor, ActorHandle):
         raise rejected("kill", ValueError(
             f"raysim.kill() only supported for actors. For tasks, try raysim.cancel(). "
             f"Got: {show(actor)}."))
-    _check_session(actor, "the actor handle passed to kill()", "kill")
-    core = _auto_init("raysim.kill")
-    core.begin_phase("kill", actor._actor_id)
+    session.check_same_session(actor, "the actor handle passed to kill()", "kill")
+    core = launch.auto_init("raysim.kill")
+    session.begin_phase("kill", actor._actor_id)
     core.send(core.raylet, "kill_actor", {"actor_id": actor._actor_id,
                                           "no_restart": no_restart,
                                           "reason": "raysim.kill() was called on it"})
@@ -509,9 +321,9 @@ def cancel(object_ref, *, force: bool = False, recursive: bool = True) -> None:
             raise rejected("cancel", TypeError(
                 f"raysim.cancel()'s {flag} must be True or False, got {show(value)}. Tip: "
                 f"write e.g. raysim.cancel(ref, {flag}=True)."))
-    _check_session(object_ref, "the ObjectRef passed to cancel()", "cancel")
-    core = _auto_init("raysim.cancel")
-    core.begin_phase("cancel", object_ref.id)
+    session.check_same_session(object_ref, "the ObjectRef passed to cancel()", "cancel")
+    core = launch.auto_init("raysim.cancel")
+    session.begin_phase("cancel", object_ref.id)
     with rejecting("cancel", in_phase=True):  # force=True on an actor call
         core.cancel(object_ref.id, force, recursive)
     trace.flush()
@@ -522,19 +334,19 @@ def cancel(object_ref, *, force: bool = False, recursive: bool = True) -> None:
 
 
 def cluster_resources() -> dict[str, float]:
-    core = _require_core("raysim.cluster_resources")
+    core = session.require_core("raysim.cluster_resources")
     snap = core.request(core.raylet, "snapshot", {})
     return snap["resources"]["total"]
 
 
 def available_resources() -> dict[str, float]:
-    core = _require_core("raysim.available_resources")
+    core = session.require_core("raysim.available_resources")
     snap = core.request(core.raylet, "snapshot", {})
     return {k: v for k, v in snap["resources"]["available"].items() if v > 0}
 
 
 def nodes() -> list[dict]:
-    core = _require_core("raysim.nodes")
+    core = session.require_core("raysim.nodes")
     snap = core.request(core.gcs, "snapshot", {})
     return [{"NodeID": node_id, "Alive": info.get("alive", True),
              "Resources": info["resources"]} for node_id, info in snap["nodes"].items()]
@@ -543,12 +355,12 @@ def nodes() -> list[dict]:
 def snapshot() -> dict:
     """The live runtime's own tables: GCS, each raylet's store and scheduler, this process's
     references. The tracer rebuilds the same tables from a trace."""
-    return _require_core("raysim.snapshot").snapshot()
+    return session.require_core("raysim.snapshot").snapshot()
 
 
 def trace_path() -> str | None:
     """The file this session's trace is written to (None if tracing is off)."""
-    _require_core("raysim.trace_path")
+    session.require_core("raysim.trace_path")
     writer = trace.writer()
     return writer.path if writer is not None else None
 
@@ -562,7 +374,7 @@ def timeline(filename: str | None = None) -> list[dict] | None:
     """
     from raysim.trace import chrome, load
 
-    _require_core("raysim.timeline")
+    session.require_core("raysim.timeline")
     writer = trace.writer()
     if writer is None:
         raise RuntimeError("raysim.timeline() needs a trace; this session runs with tracing "
@@ -579,12 +391,11 @@ def timeline(filename: str | None = None) -> list[dict] | None:
 def get_gpu_ids() -> list[int]:
     """Ray's ``ray.get_gpu_ids()``: the GPUs assigned to the calling task. raysim schedules
     ``num_gpus`` as a resource but binds no physical device, so the list is empty."""
-    _auto_init("raysim.get_gpu_ids")
+    launch.auto_init("raysim.get_gpu_ids")
     return []
 
 
 def get_runtime_context():
     """Who and where the calling code runs (``runtime_context.py``)."""
-    from raysim.runtime_context import RuntimeContext
-    core = _auto_init("raysim.get_runtime_context")
-    return RuntimeContext(core, _context.get("namespace") if _context else None)
+    core = launch.auto_init("raysim.get_runtime_context")
+    return RuntimeContext(core, session.current().namespace)

@@ -259,11 +259,9 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     The script's own output stays as it is; if it raises, its traceback is printed as Python
     would, and whatever ran until then is in the trace.
     """
-    from raysim import ray_alias
+    from raysim import launch, ray_alias
+    from raysim.call_site import reported_at
 
-    from raysim.runtime.core_worker import core_worker
-
-    os.environ["RAYSIM_TRACE"] = trace_path
     ray_alias.install()
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [script] + list(args)
@@ -272,7 +270,7 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     code = 0
     progress = _Progress(script, trace_path)
     try:
-        with progress:
+        with progress, launch.init_defaults(trace_path=trace_path):
             runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -284,15 +282,11 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     finally:
         # Every process writes its last events before the trace is read; the phase this
         # opens is the script's end, not a line of raysim's.
-        core_worker.site_override = (os.path.basename(script) + ":end",
-                                     "(the script ended; raysim trace shuts the runtime down)")
-        try:
+        with reported_at(os.path.basename(script) + ":end",
+                         "(the script ended; raysim trace shuts the runtime down)"):
             raysim.shutdown()
-        finally:
-            core_worker.site_override = None
         sys.argv, sys.path[:] = saved_argv, saved_path
         ray_alias.uninstall()
-        os.environ.pop("RAYSIM_TRACE", None)
     return code
 
 

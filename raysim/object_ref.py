@@ -12,6 +12,7 @@ counted as a holder too.
 
 from __future__ import annotations
 
+from raysim import session
 from raysim.runtime.common import serialization
 
 
@@ -19,10 +20,9 @@ class ObjectRef:
     __slots__ = ("id", "_owner", "_core", "__weakref__")
 
     def __init__(self, object_id: str, owner: str | None = None, _announce: bool = True) -> None:
-        from raysim import api
         self.id = object_id
         self._owner = owner
-        core = api._core
+        core = session.current_core()
         self._core = core
         if core is not None:
             core.refs.add_local(object_id, announce=_announce)
@@ -59,12 +59,12 @@ class ObjectRef:
         import concurrent.futures
         import threading
 
-        from raysim import api
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def fetch() -> None:
             try:
-                future.set_result(api.get(self))
+                session.check_same_session(self, "the ObjectRef passed to get()", "get")
+                future.set_result(session.get_values([self], None, "get")[0])
             except BaseException as e:
                 future.set_exception(e)
 
@@ -89,3 +89,13 @@ class ObjectRef:
 
 # Ray's old name for ObjectRef, still exported by Ray 2.x (``ray.ObjectID``).
 ObjectID = ObjectRef
+
+
+def check_arguments(args: tuple, kwargs: dict, call: str, api: str) -> None:
+    """Top-level ObjectRef arguments of ``.remote()`` must be of the current session."""
+    for i, arg in enumerate(args):
+        if type(arg) is ObjectRef:
+            session.check_same_session(arg, f"argument {i + 1} of {call}", api)
+    for key, arg in kwargs.items():
+        if type(arg) is ObjectRef:
+            session.check_same_session(arg, f"keyword argument {key}= of {call}", api)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import reprlib
 from typing import TypeVar
 
-from raysim.runtime.core_worker.core_worker import user_call_site
+from raysim.call_site import user_call_site
 from raysim.trace import writer as trace
 
 _short = reprlib.Repr()

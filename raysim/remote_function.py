@@ -11,9 +11,9 @@ import hashlib
 import inspect
 from typing import Any, Callable
 
-from raysim import api, option_utils, signature
+from raysim import launch, option_utils, session, signature
 from raysim.generator import ObjectRefGenerator
-from raysim.object_ref import ObjectRef
+from raysim.object_ref import ObjectRef, check_arguments
 from raysim.rejections import rejected, rejecting
 from raysim.runtime.common import ids, runtime_env, serialization, task_spec
 from raysim.runtime.common.task_spec import TaskSpec
@@ -23,7 +23,7 @@ from raysim.trace import writer as trace
 class RemoteFunction:
     def __init__(self, function: Callable, options: dict[str, Any]) -> None:
         self._function = function
-        api.note_remote_code(getattr(function, "__module__", None))
+        launch.note_remote_code(getattr(function, "__module__", None))
         with rejecting("remote"):
             self._options = option_utils.validate(dict(options), option_utils.TASK_OPTIONS,
                                                   "remote functions")
@@ -75,9 +75,9 @@ class RemoteFunction:
             if inspect.isasyncgenfunction(self._function):
                 raise option_utils.async_generator_error(f"The remote function {self._name}")
             signature.check_call(self._params, args, kwargs, call, self._name)
-        api._check_arguments_session(args, kwargs, call, "RemoteFunction.remote")
-        core = api._auto_init(f"{self._name}.remote")
-        core.begin_phase("task_submission", self._name)
+        check_arguments(args, kwargs, call, "RemoteFunction.remote")
+        core = launch.auto_init(f"{self._name}.remote")
+        session.begin_phase("task_submission", self._name)
         with rejecting("RemoteFunction.remote", in_phase=True):  # cannot be pickled
             function_id = self._export(core)
             args_bytes, deps, nested, keep = core.submitter.serialize_args(args, kwargs,

@@ -17,8 +17,8 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from raysim.runtime.common import ids
-from raysim.runtime.raylet import scheduler
 from raysim.runtime.common.task_spec import ACTOR_TASK
+from raysim.runtime.raylet import scheduler
 
 if TYPE_CHECKING:
     from raysim.runtime.core_worker.core_worker import CoreWorker

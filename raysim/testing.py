@@ -62,7 +62,6 @@ is needed only by those who test.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import linecache
 import os
@@ -176,17 +175,11 @@ class TracedSession:
         return load(self.trace_path)
 
 
-@contextlib.contextmanager
-def _reported_at(site: str, code: str) -> Iterator[None]:
+def _reported_at(site: str, code: str):
     """Record raysim calls made here at ``site`` (the test), not in pytest's own code: a
     trace's phases name the line of user code that began them."""
-    from raysim.runtime.core_worker import core_worker
-
-    core_worker.site_override = (site, code)
-    try:
-        yield
-    finally:
-        core_worker.site_override = None
+    from raysim.call_site import reported_at
+    return reported_at(site, code)
 
 
 def _init_options(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> dict[str, Any]:

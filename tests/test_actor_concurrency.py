@@ -7,6 +7,7 @@ import os
 import threading
 
 import pytest
+from traceutil import of, poll, wait_for
 
 import raysim
 import raysim.trace
@@ -14,7 +15,6 @@ import raysim.trace.chrome
 from raysim import exceptions
 from raysim.trace.overlap import execution_rows
 from raysim.trace.timeline_view import timeline_text
-from traceutil import of, poll, wait_for
 
 
 @raysim.remote(max_concurrency=3)

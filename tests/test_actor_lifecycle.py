@@ -6,11 +6,11 @@ import gc
 import os
 
 import pytest
+from traceutil import of, poll, wait_for
 
 import raysim
 from raysim import exceptions
 from raysim.actor import exit_actor
-from traceutil import of, poll, wait_for
 
 
 def touch(path):

@@ -10,10 +10,10 @@ import os
 
 import numpy as np
 import pytest
+from traceutil import poll, wait_for_file
 
 import raysim
 from raysim import exceptions
-from traceutil import poll, wait_for_file
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import gc
 
 import pytest
+from traceutil import of, wait_for
 
 import raysim
 from raysim import exceptions
-from traceutil import of, wait_for
 
 
 @raysim.remote

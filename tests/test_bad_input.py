@@ -16,10 +16,10 @@ import textwrap
 import threading
 
 import pytest
+from traceutil import load, of
 
 import raysim
 from raysim import exceptions
-from traceutil import load, of
 
 
 @raysim.remote

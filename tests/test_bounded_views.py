@@ -10,6 +10,7 @@ written synthetically (``synthetic_trace.py``): the views only read events.
 import re
 
 import pytest
+from synthetic_trace import write_trace
 
 from raysim.trace import load
 from raysim.trace.limits import UNBOUNDED, Limits
@@ -18,7 +19,6 @@ from raysim.trace.refcounts import ref_count_table
 from raysim.trace.render import to_text
 from raysim.trace.stored_where import StoredWhere
 from raysim.trace.timeline_view import timeline_text
-from synthetic_trace import write_trace
 
 
 @pytest.fixture(scope="module")

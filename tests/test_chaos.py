@@ -11,9 +11,9 @@ import threading
 import time
 
 import numpy as np
+from traceutil import of, pid_alive, poll, wait_for
 
 import raysim
-from traceutil import of, pid_alive, poll, wait_for
 
 N_TASKS = 300
 KILL_EVERY = 15  # results between two kills

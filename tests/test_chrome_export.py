@@ -3,9 +3,10 @@
 import json
 from collections import defaultdict
 
+from seed_model import run_seed_program
+
 import raysim
 from raysim.trace import chrome, load
-from seed_model import run_seed_program
 
 
 def _check_structure(doc: dict) -> None:

@@ -15,12 +15,11 @@ import threading
 import time
 
 import pytest
+from traceutil import load, of, pid_alive
 
 import raysim
 from raysim import exceptions
 from raysim.runtime.common.config import Config
-from raysim.runtime.raylet.local_object_manager import spill_directory
-from traceutil import load, of, pid_alive
 
 _WATCHDOG_S = 30  # generous: the call must return, however loaded the machine
 
@@ -143,7 +142,7 @@ def check_cleaned_up(ctx, session_pids: set[int]) -> None:
     wait_gone(session_pids, "after shutdown")
     session_dir = ctx["session_dir"]
     assert [f for f in os.listdir(session_dir) if f.endswith(".sock")] == []
-    assert not os.path.exists(spill_directory(Config(), session_dir, ctx["node_id"]))
+    assert not os.path.exists(Config().spill_directory(session_dir, ctx["node_id"]))
     with open("/proc/self/maps") as f:
         assert "memfd:raysim" not in f.read(), "the driver still maps the store"
     assert not [f for f in os.listdir("/dev/shm") if "raysim" in f]

@@ -5,12 +5,12 @@ import io
 
 import pytest
 from rich.console import Console
+from seed_model import BatchPredictor, load_trained_model, write_parquet
 
 import raysim
 from raysim.trace import load
-from raysim.trace.dataflow import (DataFlow, dataflow_figure, dataflow_graph,
-                                   dataflow_layout, format_bytes)
-from seed_model import BatchPredictor, load_trained_model, write_parquet
+from raysim.trace.dataflow import (DataFlow, dataflow_figure, dataflow_graph, dataflow_layout,
+                                   format_bytes)
 
 # As in examples/seed_example.py: the first two results are too big to come back inline
 # (200,000 rows, about 200 KB, over max_direct_call_object_size's 100 KiB) and go into the

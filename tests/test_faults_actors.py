@@ -5,13 +5,13 @@ import signal
 import time
 
 import pytest
+from test_actors import Broken  # its constructor raises
+from traceutil import load, of, pid_alive, poll, wait_for, wait_for_file
 
 import raysim
 from raysim import exceptions
-from raysim.runtime.gcs import actor_table
 from raysim.runtime.common.errors import RaySimInternalError
-from test_actors import Broken  # its constructor raises
-from traceutil import load, of, pid_alive, poll, wait_for, wait_for_file
+from raysim.runtime.gcs import actor_table
 
 
 @raysim.remote

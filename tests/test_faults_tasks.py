@@ -9,11 +9,11 @@ import signal
 import time
 
 import pytest
+from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 import raysim
 from raysim import exceptions
 from raysim.runtime.common.config import Config
-from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 
 def count_attempt(path: str) -> int:

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from traceutil import wait_for_file
 
 import raysim
 from raysim.generator import ObjectRefGenerator
-from traceutil import wait_for_file
 
 
 @raysim.remote

@@ -11,13 +11,13 @@ import stat
 
 import numpy as np
 import pytest
+from traceutil import of, wait_for
 
 import raysim
 from raysim import exceptions
 from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.trace import state as replay
 from raysim.trace.loader import load
-from traceutil import of, wait_for
 
 MiB = 1024 * 1024
 STORE = 64 * MiB

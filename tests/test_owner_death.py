@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 import pytest
+from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 import raysim
 from raysim import exceptions
-from traceutil import of, pid_alive, poll, wait_for, wait_for_file
 
 
 @raysim.remote(max_restarts=-1)

@@ -3,9 +3,9 @@
 import os
 
 import pytest
+from traceutil import load, of, pid_alive, wait_for
 
 import raysim
-from traceutil import load, of, pid_alive, wait_for
 
 
 def test_init_starts_real_processes_and_records_them(ray_start, trace_file):

@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from traceutil import of, wait_for
 
 import raysim
-from raysim import api
-from traceutil import of, wait_for
+from raysim import session
 
 
 def load_trained_model():
@@ -81,7 +81,7 @@ def test_numpy_get_is_a_read_only_view_of_the_store(ray_start):
     assert not out.flags.writeable
     with pytest.raises(ValueError):
         out[0] = 1.0
-    store = api._core.store.mmap
+    store = session.current_core().store.mmap
     base = ctypes.addressof(ctypes.c_char.from_buffer(store))
     address = out.__array_interface__["data"][0]
     assert base <= address < base + len(store), "the array's memory is the store's"

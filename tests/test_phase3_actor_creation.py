@@ -2,9 +2,10 @@
 worker of its own, the worker fetches model_ref, runs __init__ and registers with the GCS;
 model_ref's count goes 1 -> 4 (driver + 3 actors)."""
 
-import raysim
 from seed_model import BatchPredictor, holders, load_trained_model
 from traceutil import of, wait_for
+
+import raysim
 
 
 def _created(oid):

@@ -4,9 +4,10 @@ heap state, and its result comes back inline (<100 KiB) or through the store."""
 
 import time
 
-import raysim
 from seed_model import BatchPredictor, load_trained_model, write_parquet
 from traceutil import of, wait_for
+
+import raysim
 
 
 def test_prediction_count_and_result_paths(ray_start, trace_file, tmp_path):

@@ -5,10 +5,10 @@ import ctypes
 
 import numpy as np
 import pytest
+from traceutil import of, wait_for
 
 import raysim
-from raysim import api
-from traceutil import of, wait_for
+from raysim import session
 
 
 @raysim.remote
@@ -22,7 +22,7 @@ def fail(x):
 
 
 def _in_store(array) -> bool:
-    store = api._core.store.mmap
+    store = session.current_core().store.mmap
     base = ctypes.addressof(ctypes.c_char.from_buffer(store))
     return base <= array.__array_interface__["data"][0] < base + len(store)
 
@@ -98,6 +98,6 @@ def test_pandas_and_arrow_come_back_as_views_of_the_store(shared_session):
     got = raysim.get(raysim.put(table))
     assert got.equals(table)
     address = got.column("x").chunk(0).buffers()[1].address
-    store = api._core.store.mmap
+    store = session.current_core().store.mmap
     base = ctypes.addressof(ctypes.c_char.from_buffer(store))
     assert base <= address < base + len(store)

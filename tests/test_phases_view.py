@@ -7,14 +7,14 @@ Rendered into a fixed-width console and compared as text, with what differs betw
 import re
 
 import pytest
+from seed_model import run_seed_program
+from traceutil import normalise
 
 import raysim
 from raysim.trace import load
 from raysim.trace.phases_view import PhaseView, RunView
 from raysim.trace.render import to_text
 from raysim.trace.views import sequence_diagram
-from seed_model import run_seed_program
-from traceutil import normalise
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import pickle
 
 import numpy as np
 import pytest
+from traceutil import of, wait_for, wait_for_file
 
 import raysim
 from raysim import exceptions
 from raysim.trace import state as replay
-from traceutil import of, wait_for, wait_for_file
 
 
 @raysim.remote

@@ -3,12 +3,12 @@
 import io
 
 from rich.console import Console
+from seed_model import BatchPredictor, holders, load_trained_model
+from traceutil import wait_for
 
 import raysim
 from raysim.trace import load
 from raysim.trace.refcounts import ref_count_history, ref_count_table
-from seed_model import BatchPredictor, holders, load_trained_model
-from traceutil import wait_for
 
 
 def test_model_ref_count_goes_from_one_to_four(trace_file):

@@ -5,9 +5,9 @@ import signal
 import warnings
 
 import pytest
+from traceutil import poll
 
 import raysim
-from traceutil import poll
 
 
 @raysim.remote

@@ -12,6 +12,8 @@ import signal
 import time
 
 import pytest
+from test_faults_tasks import crash_first_time  # exits on its first attempt
+from traceutil import of, poll, wait_for
 
 import raysim
 from raysim import exceptions
@@ -19,8 +21,6 @@ from raysim.runtime.common.config import Config
 from raysim.trace import load
 from raysim.trace.sequence import phase_groups
 from raysim.trace.stepper import Stepper
-from test_faults_tasks import crash_first_time  # exits on its first attempt
-from traceutil import of, poll, wait_for
 
 
 @raysim.remote

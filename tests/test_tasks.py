@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from traceutil import of, wait_for
 
 import raysim
 from raysim import exceptions
-from traceutil import of, wait_for
 
 
 @raysim.remote

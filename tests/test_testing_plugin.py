@@ -17,6 +17,7 @@ import warnings
 
 import orjson
 import pytest
+from traceutil import pid_alive, poll
 
 import raysim
 import raysim.testing
@@ -24,7 +25,6 @@ from raysim.object_ref import ObjectRef
 from raysim.testing import TracedSession, assert_in_order, events, holders
 from raysim.trace import schema
 from raysim.trace.loader import Trace, load
-from traceutil import pid_alive, poll
 
 pytest_plugins = ["pytester"]
 

@@ -7,13 +7,12 @@ import re
 import pytest
 from matplotlib import _pylab_helpers
 from rich.console import Console
+from seed_model import run_seed_program
 
 from raysim.trace import load
 from raysim.trace.loader import Trace
 from raysim.trace.sequence import phase_groups
-from raysim.trace.timeline_figure import (MAX_ARROWS, TimelineFigure, phase_window,
-                                          timeline_figure)
-from seed_model import run_seed_program
+from raysim.trace.timeline_figure import MAX_ARROWS, TimelineFigure, phase_window, timeline_figure
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,14 @@ import warnings
 
 import orjson
 import pytest
-
-import raysim
-from raysim.trace import frame, schema
-from raysim.trace.loader import PartialLineWarning, load
 from seed_model import BatchPredictor, load_trained_model, write_parquet
 from synthetic_trace import write_trace
 from traceutil import load as reference_load
 from traceutil import of, wait_for
+
+import raysim
+from raysim.trace import frame, schema
+from raysim.trace.loader import PartialLineWarning, load
 
 FOUNDING_APIS = ["init", "put"] + ["actor_creation"] * 3 + ["method_call"] * 3 + \
     ["get", "shutdown"]

@@ -8,12 +8,12 @@ program is done and before shutdown, when nothing in the cluster changes any mor
 import dataclasses
 
 import pytest
+from seed_model import BatchPredictor, holders, load_trained_model, write_parquet
+from traceutil import of, wait_for
 
 import raysim
 from raysim.trace import state as replay
 from raysim.trace.loader import load
-from seed_model import BatchPredictor, holders, load_trained_model, write_parquet
-from traceutil import of, wait_for
 
 # data0's result (a DataFrame of 200,000 booleans, ~200 KB) is stored in the object store;
 # the others go back inline. So the store and the GCS object table hold a result too.

@@ -6,11 +6,11 @@ import os
 import sys
 
 import pytest
+from traceutil import wait_for_file
 
 import raysim
 from raysim import ray_alias
 from raysim.util import ActorPool
-from traceutil import wait_for_file
 
 
 @raysim.remote

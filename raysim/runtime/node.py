@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -32,7 +33,6 @@ import types
 import orjson
 
 from raysim.runtime.common.config import Config
-from raysim.runtime.raylet.local_object_manager import remove_spill_directory, spill_directory
 from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, FrameReader
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,7 +97,7 @@ class NodeProcesses:
                  preload: dict) -> None:
         self.session_dir = session_dir
         self.node_id = node_id
-        self.spill_dir = spill_directory(config, session_dir, node_id)
+        self.spill_dir = config.spill_directory(session_dir, node_id)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [_PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -172,7 +172,7 @@ class NodeProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        remove_spill_directory(self.spill_dir)
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:

@@ -26,9 +26,8 @@ from raysim.trace import schema
 from raysim.trace.index import TraceIndex, index_of
 
 # An object id is its creating task's id and an index; ``put`` numbers its objects from this
-# index on (``raysim/runtime/common/ids.py``, as Ray's ObjectID does). The tracer reads traces
-# without the runtime, so the number is repeated here (a test checks that they agree).
-PUT_INDEX_BASE = 0x8000
+# index on (the trace schema's id formats, as Ray's ObjectID does).
+PUT_INDEX_BASE = schema.PUT_INDEX_BASE
 
 # The event kinds that may name an object, in an ``obj`` field.
 _KINDS_WITH_OBJ = tuple(kind for kind, spec in schema.EVENTS.items() if "obj" in spec.fields)

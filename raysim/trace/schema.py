@@ -54,6 +54,39 @@ SCHEMA_MAJOR = 1
 # Process kinds, as they appear in the ``proc`` field.
 PROCESS_KINDS = ("driver", "gcs", "raylet", "worker", "zygote")
 
+# -- The vocabulary the runtime writes and the tracer reads, defined once -------------------
+
+# Reference types: why a process holds an object, as Ray's ``ray memory`` names them
+# (``ref.added``/``ref.released`` ``ref_type``; the GCS's object directory counts each).
+LOCAL_REFERENCE = "LOCAL_REFERENCE"      # an ObjectRef alive in the process
+PINNED_IN_MEMORY = "PINNED_IN_MEMORY"    # a value read from the store, still in use
+ACTOR_HANDLE = "ACTOR_HANDLE"            # an actor handle (its handle object)
+USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"  # an argument of a task not yet finished
+CAPTURED_IN_OBJECT = "CAPTURED_IN_OBJECT"      # a ref pickled inside another object's value
+REFERENCE_TYPES = (LOCAL_REFERENCE, PINNED_IN_MEMORY, ACTOR_HANDLE, USED_BY_PENDING_TASK,
+                   CAPTURED_IN_OBJECT)
+
+# Actor states, Ray's names (``gcs.actor_state`` ``state``): Ray's ``rpc::ActorTableData``.
+DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"
+PENDING_CREATION = "PENDING_CREATION"
+ALIVE = "ALIVE"
+RESTARTING = "RESTARTING"
+DEAD = "DEAD"
+ACTOR_STATES = (DEPENDENCIES_UNREADY, PENDING_CREATION, ALIVE, RESTARTING, DEAD)
+
+# Task kinds (``task.submitted`` ``kind``).
+NORMAL_TASK = "task"
+ACTOR_CREATION = "actor_creation"
+ACTOR_TASK = "actor_task"
+TASK_KINDS = (NORMAL_TASK, ACTOR_CREATION, ACTOR_TASK)
+
+# Id formats. Ids are hex, as Ray's: a job 4 bytes, a task 8 (16 hex digits), an object its
+# task's id and a 2-byte index (1-based returns, as Ray's ObjectID; ``put`` numbers its
+# objects from PUT_INDEX_BASE on; an actor's handle object is its creation task's index 0).
+PUT_INDEX_BASE = 0x8000
+HANDLE_INDEX = 0
+WORKER_ID_CHARS = 8
+
 COMMON_FIELDS: dict[str, str] = {
     "ts": "int",
     "ev": "str",
@@ -186,7 +219,7 @@ _event("object_store.full", "raylet",
        immovable="int", reason="str")
 
 # --------------------------------------------------------------------------------------------
-# Reference counting (seed: GCS records ref counts; ACCURACY.md #1, #8)
+# Reference counting (seed: GCS records ref counts; docs/modern-ray.md#ownership)
 
 _event("ref.acquired", "any",
        "The first reference to an object appeared in this process. Not emitted for the "

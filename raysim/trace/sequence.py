@@ -29,12 +29,12 @@ import dataclasses
 from rich.console import Group
 from rich.text import Text
 
+from raysim.trace import step_kinds
 from raysim.trace.fault_steps import fault_phases
 from raysim.trace.index import index_of
 from raysim.trace.labels import Labels
-from raysim.trace.render import RichView
-from raysim.trace import step_kinds
 from raysim.trace.limits import UNBOUNDED, Limits
+from raysim.trace.render import RichView
 from raysim.trace.step_kinds import Fold, Step, StepKind
 from raysim.trace.step_text import action_text, message_text, ms_text, size_text
 

@@ -42,16 +42,14 @@ import dataclasses
 from itertools import islice
 from typing import Any, Callable
 
+from raysim.trace.schema import ACTOR_HANDLE, LOCAL_REFERENCE
+
 Event = dict[str, Any]
 
 # One saved state per this many events: a state_at() replays at most this many events
 # after copying one saved state. Smaller is faster per call and costs more memory.
 CHECKPOINT_EVERY = 8192
 
-# Reference types, as object_directory.py names them (repeated so that replay needs nothing
-# of the runtime).
-LOCAL_REFERENCE = "LOCAL_REFERENCE"
-ACTOR_HANDLE = "ACTOR_HANDLE"
 
 
 @dataclasses.dataclass

@@ -43,7 +43,6 @@ from raysim.trace.labels import Labels
 from raysim.trace.overlap import execution_rows
 from raysim.trace.sequence import phase_group, phase_groups
 
-
 _MS = 1_000_000  # trace timestamps are nanoseconds; the x axis is in milliseconds
 
 # Lines from send to receive are drawn only while fewer messages than this are in view:

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from raysim.trace import sequence
 from raysim.trace.labels import Labels
 
-
 phase_group = sequence.phase_group
 
 

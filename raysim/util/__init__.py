@@ -9,6 +9,7 @@ that says so. None of it is a step of the founding document, whose program impor
 
 from __future__ import annotations
 
+from raysim import launch, session
 from raysim.util.actor_pool import ActorPool
 
 
@@ -21,10 +22,9 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     """The names of the named actors alive (not DEAD) in this job's namespace, as Ray's
     ``ray.util.list_named_actors``; with ``all_namespaces``, dicts of name and namespace.
     Read from the GCS actor table."""
-    from raysim import api
-    core = api._auto_init("raysim.util.list_named_actors")
+    core = launch.auto_init("raysim.util.list_named_actors")
     actors = core.request(core.gcs, "snapshot", {})["actors"].values()
-    namespace = api.get_runtime_context().namespace
+    namespace = session.current().namespace or core.namespace
     named = [a for a in actors if a.get("name") and a["state"] != "DEAD"]
     if all_namespaces:
         return [{"name": a["name"], "namespace": a["namespace"]} for a in named]

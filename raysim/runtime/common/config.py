@@ -90,6 +90,14 @@ class Config:
     serialization_debug_depth: int = 8
     serialization_debug_time_s: float = 1.0
 
+    def spill_directory(self, session_dir: str, node_id: str) -> str:
+        """Where a node's spilled objects go (its raylet writes there; stopping the session
+        removes it)."""
+        if self.object_spilling_directory:
+            return os.path.join(os.path.abspath(self.object_spilling_directory),
+                                f"raysim_spilled_objects_{node_id}")
+        return os.path.join(session_dir, "spill")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

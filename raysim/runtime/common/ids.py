@@ -26,6 +26,7 @@ import itertools
 import os
 
 from raysim.runtime.common.errors import RaySimInternalError
+from raysim.trace import schema
 
 
 class BaseID(str):
@@ -63,9 +64,10 @@ class JobID(BaseID):
     __slots__ = ()
 
 
-PUT_INDEX_BASE = 0x8000
-HANDLE_INDEX = 0  # an actor's handle object is its creation task's index 0
-WORKER_ID_CHARS = 8
+# The formats are the trace schema's (the tracer reads ids without the runtime).
+PUT_INDEX_BASE = schema.PUT_INDEX_BASE
+HANDLE_INDEX = schema.HANDLE_INDEX
+WORKER_ID_CHARS = schema.WORKER_ID_CHARS
 
 
 def random_hex(n_chars: int) -> str:
@@ -111,3 +113,9 @@ def is_actor_handle(object_id: str) -> bool:
 def return_object_id(task_id: str, index: int) -> ObjectID:
     """The id of a task's index-th return value (1-based, as in Ray)."""
     return ObjectID(f"{task_id}{index:04x}")
+
+
+def item_object_id(task_id: str, index: int) -> ObjectID:
+    """The id of the ``index``-th value (0-based) a generator task yields; return index 1 is
+    the task's end."""
+    return return_object_id(task_id, index + 2)

@@ -10,9 +10,8 @@ Runs in: the driver, the raylet and workers.
 
 from __future__ import annotations
 
-NORMAL_TASK = "task"
-ACTOR_CREATION = "actor_creation"
-ACTOR_TASK = "actor_task"
+# The task kinds, as the trace schema names them (``TaskSpec.kind``).
+from raysim.trace.schema import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK  # noqa: F401
 
 
 class TaskSpec:

@@ -26,13 +26,49 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
 
-if TYPE_CHECKING:
-    from raysim.runtime.core_worker.worker import Worker, _Call
+
+class Call:
+    """One task or actor call as it runs here: what to run, and how it ended."""
+
+    __slots__ = ("spec", "attempt", "target", "args", "kwargs", "start_ts", "end_ts", "ok",
+                 "retry", "retryable", "error_text", "results")
+
+    def __init__(self, spec: TaskSpec, attempt: int) -> None:
+        self.spec = spec
+        self.attempt = attempt
+        self.target: Any = None
+        self.args: tuple = ()
+        self.kwargs: dict = {}
+        self.start_ts = self.end_ts = trace.now()
+        self.ok = True
+        self.retry = False  # a task's exception its retry_exceptions covers: it runs again
+        self.retryable = False  # an actor call's exception its caller may retry
+        self.error_text: str | None = None
+        self.results: list | None = None  # one entry per return; None until it ends
+
+
+
+
+class Worker(Protocol):
+    """What the ways of running calls need of the worker (``worker.py``'s ``Worker``)."""
+
+    core: Any
+    cancelled_calls: set[str]
+
+    def execute(self, spec: TaskSpec, locations: dict, attempt: int) -> None: ...
+    def begin(self, spec: TaskSpec, locations: dict, attempt: int) -> Call | None: ...
+    def run_actor_code(self, call: Call) -> Any: ...
+    def succeeded(self, call: Call, value: Any) -> None: ...
+    def interrupted(self, call: Call, interrupt: BaseException) -> None: ...
+    def failed(self, call: Call, e: Exception) -> None: ...
+    def exited(self, call: Call) -> None: ...
+    def end(self, call: Call) -> None: ...
+
 
 # Ray's default max_concurrency for an async actor (threaded actors default to 1).
 DEFAULT_ASYNC_MAX_CONCURRENCY = 1000
@@ -130,6 +166,7 @@ class AsyncCalls:
 
     def submit(self, spec: TaskSpec, locations: dict, attempt: int) -> None:
         import asyncio
+
         # On the main thread: arguments are read here, so the loop never blocks on the store.
         call = self.worker.begin(spec, locations, attempt)
         self.worker.core.current_task = None
@@ -145,7 +182,7 @@ class AsyncCalls:
         with self._lock:
             self.pending.discard(future)
 
-    async def _run(self, call: _Call) -> None:
+    async def _run(self, call: Call) -> None:
         worker, spec = self.worker, call.spec
         # This coroutine's own context: its phase and task, whatever else runs on the loop.
         trace.set_phase(spec.phase)
@@ -158,7 +195,7 @@ class AsyncCalls:
             worker.end(call)
             trace.flush()
 
-    async def _invoke(self, call: _Call) -> None:
+    async def _invoke(self, call: Call) -> None:
         import asyncio
         worker, spec = self.worker, call.spec
         if spec.task_id in worker.cancelled_calls:  # cancelled while it waited for a slot

@@ -43,8 +43,6 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 from __future__ import annotations
 
 import contextvars
-import itertools
-import linecache
 import os
 import pickle
 import selectors
@@ -56,55 +54,34 @@ from typing import Any, Callable
 
 from raysim import exceptions
 from raysim.runtime.common import ids, procutil, protocol, serialization
-from raysim.runtime.core_worker import check_serialize, memory_store
 from raysim.runtime.common.config import Config
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, connect_unix
+from raysim.runtime.common.task_spec import TaskSpec
+from raysim.runtime.core_worker import check_serialize, memory_store
+from raysim.runtime.core_worker.generators import Generators
+from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Future,
+                                                     OwnedObject)
 from raysim.runtime.core_worker.object_reader import ObjectReader
 from raysim.runtime.core_worker.ref_reporter import GcsRefReporter
-from raysim.runtime.core_worker.reference_counter import LOCAL_REFERENCE, ReferenceCounter
-from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, Future, OwnedObject
+from raysim.runtime.core_worker.reference_counter import ReferenceCounter
 from raysim.runtime.core_worker.store_client import StoreClient, store_full_error
-from raysim.runtime.common.task_spec import TaskSpec
 from raysim.runtime.core_worker.task_submitter import TaskSubmitter
-from raysim.generator import Generators
 from raysim.trace import writer as trace
+from raysim.trace.schema import LOCAL_REFERENCE
 
-_RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _current_task: contextvars.ContextVar[TaskSpec | None] = contextvars.ContextVar(
     "current_task", default=None)
-
-
-_site_cache: dict[tuple, tuple[str, str]] = {}
-# Set by a tool that calls raysim on the user's behalf (``raysim trace`` shutting the runtime
-# down after the script): the site its calls are reported at.
-site_override: tuple[str, str] | None = None
-
-
-def user_call_site() -> tuple[str, str]:
-    """("file.py:12", "that line's code") of the user code that called into raysim."""
-    if site_override is not None:
-        return site_override
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_RAYSIM_DIR):
-        frame = frame.f_back
-    if frame is None:
-        return "", ""
-    key = (frame.f_code, frame.f_lineno)
-    cached = _site_cache.get(key)
-    if cached is None:
-        filename = frame.f_code.co_filename
-        code = linecache.getline(filename, frame.f_lineno).strip()
-        cached = (f"{os.path.basename(filename)}:{frame.f_lineno}", code)
-        _site_cache[key] = cached
-    return cached
 
 
 class CoreWorker:
     def __init__(self, role: str, wid: str, node_id: str, session_dir: str,
                  raylet: BlockingConnection, gcs: BlockingConnection, store_fd: int,
-                 store_capacity: int, config: Config, job_id: str) -> None:
+                 store_capacity: int, config: Config, job_id: str, ref_class: type) -> None:
         self.role = role  # "driver" or "worker"
+        # The API's ObjectRef class, for the refs this process makes (a result's, a
+        # generator's value's): the core worker sits below the API and does not import it.
+        self.ref_class = ref_class
         self.wid = wid
         self.holder_name = f"{role}:{wid}"  # how the GCS and raylet name this process
         self.node_id = node_id
@@ -127,7 +104,6 @@ class CoreWorker:
         self.io_thread: threading.Thread | None = None
         self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
         self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
-        self._phase_counter = itertools.count(1)
         # Set once, by the I/O thread, when the GCS or raylet goes away unasked: the error
         # every blocking call raises from then on (the session cannot recover).
         self.death: exceptions.RaySystemError | None = None
@@ -375,18 +351,6 @@ class CoreWorker:
         except ConnectionClosed:
             if not (self.stopping or self.closing):
                 self.await_death(conn)
-
-    # ------------------------------------------------------------------------------------
-    # Phases: each driver API call opens one (trace only)
-
-    def begin_phase(self, api: str, detail: str | None = None) -> None:
-        if self.role != "driver" or not trace.enabled():
-            return
-        phase = next(self._phase_counter)
-        trace.set_phase(phase)
-        site, code = user_call_site()
-        trace.emit("phase.begin", phase=phase, api=api, site=site, code=code, detail=detail)
-
 
     # ------------------------------------------------------------------------------------
     # put

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from raysim.runtime.core_worker.reference_counter import LOCAL_REFERENCE
+from raysim.trace.schema import LOCAL_REFERENCE
 
 # States of an object this process owns.
 PENDING = 0   # the task that makes it has not finished

@@ -27,8 +27,9 @@ from typing import Any
 from raysim import exceptions
 from raysim.runtime.common import protocol, serialization
 from raysim.runtime.common.errors import RaySimInternalError
-from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, Callback, OwnedObject
 from raysim.runtime.common.protocol import ConnectionClosed
+from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Callback,
+                                                     OwnedObject)
 from raysim.runtime.core_worker.store_client import store_read_error
 from raysim.trace import writer as trace
 

@@ -7,7 +7,7 @@ and, each time the kind of reference it holds to an object changes (a first ref,
 one gone, a ref now only held by a pending task), reports that here: ``add_ref``,
 ``borrow_ref`` (the first ref to an object another process owns, confirmed before that
 process may drop its own), ``remove_ref``. In Ray 2.x the object's owner keeps this table
-instead, and borrowers report to it (ACCURACY.md).
+instead, and borrowers report to it (docs/modern-ray.md#ownership).
 
 Refs inside a value that leaves this process are held for the value (``capture``:
 ``CAPTURED_IN_OBJECT``, holder ``object:<id>``) before this process can drop its own. While
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import threading
 
-from raysim.runtime.core_worker.memory_store import PENDING, STORED, OwnedObject
 from raysim.runtime.common.protocol import ConnectionClosed
-from raysim.runtime.core_worker.reference_counter import CAPTURED_IN_OBJECT
+from raysim.runtime.core_worker.memory_store import PENDING, STORED, OwnedObject
 from raysim.trace import writer as trace
+from raysim.trace.schema import CAPTURED_IN_OBJECT
 
 
 class GcsRefReporter:

@@ -28,12 +28,7 @@ import threading
 from typing import Callable
 
 from raysim.trace import writer as trace
-
-LOCAL_REFERENCE = "LOCAL_REFERENCE"
-PINNED_IN_MEMORY = "PINNED_IN_MEMORY"
-ACTOR_HANDLE = "ACTOR_HANDLE"
-USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"
-CAPTURED_IN_OBJECT = "CAPTURED_IN_OBJECT"  # held by a value (object_directory.py)
+from raysim.trace.schema import LOCAL_REFERENCE, PINNED_IN_MEMORY, USED_BY_PENDING_TASK
 
 
 class ReferenceCounter:

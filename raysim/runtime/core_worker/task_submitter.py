@@ -51,12 +51,11 @@ import threading
 from collections import deque
 
 from raysim.runtime.common import serialization
-from raysim.runtime.core_worker import check_serialize
-from raysim.object_ref import ObjectRef
-from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
-from raysim.runtime.core_worker.reference_counter import LOCAL_REFERENCE
 from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.core_worker import check_serialize
+from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
 from raysim.trace import writer as trace
+from raysim.trace.schema import LOCAL_REFERENCE
 
 _EMPTY_ARGS = serialization.serialize(((), {})).to_bytes()
 
@@ -129,12 +128,13 @@ class TaskSubmitter:
             return _EMPTY_ARGS, [], [], []
         deps: list[str] = []
 
-        def by_ref(ref: ObjectRef) -> _ArgRef:
+        def by_ref(ref) -> _ArgRef:
             deps.append(ref.id)
             return _ArgRef(len(deps) - 1)
 
-        new_args = [by_ref(a) if type(a) is ObjectRef else a for a in args]
-        new_kwargs = {k: by_ref(v) if type(v) is ObjectRef else v for k, v in kwargs.items()}
+        ref_class = self.core.ref_class
+        new_args = [by_ref(a) if type(a) is ref_class else a for a in args]
+        new_kwargs = {k: by_ref(v) if type(v) is ref_class else v for k, v in kwargs.items()}
         try:
             obj = serialization.serialize((tuple(new_args), new_kwargs))
         except Exception as e:
@@ -152,7 +152,7 @@ class TaskSubmitter:
                 if isinstance(value, _ArgRef) or serialization.is_plain(value):
                     continue
                 if self.core.serialize_value(value, "argument").total_size >= threshold:
-                    ref = ObjectRef(self.core.put(value), self.core.wid)
+                    ref = ref_class(self.core.put(value), self.core.wid)
                     keep.append(ref)
                     container[key] = by_ref(ref)
             obj = self.core.serialize_value((tuple(new_args), new_kwargs), "argument")

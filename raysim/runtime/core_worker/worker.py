@@ -34,7 +34,7 @@ Faults, the worker's side (as in Ray):
 Differences from Ray: the actor keeps a reference to its constructor's ``ObjectRef``
 arguments for as long as it lives, which is what makes the founding document's count of 4
 (driver + 3 actors) true. Ray resolves such arguments before ``__init__`` and keeps no
-reference afterwards (ACCURACY.md #8).
+reference afterwards (docs/modern-ray.md#constructor-references).
 
 Runs in: each worker process. Trace events: ``process.started``, ``function.loaded``,
 ``task.args_resolved``, ``task.execute``, ``actor.state``, ``object.inlined``,
@@ -55,46 +55,30 @@ import threading
 import time
 import traceback
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime.common import procutil, protocol, runtime_env, serialization, task_spec
-from raysim.runtime.core_worker import actor_concurrency
+from raysim.runtime.common import ids, procutil, protocol, runtime_env, serialization, task_spec
 from raysim.runtime.common.config import Config
+from raysim.runtime.common.protocol import connect_unix
+from raysim.runtime.common.task_spec import ACTOR_TASK, TaskSpec
+from raysim.runtime.core_worker import actor_concurrency
+from raysim.runtime.core_worker.actor_concurrency import Call
 from raysim.runtime.core_worker.core_worker import CoreWorker
 from raysim.runtime.core_worker.task_submitter import _ArgRef
-from raysim.runtime.common.protocol import connect_unix
-from raysim.generator import item_object_id
-from raysim.runtime.common.task_spec import ACTOR_TASK, TaskSpec
 from raysim.trace import writer as trace
 
 _RAYSIM_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class _Call:
-    """One task or actor call as it runs here: what to run, and how it ended."""
+def run_forked(wid: str, role: str, actor_id: str | None, session: dict, ref_class: type,
+               attach: Callable[[CoreWorker], None]) -> None:
+    """Body of a worker process, right after the zygote forked it. Never returns.
 
-    __slots__ = ("spec", "attempt", "target", "args", "kwargs", "start_ts", "end_ts", "ok",
-                 "retry", "retryable", "error_text", "results")
-
-    def __init__(self, spec: TaskSpec, attempt: int) -> None:
-        self.spec = spec
-        self.attempt = attempt
-        self.target: Any = None
-        self.args: tuple = ()
-        self.kwargs: dict = {}
-        self.start_ts = self.end_ts = trace.now()
-        self.ok = True
-        self.retry = False  # a task's exception its retry_exceptions covers: it runs again
-        self.retryable = False  # an actor call's exception its caller may retry
-        self.error_text: str | None = None
-        self.results: list | None = None  # one entry per return; None until it ends
-
-
-def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None:
-    """Body of a worker process, right after the zygote forked it. Never returns."""
+    ``ref_class`` is the API's ObjectRef, and ``attach`` makes the new core worker the one
+    the API in this process reaches (``raysim/default_worker.py`` passes both)."""
     code = 0
     worker = None
     try:
@@ -109,7 +93,7 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
         preload = session.get("preload", {})
         runtime_env.apply_env_vars(preload.get("env_vars"))  # the job's, before its hook
         runtime_env.run_setup_hook(preload.get("worker_process_setup_hook"))
-        worker = Worker(wid, role, actor_id, session)
+        worker = Worker(wid, role, actor_id, session, ref_class, attach)
         worker.run()
         worker.goodbye()
     except (SystemExit, KeyboardInterrupt, protocol.ConnectionClosed) as e:
@@ -126,7 +110,8 @@ def run_forked(wid: str, role: str, actor_id: str | None, session: dict) -> None
 
 
 class Worker:
-    def __init__(self, wid: str, role: str, actor_id: str | None, session: dict) -> None:
+    def __init__(self, wid: str, role: str, actor_id: str | None, session: dict,
+                 ref_class: type, attach: Callable[[CoreWorker], None]) -> None:
         self.role = role
         self.actor_id = actor_id
         self.session = session
@@ -140,7 +125,7 @@ class Worker:
         trace.emit("process.started", ppid=os.getppid(), role=role, wid=wid)
         self.core = CoreWorker("worker", wid, node_id, session_dir, raylet, gcs,
                                session["store_fd"], session["store_capacity"],
-                               Config.from_dict(session["config"]), session["job_id"])
+                               Config.from_dict(session["config"]), session["job_id"], ref_class)
         self.core.current_actor_id = actor_id
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.core.on_task = self._tasks.put
@@ -154,8 +139,7 @@ class Worker:
         self.core.cancelled_tasks = self._cancelled
         self.core.on_component_died = self._control_plane_died
         self.core.function_name_of = self._function_name
-        from raysim import api
-        api._attach_worker(self.core)
+        attach(self.core)  # the API in this process (get, put, .remote()) now reaches it
         self.functions: dict[str, Any] = {}
         self.actor: Any = None
         self.calls = actor_concurrency.SerialCalls(self)  # how an actor runs its calls
@@ -221,7 +205,7 @@ class Worker:
             self.invoke(call)
         self.end(call)
 
-    def begin(self, spec: TaskSpec, locations: dict, attempt: int) -> _Call | None:
+    def begin(self, spec: TaskSpec, locations: dict, attempt: int) -> Call | None:
         """Phase 3 step 5 / phase 4 step 4: load the function and resolve the arguments.
         None if the call was cancelled before it started (and has been answered)."""
         core = self.core
@@ -238,7 +222,7 @@ class Worker:
         if spec.kind == "task":
             core.in_task = True
         core.gcs_refs.begin_deferring()
-        call = _Call(spec, attempt)
+        call = Call(spec, attempt)
         try:
             try:
                 function = self._function(spec)
@@ -254,7 +238,7 @@ class Worker:
             self.failed(call, e)
         return call
 
-    def invoke(self, call: _Call) -> None:
+    def invoke(self, call: Call) -> None:
         """Run the user's code on this thread (an async actor's calls run on its event loop
         instead: actor_concurrency.AsyncCalls)."""
         spec = call.spec
@@ -274,21 +258,21 @@ class Worker:
                 raise  # a task's worker exits, as in Ray
             self.exited(call)
 
-    def run_actor_code(self, call: _Call) -> Any:
+    def run_actor_code(self, call: Call) -> Any:
         """The constructor (the actor is what it returns) or a method."""
         value = call.target(*call.args, **call.kwargs)
         if call.spec.kind == "actor_creation":
             self.actor, value = value, None
         return value
 
-    def exited(self, call: _Call) -> None:
+    def exited(self, call: Call) -> None:
         """An actor's code raised SystemExit: exit_actor(), or sys.exit() (Ray takes both
         for the actor's wish to exit)."""
         call.end_ts = trace.now()
         call.ok = False
         self.request_exit(f"sys.exit() was called in {call.spec.name}")
 
-    def succeeded(self, call: _Call, value: Any) -> None:
+    def succeeded(self, call: Call, value: Any) -> None:
         call.end_ts = trace.now()
         spec = call.spec
         if spec.kind == ACTOR_TASK and spec.task_id in self._cancelled:
@@ -310,7 +294,7 @@ class Worker:
         how many it made; an exception stops it and becomes that return's error."""
         core, count = self.core, 0
         for value in values:
-            object_id = item_object_id(spec.task_id, count)
+            object_id = ids.item_object_id(spec.task_id, count)
             result = core.store_result(object_id, value, spec.owner_holder,
                                        f"value {count + 1} yielded by {spec.name}()")
             core.send_to_owner(spec, "task_done", {
@@ -319,13 +303,13 @@ class Worker:
             count += 1
         return count
 
-    def interrupted(self, call: _Call, interrupt: BaseException) -> None:
+    def interrupted(self, call: Call, interrupt: BaseException) -> None:
         call.end_ts = trace.now()
         call.ok = False
         call.error_text, entry = self._cancelled_entry(call.spec, interrupt)
         call.results = [entry for _ in call.spec.returns]
 
-    def failed(self, call: _Call, e: Exception) -> None:
+    def failed(self, call: Call, e: Exception) -> None:
         call.end_ts = trace.now()
         call.ok = False
         spec = call.spec
@@ -334,7 +318,7 @@ class Worker:
         call.error_text, entry = self._error_entry(spec, e)
         call.results = [entry for _ in spec.returns]
 
-    def end(self, call: _Call) -> None:
+    def end(self, call: Call) -> None:
         """Phase 4 steps 5-8: record the run, and send the result straight to the caller."""
         core = self.core
         spec, kind = call.spec, call.spec.kind
@@ -526,8 +510,7 @@ class Worker:
         finally:
             self.core.reader.give_back(places, done)
         if spec.kind == "actor_creation":
-            from raysim.object_ref import ObjectRef
-            self.actor_arg_refs = [ObjectRef(oid, spec.owner) for oid, inline in deps
+            self.actor_arg_refs = [self.core.ref_class(oid, spec.owner) for oid, inline in deps
                                    if inline is None]
         trace.emit("task.args_resolved", task=spec.task_id, objs=[oid for oid, _ in deps],
                    dur=time.perf_counter_ns() - start)

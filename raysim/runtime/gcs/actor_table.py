@@ -28,12 +28,7 @@ import dataclasses
 
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.trace import writer as trace
-
-DEPENDENCIES_UNREADY = "DEPENDENCIES_UNREADY"
-PENDING_CREATION = "PENDING_CREATION"
-ALIVE = "ALIVE"
-RESTARTING = "RESTARTING"
-DEAD = "DEAD"
+from raysim.trace.schema import ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION, RESTARTING
 
 _LEGAL: dict[str | None, set[str]] = {
     None: {DEPENDENCIES_UNREADY, PENDING_CREATION},

@@ -7,7 +7,7 @@ document (and the 2018 Ray paper) describe.
 
 Modern Ray does not keep this table in the GCS: the *owner* of each object (the process that
 called ``put`` or ``.remote()``) counts its references and knows its locations
-(ACCURACY.md #1). Everything that reads or changes counts and locations goes through the
+(docs/modern-ray.md#ownership). Everything that reads or changes counts and locations goes through the
 ``ObjectDirectory`` interface below, so an ownership mode can run the same table in each owner
 instead of in the GCS without touching the rest of the runtime.
 
@@ -46,17 +46,10 @@ from collections import OrderedDict
 
 from raysim.runtime.common.ids import is_actor_handle, owner_of
 from raysim.trace import writer as trace
+from raysim.trace.schema import ACTOR_HANDLE, CAPTURED_IN_OBJECT, LOCAL_REFERENCE
 
-LOCAL_REFERENCE = "LOCAL_REFERENCE"
-PINNED_IN_MEMORY = "PINNED_IN_MEMORY"
-ACTOR_HANDLE = "ACTOR_HANDLE"
-USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"
-CAPTURED_IN_OBJECT = "CAPTURED_IN_OBJECT"
 # What a release returns: each freed object and the nodes whose stores must delete it.
 Freed = tuple[str, list[str]]
-
-REFERENCE_TYPES = (LOCAL_REFERENCE, PINNED_IN_MEMORY, ACTOR_HANDLE, USED_BY_PENDING_TASK,
-                   CAPTURED_IN_OBJECT)
 
 # Why an object cannot be read (the ``cause`` of gcs.object_lost), after the Ray error a reader
 # gets: OwnerDiedError, ReferenceCountingAssertionError.

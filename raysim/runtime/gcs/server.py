@@ -34,11 +34,12 @@ from collections import defaultdict
 import orjson
 
 from raysim.runtime.common import procutil
+from raysim.runtime.common.protocol import EventLoop, LoopConnection
 from raysim.runtime.gcs import actor_table
 from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
-from raysim.runtime.gcs.object_directory import ACTOR_HANDLE, ObjectDirectory
-from raysim.runtime.common.protocol import EventLoop, LoopConnection
+from raysim.runtime.gcs.object_directory import ObjectDirectory
 from raysim.trace import writer as trace
+from raysim.trace.schema import ACTOR_HANDLE
 
 # The holder of a detached actor's handle that the GCS itself keeps while the actor lives.
 DETACHED_HOLDER = "gcs"

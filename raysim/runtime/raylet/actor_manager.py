@@ -41,14 +41,13 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
-from raysim.runtime.raylet import scheduler
-from raysim.runtime.gcs.actor_table import (ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION,
-                                        RESTARTING)
-from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.common.task_spec import TaskSpec
+from raysim.runtime.raylet import scheduler
+from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, USER_ERROR,
-                                        WorkerDeath, WorkerRecord)
+                                               WorkerDeath, WorkerRecord)
 from raysim.trace import writer as trace
+from raysim.trace.schema import ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION, RESTARTING
 
 # Why an actor died, after Ray's ActorDeathCause kinds (the ``cause`` of gcs.actor_state).
 WORKER_DIED = "WORKER_DIED"

@@ -63,23 +63,10 @@ import time
 from collections import deque
 from typing import Callable, Union
 
-from raysim.runtime.common.config import Config
 from raysim.runtime.raylet.object_store import ObjectStore, StoreEntry, StoreFull
 from raysim.trace import writer as trace
 
 _CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def spill_directory(config: Config, session_dir: str, node_id: str) -> str:
-    """Where a node's spilled objects go (the raylet writes there, shutdown removes it)."""
-    if config.object_spilling_directory:
-        return os.path.join(os.path.abspath(config.object_spilling_directory),
-                            f"raysim_spilled_objects_{node_id}")
-    return os.path.join(session_dir, "spill")
-
-
-def remove_spill_directory(directory: str) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclasses.dataclass
@@ -389,7 +376,7 @@ class LocalObjectManager:
         """The raylet is exiting: every spilled object goes with the session."""
         self.spilled.clear()
         if self._made_directory:
-            remove_spill_directory(self.directory)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def snapshot(self) -> dict:
         return {oid: {"size": s.size, "owner": s.owner, "path": s.path}

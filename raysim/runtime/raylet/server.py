@@ -11,8 +11,11 @@ The raylet is one thread running one ``EventLoop``. Around it:
     worker ──┼── raylet.sock ── raylet
     worker ──┘                       └── zygote (forks workers)
 
-Where raysim follows the founding document rather than Ray 2.x (ACCURACY.md #2-#4): every
-task and every actor method call passes through the raylet, and results come back through it.
+Where raysim follows the founding document rather than Ray 2.x (docs/modern-ray.md#task-routing,
+#actor-calls): every task and every actor method call passes through the raylet. Results go
+from the worker straight to the task's owner; the raylet only hears that a task's resources
+are free (a task's; an actor call's, not even that).
+
 In Ray 2.x the submitter leases a worker from the raylet and then talks to the worker
 directly, and actor calls never touch the raylet. Routing everything here is slower but makes
 every step of the founding document a message you can see.
@@ -45,18 +48,19 @@ from collections import deque
 import orjson
 
 from raysim.runtime.common import procutil
-from raysim.runtime.raylet import scheduler, zygote
 from raysim.runtime.common.config import Config
-from raysim.runtime.raylet.local_object_manager import LocalObjectManager, spill_directory
-from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.common.protocol import EventLoop, LoopConnection, connect_unix
-from raysim.runtime.raylet.actor_manager import LocalActorManager
-from raysim.runtime.raylet.task_manager import TaskManager
 from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.raylet import scheduler, zygote
+from raysim.runtime.raylet.actor_manager import LocalActorManager
+from raysim.runtime.raylet.local_object_manager import LocalObjectManager
+from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.store_server import StoreServer
-from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
-                                        WorkerDeath, WorkerPool, WorkerRecord, task_kind)
+from raysim.runtime.raylet.task_manager import TaskManager
+from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT,
+                                               SYSTEM_ERROR, WorkerDeath, WorkerPool, WorkerRecord,
+                                               task_kind)
 from raysim.trace import writer as trace
 
 
@@ -71,7 +75,7 @@ class Raylet:
                                  self.config.object_store_page_align_threshold)
         self.session["store_fd"] = self.store.fd
         self.objects = LocalObjectManager(
-            self.store, spill_directory(self.config, self.session_dir, self.node_id),
+            self.store, self.config.spill_directory(self.session_dir, self.node_id),
             self.config.automatic_object_spilling_enabled, self._revoke_leases)
         self.zygote_pid, zygote_sock = self._fork_zygote()
         self.loop = EventLoop()

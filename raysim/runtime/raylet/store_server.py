@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from raysim.runtime.raylet.object_store import StoreFull
 from raysim.runtime.common.protocol import LoopConnection
 from raysim.runtime.common.task_spec import ACTOR_CREATION
+from raysim.runtime.raylet.object_store import StoreFull
 from raysim.trace import writer as trace
 
 

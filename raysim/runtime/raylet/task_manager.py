@@ -34,10 +34,10 @@ Runs in: the raylet process. Trace events: ``task.retry``, ``task.cancelled``,
 
 from __future__ import annotations
 
-from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.common.task_spec import ACTOR_CREATION, TaskSpec, last_line
-from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, WorkerDeath,
-                                        WorkerRecord)
+from raysim.runtime.raylet.scheduler import TaskRecord
+from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT,
+                                               WorkerDeath, WorkerRecord)
 from raysim.trace import writer as trace
 
 

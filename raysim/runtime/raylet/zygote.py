@@ -96,7 +96,7 @@ class Zygote:
         except OSError:
             pass
         self.to_import = list(dict.fromkeys(
-            ["raysim.runtime.core_worker.worker", "cloudpickle", "numpy", *preload["modules"]]))
+            [preload["worker_module"], "cloudpickle", "numpy", *preload["modules"]]))
         self._import_while(lambda: True)
         self.to_import = list(preload["modules_when_idle"])
 
@@ -151,8 +151,10 @@ class Zygote:
         os.close(self._wake_r)
         os.close(self._wake_w)
         self.conn.sock.close()
-        from raysim.runtime.core_worker import worker
-        worker.run_forked(body["wid"], body["role"], body.get("actor_id"), self.session)
+        # The module a worker runs, as the driver named it (Ray's raylet is likewise given
+        # the command that starts a worker): the zygote does not import the core worker.
+        entry = importlib.import_module(self.session["preload"]["worker_module"])
+        entry.run_forked(body["wid"], body["role"], body.get("actor_id"), self.session)
 
     def _reap(self) -> None:
         while self.children:
