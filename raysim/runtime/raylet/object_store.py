@@ -32,7 +32,7 @@ them when read (``local_object_manager.py``); this module only keeps the table, 
 leases and the least-recently-used order that chooses what goes first. Objects are looked up
 by their id alone: one store per node, shared by every process on it, so nothing is
 "replicated" between workers of one node, although the founding document says so
-(ACCURACY.md #6).
+(docs/modern-ray.md#no-replication).
 
 A task that runs again after its worker died may write a return value its first attempt
 had already sealed: the store then answers that the object exists, and the writer keeps the
@@ -106,8 +106,11 @@ class Allocator:
     def free(self, offset: int, size: int) -> None:
         size = max(size, 1)
         i = bisect.bisect_left(self._starts, offset)
-        if i < len(self._starts) and self._starts[i] < offset + size:
-            raise RaySimInternalError(f"double free at offset {offset}")
+        # Invariant: free blocks never overlap. The range must end before the next free
+        # block starts and begin after the previous one ends, or it was (partly) free.
+        if (i < len(self._starts) and self._starts[i] < offset + size) or \
+                (i > 0 and self._starts[i - 1] + self._sizes[i - 1] > offset):
+            raise RaySimInternalError(f"double free at offset {offset} (size {size})")
         self._starts.insert(i, offset)
         self._sizes.insert(i, size)
         self.used -= size
