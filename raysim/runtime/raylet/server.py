@@ -44,6 +44,7 @@ import socket
 import sys
 import time
 from collections import deque
+from typing import Callable
 
 import orjson
 
@@ -56,7 +57,8 @@ from raysim.runtime.raylet.actor_manager import LocalActorManager
 from raysim.runtime.raylet.local_object_manager import LocalObjectManager
 from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.raylet.scheduler import TaskRecord
-from raysim.runtime.raylet.store_server import StoreServer
+from raysim.runtime.raylet.dependency_manager import DependencyManager
+from raysim.runtime.raylet.store_server import LOST_ERRORS, StoreServer, lost_reason
 from raysim.runtime.raylet.task_manager import TaskManager
 from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT,
                                                SYSTEM_ERROR, WorkerDeath, WorkerPool, WorkerRecord,
@@ -87,18 +89,16 @@ class Raylet:
         self.clients: dict[str, LoopConnection] = {}  # by worker id: drivers and workers
         self.driver: LoopConnection | None = None
         self.ready: dict[tuple, deque[TaskRecord]] = {}  # by shape, dependencies ready
-        self.waiting_deps: dict[str, list[TaskRecord]] = {}  # object id -> tasks
+        self.deps = DependencyManager(self.objects.available, self._watch_objects)
         self.running: dict[str, TaskRecord] = {}
         self.actors = LocalActorManager(self)
         self.tasks = TaskManager(self)
         self.infeasible: list[TaskRecord] = []
         self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
-        self.store_server = StoreServer(self)
+        self.store_server = StoreServer(self.store, self.objects, self.deps, self._tell_gcs,
+                                        self.worker_blocked, self.worker_unblocked)
         self.gcs = self._connect_gcs()
-        # Every message kind this process answers, and who answers it.
-        self.handlers = {name[len("handle_"):]: getattr(owner, name)
-                         for owner in (self, self.store_server) for name in dir(owner)
-                         if name.startswith("handle_")}
+        self.handlers = self._handlers()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
         self.loop.listen(self.path, "?", self.on_message, self.on_close)
         trace.emit("store.created", capacity=self.store.capacity, name="memfd:raysim-object-store")
@@ -126,6 +126,35 @@ class Raylet:
         return conn
 
     # -- dispatch of messages ----------------------------------------------------------------
+
+    def _handlers(self) -> dict[str, Callable[[LoopConnection, int, dict], None]]:
+        """Every message kind this process answers, and who answers it."""
+        store = self.store_server
+        return {
+            # from drivers and workers: joining, tasks, actors
+            "register_client": self.handle_register_client,
+            "submit_task": self.handle_submit_task,
+            "task_done": self.handle_task_done,
+            "cancel_task": self.handle_cancel_task,
+            "kill_actor": self.handle_kill_actor,
+            "worker_blocked": self.handle_worker_blocked,
+            "worker_unblocked": self.handle_worker_unblocked,
+            # the object store's service (store_server.py)
+            "create_object": store.handle_create_object,
+            "seal_object": self.handle_seal_object,
+            "get_objects": store.handle_get_objects,
+            "release_objects": store.handle_release_objects,
+            "leases_returned": store.handle_leases_returned,
+            # from the GCS
+            "free_objects": store.handle_free_objects,
+            "objects_lost": self.handle_objects_lost,
+            "reply": self.handle_reply,
+            # from the zygote
+            "worker_exited": self.handle_worker_exited,
+            # from the driver (and raysim.snapshot())
+            "snapshot": self.handle_snapshot,
+            "shutdown": self.handle_shutdown,
+        }
 
     def on_message(self, conn: LoopConnection, kind: str, msg_id: int, phase, body: dict) -> None:
         handler = self.handlers.get(kind)
@@ -195,6 +224,12 @@ class Raylet:
             trace.emit("process.stopping", reason="zygote died")
             self.loop.stop()
 
+    def _tell_gcs(self, kind: str, body: dict) -> None:
+        self.gcs.send(kind, body)
+
+    def _watch_objects(self, object_ids: list[str]) -> None:
+        self.gcs.send("watch_objects", {"objects": object_ids})
+
     def _revoke_leases(self, holder: str, object_ids: list[str]) -> bool:
         conn = self.clients.get(holder.partition(":")[2])
         if conn is None or conn.closed:
@@ -223,14 +258,9 @@ class Raylet:
         if not self.resources.feasible(record.request):
             self._infeasible(record)
             return
-        missing = {oid for oid, inline in record.spec.deps
-                   if inline is None and not self.objects.available(oid)}
+        missing = self.deps.missing(record)
         if missing:
-            record.missing = missing
-            for oid in missing:
-                if oid not in self.waiting_deps and oid not in self.store_server.lost_waiters:
-                    self.gcs.send("watch_objects", {"objects": [oid]})
-                self.waiting_deps.setdefault(oid, []).append(record)
+            self.deps.wait_for_arguments(record, missing)
             trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                        decision="waiting_for_dependencies",
                        resources=scheduler.from_fixed(record.request),
@@ -319,6 +349,32 @@ class Raylet:
         worker.conn.send("push_task", {"spec": spec, "task_id": spec.task_id,
                                        "locations": locations, "attempt": attempt},
                          spec.phase)
+
+    # -- objects sealed or lost: the tasks that waited for them ------------------------------
+
+    def handle_seal_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        self.store_server.seal(body)
+        for record in self.deps.sealed(body["object_id"]):
+            self.enqueue_ready(record)
+        self.schedule()
+
+    def handle_objects_lost(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """The GCS says objects are lost (their owner died) or were freed before a reader's
+        reference counted: the store deletes its copies, and whoever waits for them fails
+        with that error (Ray's tasks do too) instead of waiting forever."""
+        self.store_server.delete_lost(body)
+        for object_id, lost in body["objects"].items():
+            for record in self.deps.lost(object_id, lost):
+                spec = record.spec
+                message = (f"{spec.name} ({spec.task_id}) cannot run, because one of its "
+                           f"arguments cannot be read. {lost['message']}")
+                if spec.kind == ACTOR_CREATION:
+                    self.actors.creation_failed(record, message, lost_reason(lost))
+                else:
+                    self.fail_task(spec, LOST_ERRORS.get(lost["cause"], "ObjectLostError"),
+                                   message)
+        self.objects.progress()
+        self.schedule()
 
     def handle_task_done(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A task finished; its result already went straight to its owner."""
@@ -471,7 +527,7 @@ class Raylet:
             "resources": self.resources.snapshot(),
             "workers": self.pool.snapshot(),
             "queued": sum(len(q) for q in self.ready.values()),
-            "waiting_for_dependencies": len(self.waiting_deps),
+            "waiting_for_dependencies": self.deps.objects_tasks_wait_for(),
             "infeasible": [r.task_id for r in self.infeasible],
             "running": list(self.running),
             "retrying_after_delay": list(self.tasks.backoff),

@@ -25,21 +25,29 @@ Runs in: the raylet process. Trace events: ``object_store.create``, ``object_sto
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 from raysim.runtime.common.protocol import LoopConnection
-from raysim.runtime.common.task_spec import ACTOR_CREATION
-from raysim.runtime.raylet.object_store import StoreFull
+from raysim.runtime.raylet.dependency_manager import DependencyManager
+from raysim.runtime.raylet.local_object_manager import LocalObjectManager
+from raysim.runtime.raylet.object_store import ObjectStore, StoreFull
+from raysim.runtime.raylet.worker_pool import WorkerRecord
 from raysim.trace import writer as trace
 
 
 class StoreServer:
-    def __init__(self, raylet) -> None:
-        self.raylet = raylet
-        self.store = raylet.store
-        self.objects = raylet.objects  # LocalObjectManager: room, spilling, restoring
-        # Objects readers wait for that this store lacks, and the GCS was asked about: what
-        # to call if the GCS says they are lost (cleared when they are sealed).
-        self.lost_waiters: dict[str, list] = {}
+    def __init__(self, store: ObjectStore, objects: LocalObjectManager, deps: DependencyManager,
+                 tell_gcs: Callable[[str, dict], None],
+                 lend_cpu: Callable[[WorkerRecord], bool],
+                 return_cpu: Callable[[WorkerRecord], None]) -> None:
+        self.store = store
+        self.objects = objects  # LocalObjectManager: room, spilling, restoring
+        self.deps = deps  # readers wait there for objects the store lacks
+        self.tell_gcs = tell_gcs
+        # A task that waits in get() lends its CPU to other tasks meanwhile (the raylet's
+        # scheduler: worker_blocked/worker_unblocked).
+        self.lend_cpu = lend_cpu
+        self.return_cpu = return_cpu
 
     def handle_create_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """Space for an object; when the store is full, the answer waits until room is made
@@ -63,67 +71,31 @@ class StoreServer:
 
         self.objects.create(object_id, size, conn.peer_name, answer)
 
-    def handle_seal_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+    def seal(self, body: dict) -> None:
         object_id = body["object_id"]
         entry = self.store.seal(object_id)
         entry.lease = body["owner"]  # the owner knows where it is (local_object_manager.py)
         trace.emit("object_store.sealed", obj=object_id, size=entry.size, offset=entry.offset,
                    used=self.store.used)
         # Seed phase 2 step 4: the store registers the object's location with the GCS.
-        self.raylet.gcs.send("add_object", {"object_id": object_id, "size": entry.size,
+        self.tell_gcs("add_object", {"object_id": object_id, "size": entry.size,
                                      "owner": body["owner"],
                                      "contained": body.get("contained", [])})
-        self.lost_waiters.pop(object_id, None)
-        for record in self.raylet.waiting_deps.pop(object_id, ()):
-            record.missing.discard(object_id)
-            if not record.missing:
-                self.raylet.enqueue_ready(record)
-        self.raylet.schedule()
+        # (The raylet then starts the tasks that waited for it: dependency_manager.py.)
 
-    def watch(self, object_id: str, on_lost) -> None:
-        """Wait for an object this store lacks: ``on_lost(why)`` is called if the GCS says
-        it can never arrive. The GCS is asked once per object waited for."""
-        waiters = self.lost_waiters.get(object_id)
-        if waiters is None:
-            waiters = self.lost_waiters[object_id] = []
-            self.raylet.gcs.send("watch_objects", {"objects": [object_id]})
-        waiters.append(on_lost)
-
-    def handle_objects_lost(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+    def delete_lost(self, body: dict) -> None:
         """The GCS says objects are lost (their owner died) or were freed before a reader's
-        reference counted: delete what is here, fail whoever waits for them."""
+        reference counted: delete what is here. (The raylet then fails whoever waits for
+        them: dependency_manager.py.)"""
         for object_id, lost in body["objects"].items():
             # One still being written stays until it is sealed (its writer must finish);
             # the GCS then hears of it, and says again that it is lost.
             if self.objects.available(object_id):
                 entry, spilled = self.objects.free(object_id)
                 trace.emit("object_store.deleted", obj=object_id,
-                           size=(entry or spilled).size, reason=_lost_reason(lost),
+                           size=(entry or spilled).size, reason=lost_reason(lost),
                            used=self.store.used)
             self.store.stop_waiting(object_id)
-            for on_lost in self.lost_waiters.pop(object_id, ()):
-                on_lost(lost)
-            self._dependency_lost(object_id, lost)
-        self.objects.progress()
-        self.raylet.schedule()
-
-    def _dependency_lost(self, object_id: str, lost: dict) -> None:
-        """Tasks waiting for a lost argument fail with its error (Ray's do too)."""
-        for record in self.raylet.waiting_deps.pop(object_id, ()):
-            for other in record.missing or ():
-                waiting = self.raylet.waiting_deps.get(other)
-                if waiting is not None and record in waiting:
-                    waiting.remove(record)
-                    if not waiting:
-                        del self.raylet.waiting_deps[other]
-            spec = record.spec
-            message = (f"{spec.name} ({spec.task_id}) cannot run, because one of its "
-                       f"arguments cannot be read. {lost['message']}")
-            if spec.kind == ACTOR_CREATION:
-                self.raylet.actors.creation_failed(record, message, _lost_reason(lost))
-            else:
-                self.raylet.fail_task(spec, _LOST_ERRORS.get(lost["cause"], "ObjectLostError"),
-                               message)
 
     def handle_get_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """Where are these objects? Answered once all are sealed (in memory or on disk).
@@ -161,7 +133,7 @@ class StoreServer:
         def answer_when_complete() -> None:
             if len(found) + len(errors) == len(counts) and not conn.closed:
                 if blocked:
-                    self.raylet.worker_unblocked(conn.state)
+                    self.return_cpu(conn.state)
                 conn.reply(msg_id, {"locations": found, "errors": errors, "pinned": pin},
                            phase)
 
@@ -186,11 +158,11 @@ class StoreServer:
                 ready(object_id)
             else:
                 self.store.get_or_wait(object_id, lambda entry: ready(entry.object_id))
-                self.watch(object_id, lambda lost, oid=object_id: gone(oid, lost))
+                self.deps.wait_for_object(object_id, lambda lost, oid=object_id: gone(oid, lost))
         if body.get("blocks") and len(found) + len(errors) < len(counts) and not conn.closed:
             # Not all there yet: a task's get() waits, and its CPU goes to others meanwhile
             # (Ray's raylet does the same when a worker blocks on objects it lacks).
-            blocked = self.raylet.worker_blocked(conn.state)
+            blocked = self.lend_cpu(conn.state)
 
     def handle_release_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A reader is done with objects it was told the place of: they may move again."""
@@ -215,10 +187,10 @@ class StoreServer:
 
 
 # The error a reader of a lost object gets, by the GCS's cause (object_directory.py).
-_LOST_ERRORS = {"OWNER_DIED": "OwnerDiedError", "FREED": "ReferenceCountingAssertionError"}
+LOST_ERRORS = {"OWNER_DIED": "OwnerDiedError", "FREED": "ReferenceCountingAssertionError"}
 
 
-def _lost_reason(lost: dict) -> str:
+def lost_reason(lost: dict) -> str:
     return {"OWNER_DIED": "lost: its owner died",
             "FREED": "freed before a reference to it was counted"}.get(lost["cause"], "lost")
 

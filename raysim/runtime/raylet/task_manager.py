@@ -207,23 +207,13 @@ class TaskManager:
             if record.task_id == task_id:
                 raylet.infeasible.remove(record)
                 return record
-        for object_id, waiting in list(raylet.waiting_deps.items()):
-            for record in waiting:
-                if record.task_id == task_id:
-                    for oid in record.missing or ():
-                        others = raylet.waiting_deps.get(oid, [])
-                        if record in others:
-                            others.remove(record)
-                        if not others:
-                            raylet.waiting_deps.pop(oid, None)
-                    return record
-        return None
+        return raylet.deps.take(task_id)
 
     def _owned_by(self, wid: str) -> list[str]:
         raylet = self.raylet
         records = [r for q in raylet.ready.values() for r in q]
         records += list(raylet.running.values()) + list(self.backoff.values())
-        records += raylet.infeasible + [r for w in raylet.waiting_deps.values() for r in w]
+        records += raylet.infeasible + list(raylet.deps.waiting_tasks())
         return list(dict.fromkeys(r.task_id for r in records
                                   if r.spec.owner == wid and r.spec.kind != ACTOR_CREATION))
 
