@@ -332,8 +332,8 @@ _event("msg.recv", "any", "A message arrived in this process.", msg="str", kind=
 
 # Wire messages. Every message is a tuple (kind, msg_id, phase, body) framed by a 4-byte
 # length; body is a dict. A request's answer is a "reply" whose body carries "reply_to".
-_message("register_client", "driver|worker", "raylet",
-         "A driver or worker introduces itself; the answer carries the store's fd "
+_message("register_client", "driver|worker", "raylet|gcs",
+         "A driver or worker introduces itself; the raylet's answer carries the store's fd "
          "(SCM_RIGHTS) and the node's identity.", reply="reply")
 _message("register_driver", "driver", "gcs", "The driver registers its job.", reply="reply")
 _message("register_node", "raylet", "gcs", "The raylet registers its node.", reply="reply")
@@ -379,7 +379,7 @@ _message("actor_update", "raylet|worker", "gcs", "An actor changed state.")
 _message("register_actor", "driver|worker", "gcs",
          "Register a named actor, claiming its name (refused if taken).", reply="reply")
 _message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")
-_message("kill_actor", "driver|worker|gcs", "raylet|gcs", "Terminate an actor.")
+_message("kill_actor", "driver|worker|gcs", "raylet", "Terminate an actor.")
 _message("exit_worker", "raylet", "worker",
          "An actor's worker is to stop: its actor was killed or went out of scope.")
 _message("task_infeasible", "raylet", "driver|worker",

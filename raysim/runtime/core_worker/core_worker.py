@@ -138,6 +138,7 @@ class CoreWorker:
         self.submitter = TaskSubmitter(self)
         self.generators = Generators(self)  # values of generator tasks, as they arrive
         self.reader = ObjectReader(self)
+        self.handlers = self._handlers()
 
     # The task this thread (or this coroutine, in an async actor) runs: the parent of what
     # it submits, and what is_canceled() and the runtime context ask about. A context
@@ -219,33 +220,50 @@ class CoreWorker:
             if trace.enabled():
                 trace.set_phase(phase)
                 conn.trace_recv(kind, msg_id, phase)
-            if kind == "reply":
-                future = self.futures.pop(body["reply_to"], None)
-                if future is not None:
-                    future.set(body)
-                elif body.get("pinned"):
-                    # The answer to a get that timed out: nobody will read these objects.
-                    self.reader.release_store_pins([oid for oid, (_, _, n) in
-                                             body["locations"].items() for _ in range(n)])
-            elif kind == "task_done":
-                self.submitter.task_done(body)
-            elif kind == "push_task" or kind == "exit_worker":
-                if self.on_task is not None:
-                    self.on_task(dict(body, kind=kind, phase=phase))
-            elif kind == "actor_died":
-                self.submitter.actor_died(body)
-            elif kind == "cancel_task":
-                if self.on_cancel is not None:
-                    self.on_cancel(body)
-            elif kind == "revoke_leases":
-                self.reader.return_leases(body["objects"])
-            elif kind == "task_infeasible":
-                print(f"raysim: warning: task {body['name']} cannot be scheduled: "
-                      f"{body['reason']}", file=sys.stderr)
-            else:
+            handler = self.handlers.get(kind)
+            if handler is None:
                 raise RaySimInternalError(f"unexpected message {kind!r}")
+            handler(body, phase)
         # What this thread does next (a garbage-collected ref, say) is no message's doing.
         trace.set_phase(None)
+
+    def _handlers(self) -> dict[str, Callable[[dict, int | None], None]]:
+        """Every message kind this process's I/O thread answers, and who answers it."""
+        return {
+            # answers to this process's requests (from the raylet and the GCS)
+            "reply": self._on_reply,
+            # results of the tasks this process owns, straight from their workers
+            "task_done": lambda body, phase: self.submitter.task_done(body),
+            # from the raylet
+            "actor_died": lambda body, phase: self.submitter.actor_died(body),
+            "revoke_leases": lambda body, phase: self.reader.return_leases(body["objects"]),
+            "task_infeasible": self._on_task_infeasible,
+            # to a worker: run a task, exit, cancel one (worker.py sets the callbacks)
+            "push_task": lambda body, phase: self._on_task(body, "push_task", phase),
+            "exit_worker": lambda body, phase: self._on_task(body, "exit_worker", phase),
+            "cancel_task": self._on_cancel,
+        }
+
+    def _on_reply(self, body: dict, phase) -> None:
+        future = self.futures.pop(body["reply_to"], None)
+        if future is not None:
+            future.set(body)
+        elif body.get("pinned"):
+            # The answer to a get that timed out: nobody will read these objects.
+            self.reader.release_store_pins([oid for oid, (_, _, n) in
+                                            body["locations"].items() for _ in range(n)])
+
+    def _on_task(self, body: dict, kind: str, phase) -> None:
+        if self.on_task is not None:
+            self.on_task(dict(body, kind=kind, phase=phase))
+
+    def _on_cancel(self, body: dict, phase) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel(body)
+
+    def _on_task_infeasible(self, body: dict, phase) -> None:
+        print(f"raysim: warning: task {body['name']} cannot be scheduled: {body['reason']}",
+              file=sys.stderr)
 
     def send_to_owner(self, spec: TaskSpec, kind: str, body: dict) -> None:
         """Send a task's result straight to the process that owns it."""

@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 from collections import defaultdict
+from typing import Callable
 
 import orjson
 
@@ -58,6 +59,7 @@ class GcsServer:
         self.actors = ActorTable()
         self.directory = ObjectDirectory(freed_remembered)
         self.driver_conn: LoopConnection | None = None
+        self.handlers = self._handlers()
         self.path = os.path.join(session_dir, "gcs.sock")
         self.loop.listen(self.path, "?", self.on_message, self.on_close)
 
@@ -71,8 +73,35 @@ class GcsServer:
             trace.emit("process.stopping", reason="driver disconnected")
             self.loop.stop()
 
+    def _handlers(self) -> dict[str, Callable[[LoopConnection, int, dict], None]]:
+        """Every message kind the GCS answers, and who answers it."""
+        return {
+            # joining: drivers, workers, raylets
+            "register_client": self.handle_register_client,
+            "register_driver": self.handle_register_driver,
+            "register_node": self.handle_register_node,
+            # the key-value store (exported functions and classes)
+            "kv_put": self.handle_kv_put,
+            "kv_get": self.handle_kv_get,
+            # the object directory: locations and reference counts (object_directory.py)
+            "add_object": self.handle_add_object,
+            "add_ref": self.handle_add_ref,
+            "borrow_ref": self.handle_borrow_ref,
+            "remove_ref": self.handle_remove_ref,
+            "watch_objects": self.handle_watch_objects,
+            # the actor table (actor_table.py)
+            "register_actor": self.handle_register_actor,
+            "actor_update": self.handle_actor_update,
+            "get_actor": self.handle_get_actor,
+            "worker_exited": self.handle_worker_exited,
+            # from the driver
+            "sync": self.handle_sync,
+            "snapshot": self.handle_snapshot,
+            "shutdown": self.handle_shutdown,
+        }
+
     def on_message(self, conn: LoopConnection, kind: str, msg_id: int, phase, body: dict) -> None:
-        handler = getattr(self, "handle_" + kind, None)
+        handler = self.handlers.get(kind)
         if handler is None:
             raise RuntimeError(f"GCS got unknown message {kind!r}")
         handler(conn, msg_id, body)

@@ -78,6 +78,7 @@ class Zygote:
         self.conn = BlockingConnection(sock, "raylet")
         self.conn.peer_id = session["node_id"]
         self.session = session
+        self.handlers = self._handlers()
         for key, value in _SINGLE_THREAD_ENV.items():
             os.environ.setdefault(key, value)
         trace.emit("process.started", ppid=os.getppid(), role="zygote")
@@ -135,9 +136,13 @@ class Zygote:
                     for kind, msg_id, phase, body in self.conn.recv_messages():
                         trace.set_phase(phase)
                         self.conn.trace_recv(kind, msg_id, phase)
-                        getattr(self, "handle_" + kind)(body)
+                        self.handlers[kind](body)
                         trace.set_phase(None)  # a child's exit later is no call's doing
             self._reap()
+
+    def _handlers(self) -> dict:
+        """Every message kind the zygote answers (from its raylet), and who answers it."""
+        return {"start_worker": self.handle_start_worker}
 
     def handle_start_worker(self, body: dict) -> None:
         pid = os.fork()
