@@ -58,7 +58,7 @@ from raysim.runtime.common.config import Config
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, connect_unix
 from raysim.runtime.common.task_spec import TaskSpec
-from raysim.runtime.core_worker import check_serialize, memory_store
+from raysim.runtime.core_worker import check_serialize
 from raysim.runtime.core_worker.generators import Generators
 from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Future,
                                                      OwnedObject)
@@ -388,7 +388,7 @@ class CoreWorker:
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
         contained = self.pass_on(obj.contained_refs)
-        slot = OwnedObject(STORED)
+        slot = OwnedObject(PENDING)  # STORED once sealed (_store_object)
         # In the table before the store knows the object, so that a revoke_leases for it
         # finds it (and stops its lease from being granted) whenever it comes.
         with self.owned_lock:
@@ -429,7 +429,7 @@ class CoreWorker:
         if reply.get("error") == "exists":
             # A retried task's result that its first attempt had already stored.
             slot.offset, slot.size = reply["offset"], reply["size"]
-            slot.state = STORED
+            slot.move_to(STORED)
             slot.reported = LOCAL_REFERENCE
             return
         if reply.get("error") == "full":
@@ -445,7 +445,7 @@ class CoreWorker:
                                                "owner": owner or self.holder_name,
                                                "contained": contained})
         slot.offset, slot.size = reply["offset"], obj.total_size
-        slot.state = STORED
+        slot.move_to(STORED)
         slot.reported = LOCAL_REFERENCE
 
     def pass_on(self, refs: list) -> list[str]:
@@ -501,7 +501,7 @@ class CoreWorker:
         else:
             self._copy_to_store(*args)
 
-    def _copy_to_store(self, object_id: str, slot: OwnedObject, state: int, data: bytes,
+    def _copy_to_store(self, object_id: str, slot: OwnedObject, state: str, data: bytes,
                        contained: list[str], phase: int | None = None) -> None:
         if phase is not None:
             trace.set_phase(phase)  # a thread of its own: the call that caused the copy
@@ -520,8 +520,7 @@ class CoreWorker:
         with self.owned_lock:
             if state == INLINE:
                 slot.offset, slot.size = copy.offset, copy.size
-                slot.state = STORED
-                slot.data = None
+                slot.move_to(STORED)
             # The store's registration counts this process (LOCAL_REFERENCE); tell the GCS
             # what it holds now, which may have changed while the copy was made.
             slot.reported = LOCAL_REFERENCE
@@ -593,8 +592,8 @@ class CoreWorker:
                                                "recursive": recursive,
                                                "actor_id": actor_id})
 
-    def complete(self, slot: OwnedObject, state: int, data: Any) -> None:
-        memory_store.complete(slot, state, data)
+    def complete(self, slot: OwnedObject, state: str, data: Any) -> None:
+        slot.move_to(state, data)
 
     # ------------------------------------------------------------------------------------
     # Results of tasks this worker runs
@@ -619,7 +618,7 @@ class CoreWorker:
             return ["inline", obj.to_bytes()]
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
-        slot = OwnedObject(STORED)
+        slot = OwnedObject()
         self._store_object(object_id, obj, contained, slot, owner)
         return ["stored", self.node_id, slot.offset, slot.size]
 

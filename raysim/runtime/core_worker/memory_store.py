@@ -15,14 +15,25 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+from raysim.runtime.common.errors import RaySimInternalError
 from raysim.trace.schema import LOCAL_REFERENCE
 
-# States of an object this process owns.
-PENDING = 0   # the task that makes it has not finished
-INLINE = 1    # small: its serialized bytes are here, in this process (Ray's memory store)
-STORED = 2    # in the node's shared-memory store
-FAILED = 3    # the task raised or died; get() raises
+# States of an object this process owns. Ray's memory store keeps the same facts: no entry
+# yet, the value's bytes, an OBJECT_IN_PLASMA marker, or the error.
+PENDING = "PENDING"  # the task that makes it has not finished (or the put not sealed it)
+INLINE = "INLINE"    # small: its serialized bytes are here, in this process
+STORED = "STORED"    # in the node's shared-memory store (Ray: OBJECT_IN_PLASMA)
+FAILED = "FAILED"    # the task raised or died; get() raises
 
+# Every move an owned object may make (move_to). An INLINE value moves into the store when
+# its ref is passed to another process (core_worker.promote); a FAILED one's error is copied
+# there too, but the object stays FAILED here.
+_LEGAL: dict[str, frozenset[str]] = {
+    PENDING: frozenset({INLINE, STORED, FAILED}),
+    INLINE: frozenset({STORED}),
+    STORED: frozenset(),
+    FAILED: frozenset(),
+}
 
 
 class OwnedObject:
@@ -31,7 +42,7 @@ class OwnedObject:
     __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
                  "promote", "reported", "leased", "readers", "contained")
 
-    def __init__(self, state: int = PENDING) -> None:
+    def __init__(self, state: str = PENDING) -> None:
         self.state = state
         self.data: Any = None  # bytes (INLINE) or the error entry (FAILED)
         self.offset = 0
@@ -53,6 +64,20 @@ class OwnedObject:
         # own; this process, the value's owner, releases them when it drops the value (or
         # hands them to the GCS with the value, if it is promoted to the store).
         self.contained: list[str] | None = None
+
+    def move_to(self, state: str, data: Any = None) -> None:
+        """The one place an owned object changes state: record its value (or error) and
+        wake whoever waits for it. Callers hold the owner's table lock (owned_lock)."""
+        if state not in _LEGAL[self.state]:
+            raise RaySimInternalError(f"an owned object cannot go from {self.state} to {state}")
+        self.data = data
+        self.state = state
+        waiters, self.waiters = self.waiters, None
+        for lock in waiters or ():
+            try:
+                lock.release()
+            except RuntimeError:
+                pass  # already woken by another object
 
 
 class Future:
@@ -78,20 +103,3 @@ class Callback:
 
     def __init__(self, fn: Callable[[dict], None]) -> None:
         self.set = fn
-
-
-
-
-def complete(slot: OwnedObject, state: int, data: Any) -> None:
-    """Record an object's value (or error) and wake whoever waits for it.
-
-    Callers hold the owner's table lock."""
-    slot.data = data
-    slot.state = state
-    if slot.waiters:
-        for lock in slot.waiters:
-            try:
-                lock.release()
-            except RuntimeError:
-                pass  # already woken by another object
-        slot.waiters = None

@@ -326,7 +326,7 @@ class Raylet:
 
     def _dispatch(self, record: TaskRecord, worker: WorkerRecord) -> None:
         self.resources.acquire(record.request)
-        worker.state = BUSY
+        worker.move_to(BUSY)
         worker.task = record
         record.worker = worker
         self.running[record.task_id] = record
@@ -424,7 +424,7 @@ class Raylet:
         """A task's get() waits: its CPU is lent to other tasks. Whether it was lent."""
         if worker is None or worker.state != BUSY or worker.task is None:
             return False
-        worker.state = BLOCKED
+        worker.move_to(BLOCKED)
         worker.lent = worker.task.request
         self.resources.release(worker.lent)
         self.schedule()
@@ -432,7 +432,7 @@ class Raylet:
 
     def worker_unblocked(self, worker: WorkerRecord) -> None:
         if worker is not None and worker.state == BLOCKED:
-            worker.state = BUSY
+            worker.move_to(BUSY)
             self.resources.acquire(worker.lent, force=True)
             worker.lent = None
 

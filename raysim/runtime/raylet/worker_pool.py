@@ -30,6 +30,7 @@ import itertools
 import signal
 from collections import deque
 
+from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.ids import random_hex
 from raysim.trace import writer as trace
 
@@ -40,6 +41,16 @@ BUSY = "BUSY"           # running a task
 BLOCKED = "BLOCKED"     # running a task that waits in get(); its CPU is lent out
 ACTOR = "ACTOR"         # dedicated to an actor
 DEAD = "DEAD"
+
+# Every move a worker may make (WorkerRecord.move_to).
+_LEGAL: dict[str, frozenset[str]] = {
+    STARTING: frozenset({IDLE, ACTOR, DEAD}),
+    IDLE: frozenset({BUSY, DEAD}),
+    BUSY: frozenset({IDLE, BLOCKED, DEAD}),
+    BLOCKED: frozenset({BUSY, IDLE, DEAD}),
+    ACTOR: frozenset({DEAD}),
+    DEAD: frozenset(),
+}
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,6 +76,13 @@ class WorkerRecord:
     # Tasks run, per function, for those with max_calls (Ray: the worker exits after that
     # many, which frees what a leaky function holds).
     calls: dict = dataclasses.field(default_factory=dict)
+
+    def move_to(self, state: str) -> None:
+        """The one place a worker changes state; an illegal move is a raylet bug."""
+        if state not in _LEGAL[self.state]:
+            raise RaySimInternalError(f"worker {self.wid} cannot go from {self.state} to "
+                                      f"{state}")
+        self.state = state
 
 
 # Ray's WorkerExitType, for the worker.died event.
@@ -144,14 +162,14 @@ class WorkerPool:
             self.starting_task_workers -= 1
             self.make_idle(worker)
         else:
-            worker.state = ACTOR
+            worker.move_to(ACTOR)
         return worker
 
     def make_idle(self, worker: WorkerRecord) -> None:
         worker.task = None
         if worker.exit_reason is not None or worker.exited:
             return  # ended by the raylet, or already gone: no new task for it
-        worker.state = IDLE
+        worker.move_to(IDLE)
         self.idle.append(worker)
 
     def pop_idle(self, kind: tuple = (False, None)) -> WorkerRecord | None:
@@ -170,7 +188,8 @@ class WorkerPool:
     def remove(self, worker: WorkerRecord) -> None:
         if worker.state == STARTING and worker.role == "task":
             self.starting_task_workers -= 1
-        worker.state = DEAD
+        if worker.state != DEAD:
+            worker.move_to(DEAD)
         self.workers.pop(worker.wid, None)
         self.by_pid.pop(worker.pid, None)
 
