@@ -189,7 +189,7 @@ class ActorClass:
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase(),
             env_vars=runtime_env.env_vars_of(options.get("runtime_env")))
-        core.owned_handles[handle_object] = ACTOR_HANDLE  # what the GCS counts for us
+        core.refs.owned_handle(handle_object, ACTOR_HANDLE)  # what the GCS counts for us
         core.submitter.submit(spec, deps, nested)
         del keep
         return ActorHandle(descriptor)

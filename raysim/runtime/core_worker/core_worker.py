@@ -13,9 +13,10 @@ Seed steps implemented here:
 * phase 5: ``get`` reads inline bytes from this process's memory, or maps the store zero-copy
   (``object_reader.py``).
 
-Submitting tasks is ``task_submitter.py``'s part; the table of owned objects is
-``memory_store.py``'s; counting references is ``reference_counter.py``'s, and telling the GCS
-about them ``ref_reporter.py``'s; reading objects (``get``, ``wait``) is ``object_reader.py``'s.
+Submitting tasks is ``task_submitter.py``'s part; an owned object's value and state are
+``memory_store.py``'s; which objects this process owns and holds, and what the GCS is told
+about them, ``reference_counter.py``'s; reading objects (``get``, ``wait``) is
+``object_reader.py``'s.
 
 Refs inside a value that leaves this process (a put, a task's result) are held for the value
 at the GCS (``CAPTURED_IN_OBJECT``, holder ``object:<id>``) before this process can drop its
@@ -63,7 +64,6 @@ from raysim.runtime.core_worker.generators import Generators
 from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Future,
                                                      OwnedObject)
 from raysim.runtime.core_worker.object_reader import ObjectReader
-from raysim.runtime.core_worker.ref_reporter import GcsRefReporter
 from raysim.runtime.core_worker.reference_counter import ReferenceCounter
 from raysim.runtime.core_worker.store_client import StoreClient, store_full_error
 from raysim.runtime.core_worker.task_submitter import TaskSubmitter
@@ -92,13 +92,10 @@ class CoreWorker:
         self.gcs = gcs
         self.store = StoreClient(store_fd, store_capacity)
         self.ids = ids.IdFactory(wid)
-        self.gcs_refs = GcsRefReporter(self)
-        self.refs = ReferenceCounter(self.gcs_refs.held_changed)
-        self.owned: dict[str, OwnedObject] = {}
-        # Handle objects of the actors this process created -> the reference type the GCS
-        # counts for it (the actor's registration counts it as ACTOR_HANDLE).
-        self.owned_handles: dict[str, str] = {}
-        self.owned_lock = threading.RLock()
+        # Who holds which object, and the objects this process owns (reference_counter.py).
+        self.refs = ReferenceCounter(
+            self._tell_gcs, lambda kind, body: self.request(self.gcs, kind, body),
+            lambda: self.closing, lambda: threading.current_thread() is self.io_thread)
         self.futures: dict[int, Future] = {}
         self._exported: set[str] = set()
         self.io_thread: threading.Thread | None = None
@@ -309,8 +306,8 @@ class CoreWorker:
         # Invariant: self.death is set before the sweeps below, so that a slot or a future
         # added after a sweep sees it (submit and request check it after adding theirs).
         entry = ["error", pickle.dumps(error)]
-        with self.owned_lock:
-            for slot in self.owned.values():
+        with self.refs.owned_lock:
+            for slot in self.refs.owned.values():
                 if slot.state == PENDING:
                     self.complete(slot, FAILED, entry)
         for msg_id in list(self.futures):
@@ -361,6 +358,13 @@ class CoreWorker:
             self.check_alive()
         return future.value
 
+    def _tell_gcs(self, kind: str, body: dict) -> None:
+        """A reference message to the GCS; none is sent once the session is going away."""
+        try:
+            self.gcs.send(kind, body)
+        except ConnectionClosed:
+            pass  # the session is going away; nothing left to count for
+
     def send(self, conn: BlockingConnection, kind: str, body: dict) -> None:
         if not self.closing:
             self.check_alive()
@@ -378,7 +382,7 @@ class CoreWorker:
         self.check_alive()
         obj = self.serialize_value(value, "the value passed to put()")
         big = obj.total_size >= self.config.object_store_page_align_threshold
-        if self.gcs_refs.released_since_put and big:
+        if self.refs.released_since_put and big:
             # The space of an object this process just dropped is freed by the GCS telling
             # the raylet, while this put goes straight to the raylet. Let the GCS catch up
             # first, so the new object can reuse that space, whose pages this process has
@@ -391,13 +395,13 @@ class CoreWorker:
         slot = OwnedObject(PENDING)  # STORED once sealed (_store_object)
         # In the table before the store knows the object, so that a revoke_leases for it
         # finds it (and stops its lease from being granted) whenever it comes.
-        with self.owned_lock:
-            self.owned[object_id] = slot
+        with self.refs.owned_lock:
+            self.refs.owned[object_id] = slot
         try:
             self._store_object(object_id, obj, contained, slot)
         except BaseException:
-            with self.owned_lock:
-                self.owned.pop(object_id, None)
+            with self.refs.owned_lock:
+                self.refs.owned.pop(object_id, None)
             raise
         self.reader.grant_lease(slot)
         return object_id
@@ -436,7 +440,7 @@ class CoreWorker:
             raise store_full_error(f"store object {object_id}", obj.total_size,
                                    self.node_id, reply)
         if contained and not captured:
-            self.gcs_refs.capture(object_id, contained)
+            self.refs.capture(object_id, contained)
         start = time.perf_counter_ns()
         self.store.write(reply["offset"], obj)
         trace.emit("object_store.written", obj=object_id, size=obj.total_size,
@@ -464,10 +468,10 @@ class CoreWorker:
                 continue  # the same ref twice in one value: one hold
             seen.add(object_id)
             out.append(object_id)
-            slot = self.owned.get(object_id)
+            slot = self.refs.owned.get(object_id)
             if slot is None:
                 continue
-            with self.owned_lock:
+            with self.refs.owned_lock:
                 if slot.promote:
                     continue  # passed on before: copied already, or will be
                 slot.promote = True
@@ -482,7 +486,7 @@ class CoreWorker:
         it must not run on that thread nor under owned_lock, which the I/O thread may need
         before it gets to the answer: callers there pass ``background``, and the copy runs
         on a thread of its own."""
-        with self.owned_lock:
+        with self.refs.owned_lock:
             state = slot.state
             if state == INLINE:
                 data = slot.data
@@ -512,26 +516,16 @@ class CoreWorker:
                                copy, captured=True)
         except exceptions.RayError as e:
             if contained:
-                self.gcs_refs.release_captured(object_id, contained)
+                self.refs.release_captured(object_id, contained)
             print(f"raysim: warning: object {object_id} could not be copied into the store "
                   f"for the processes it was passed to, which will wait for it: {e}",
                   file=sys.stderr)
             return
-        with self.owned_lock:
+        with self.refs.owned_lock:
             if state == INLINE:
                 slot.offset, slot.size = copy.offset, copy.size
                 slot.move_to(STORED)
-            # The store's registration counts this process (LOCAL_REFERENCE); tell the GCS
-            # what it holds now, which may have changed while the copy was made.
-            slot.reported = LOCAL_REFERENCE
-            held = self.refs.held_type(object_id)
-            if held != slot.reported:
-                kind = "remove_ref" if held is None else "add_ref"
-                body = {"objects": [object_id], "owner": True}
-                if held is not None:
-                    body["ref_type"] = held
-                self.gcs_refs.send(kind, body)
-                slot.reported = held
+            self.refs.copied_to_store(object_id, slot)
         if state == INLINE and copy.offset >= 0:
             self.reader.grant_lease(slot)
 
@@ -585,7 +579,7 @@ class CoreWorker:
                 "raysim.kill(actor) to stop the actor.")
         if self.submitter.cancel_waiting(task_id):
             return
-        slot = self.owned.get(object_id)
+        slot = self.refs.owned.get(object_id)
         if slot is not None and slot.state != PENDING:
             return
         self.send(self.raylet, "cancel_task", {"task_id": task_id, "force": force,
@@ -613,7 +607,7 @@ class CoreWorker:
             if contained:
                 # The value goes to the caller's memory, not to the GCS: the caller will
                 # release these holds when it drops the value (memory_store.OwnedObject).
-                self.gcs_refs.capture(object_id, contained)
+                self.refs.capture(object_id, contained)
                 return ["inline", obj.to_bytes(), contained]
             return ["inline", obj.to_bytes()]
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,

@@ -38,10 +38,10 @@ class Generators:
         """I/O thread: one value arrived (``body["item"]`` is its position)."""
         core = self.core
         (object_id,) = body["returns"]
-        with core.owned_lock:
-            new = object_id not in core.owned  # a retried task sends its values again
+        with core.refs.owned_lock:
+            new = object_id not in core.refs.owned  # a retried task sends its values again
             if new:
-                core.owned[object_id] = OwnedObject()
+                core.refs.owned[object_id] = OwnedObject()
         # The caller's ref first (never under owned_lock: the reference counter reports to
         # the GCS), then the value, as for any return value.
         ref = core.ref_class(object_id, core.wid) if new else None
@@ -63,7 +63,7 @@ class Generators:
         """The ``index``-th value's ref once it has arrived, or None once the task has ended
         without it (then the task's end says why: how many values it made, or its error).
         With ``wait=False``, None at once if the value has not arrived."""
-        slot = self.core.owned.get(end_id)
+        slot = self.core.refs.owned.get(end_id)
         with self._changed:
             while True:
                 items = self.tasks.get(task_id, [])

@@ -59,9 +59,9 @@ class ObjectReader:
         revoked, kept = [], []
         with self.lease_lock:
             for object_id in object_ids:
-                slot = self.core.owned.get(object_id)
+                slot = self.core.refs.owned.get(object_id)
                 if slot is not None and slot.leased and (
-                        slot.readers or self.core.refs.pins.get(object_id)):
+                        slot.readers or self.core.refs.pinned(object_id)):
                     kept.append(object_id)
                     continue
                 if slot is not None:
@@ -96,7 +96,7 @@ class ObjectReader:
         Release)."""
         self.core.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
-        in_store = [oid for oid in object_ids if (slot := self.core.owned.get(oid)) is None
+        in_store = [oid for oid in object_ids if (slot := self.core.refs.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
         places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
         done: list[str] = []
@@ -107,7 +107,7 @@ class ObjectReader:
 
     def _get_one(self, object_id: str, places: dict, deadline: float | None,
                  done: list[str], errors: dict[str, dict]) -> Any:
-        slot = self.core.owned.get(object_id)
+        slot = self.core.refs.owned.get(object_id)
         if slot is None:  # borrowed: always in the store
             return self.read_placed(object_id, places, deadline, done, errors)
         if slot.state == PENDING:
@@ -204,7 +204,7 @@ class ObjectReader:
         """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
         lock = threading.Lock()
         lock.acquire()
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             pending = [s for s in slots if s.state == PENDING]
             if len(slots) - len(pending) >= num:
                 return
@@ -228,7 +228,7 @@ class ObjectReader:
                             raise exceptions.GetTimeoutError(
                                 "Get timed out: some object(s) not ready.")
         finally:
-            with self.core.owned_lock:
+            with self.core.refs.owned_lock:
                 for slot in pending:
                     if slot.waiters and lock in slot.waiters:
                         slot.waiters.remove(lock)
@@ -241,7 +241,7 @@ class ObjectReader:
         deadline = None if timeout is None else time.monotonic() + timeout
         slots = []
         for object_id in object_ids:
-            slot = self.core.owned.get(object_id)
+            slot = self.core.refs.owned.get(object_id)
             if slot is None:
                 slot = self._probe_borrowed(object_id)
             slots.append(slot)
@@ -266,7 +266,7 @@ class ObjectReader:
         slot = OwnedObject(PENDING)
 
         def on_reply(body: dict) -> None:
-            with self.core.owned_lock:
+            with self.core.refs.owned_lock:
                 if "locations" in body:
                     self.core.complete(slot, STORED, None)
                 elif body.get("error") == "component_died":

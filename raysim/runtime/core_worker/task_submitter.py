@@ -177,11 +177,11 @@ class TaskSubmitter:
         entries: list[list] = []
         waiting = 0
         failed = None
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             # Under the lock: a death after this check fails the returns made below.
             self.core.check_alive()
             for object_id in deps:
-                slot = self.core.owned.get(object_id)
+                slot = self.core.refs.owned.get(object_id)
                 if slot is None or slot.state == STORED:
                     entries.append([object_id, None])
                     holders.append(object_id)
@@ -198,7 +198,7 @@ class TaskSubmitter:
                     waiting += 1
             spec.deps = entries
             for object_id in spec.returns:
-                self.core.owned[object_id] = OwnedObject()
+                self.core.refs.owned[object_id] = OwnedObject()
             later = None
             if failed is None and (waiting or (spec.kind == ACTOR_TASK
                                                and spec.actor_id in self._held_calls)):
@@ -231,16 +231,14 @@ class TaskSubmitter:
 
     def _add_holds(self, task_id: str, objects: list[str]) -> None:
         # The task holds its arguments until it finishes (USED_BY_PENDING_TASK).
-        self.core.gcs_refs.send("add_ref", {"objects": objects, "holder": f"task:{task_id}",
-                                            "ref_type": "USED_BY_PENDING_TASK"})
+        self.core.refs.hold_for_task(task_id, objects)
 
     def _drop_holds(self, task_id: str) -> None:
         """A task that waited here will never be sent (its argument failed, or it was
         cancelled): what it held is released."""
         holders = self._task_holders.pop(task_id, None)
         if holders:
-            self.core.gcs_refs.send("remove_ref",
-                                    {"objects": holders, "holder": f"task:{task_id}"})
+            self.core.refs.release_for_task(task_id, holders)
 
     def _send_task(self, spec: TaskSpec, holders: list[str], counted: bool = False) -> None:
         """``counted``: the task waited here, and its holds were added meanwhile."""
@@ -316,9 +314,9 @@ class TaskSubmitter:
             self._send_held_calls(waiting.spec.actor_id)
 
     def _fail_returns(self, spec: TaskSpec, error: list) -> None:
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             for object_id in spec.returns:
-                slot = self.core.owned.get(object_id)
+                slot = self.core.refs.owned.get(object_id)
                 if slot is not None and slot.state == PENDING:
                     self.core.complete(slot, FAILED, error)
                     if slot.promote:  # its readers elsewhere must get the error too
@@ -353,7 +351,7 @@ class TaskSubmitter:
     def _actor_died(self, body: dict) -> None:
         actor_id, message = body["actor_id"], body["message"]
         error = ["raised", "ActorDiedError", message]
-        with self.core.owned_lock, self._send_lock:  # no call is sent while these are read
+        with self.core.refs.owned_lock, self._send_lock:  # no call is sent while these are read
             calls = self._actor_calls.get(actor_id, {})
             if not body["restarting"]:
                 # Dead for good: every call still unanswered fails (those the raylet held it
@@ -383,7 +381,7 @@ class TaskSubmitter:
         """An actor call raised an exception its ``retry_exceptions`` covers: send it to the
         actor again if its ``max_task_retries`` allows (one budget with the retries after the
         actor's death), after ``task_retry_delay_ms`` as Ray does. Whether it will run again."""
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             spec = self._actor_calls.get(body["actor_id"], {}).get(body["task_id"])
             if spec is None:
                 return False  # cancelled, or failed by the actor's death meanwhile
@@ -425,12 +423,11 @@ class TaskSubmitter:
             # Also what a creation that never finished (killed while starting) still holds.
             held += self._task_holders.pop(task_id, None) or []
         if held:
-            self.core.gcs_refs.send("remove_ref",
-                                    {"objects": held, "holder": f"task:{task_id}"})
+            self.core.refs.release_for_task(task_id, held)
 
     def cancel_waiting(self, task_id: str) -> bool:
         """Cancel a task still waiting here for its arguments: it never reached the raylet."""
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             waiting = self._waiting_tasks.pop(task_id, None)
             if waiting is None:
                 waiting = self._held_behind(task_id)
@@ -469,7 +466,7 @@ class TaskSubmitter:
         """The actor a still-unanswered call of this process goes to (None: not a call)."""
         actor_id = self._call_actor.get(task_id)
         if actor_id is None:
-            with self.core.owned_lock:
+            with self.core.refs.owned_lock:
                 waiting = self._waiting_tasks.get(task_id) or self._held_behind(task_id)
             if waiting is not None:
                 actor_id = waiting.spec.actor_id
@@ -491,7 +488,7 @@ class TaskSubmitter:
         if body.get("retryable") is not None and self._retry_call(body):
             return  # it runs again: this attempt's error is nobody's result
         if actor_id is not None:
-            with self.core.owned_lock:
+            with self.core.refs.owned_lock:
                 calls = self._actor_calls.get(actor_id)
                 if calls is not None:
                     calls.pop(task_id, None)
@@ -511,24 +508,23 @@ class TaskSubmitter:
         if task_id in self.core.generators.tasks:
             self.core.generators.ended()  # its iterator may be waiting for the end
         if holders:
-            self.core.gcs_refs.send("remove_ref",
-                                    {"objects": holders, "holder": f"task:{task_id}"})
+            self.core.refs.release_for_task(task_id, holders)
 
     def complete_results(self, returns, results: list) -> None:
         """Seed phase 4 step 9: the results of a task (or one value of a generator task)
         complete the owner's slots, inline or as places in the store; tasks waiting for them
         are sent."""
         releases = []
-        with self.core.owned_lock:
+        with self.core.refs.owned_lock:
             for object_id, result in zip(returns, results):
-                slot = self.core.owned.get(object_id)
+                slot = self.core.refs.owned.get(object_id)
                 kind = result[0]
                 if slot is None or slot.state != PENDING:
                     # Nobody here wants it any more.
                     if kind == "stored":
                         releases.append(object_id)
                     elif kind == "inline" and len(result) > 2:
-                        self.core.gcs_refs.release_captured(object_id, result[2])
+                        self.core.refs.release_captured(object_id, result[2])
                     continue
                 if kind == "inline":
                     # The refs inside it were held for it by the worker (``capture``).
@@ -552,6 +548,6 @@ class TaskSubmitter:
                 if slot.released:
                     if slot.state == STORED:
                         releases.append(object_id)
-                    self.core.gcs_refs.drop_owned(object_id, slot)
+                    self.core.refs.drop_owned(object_id, slot)
         if releases:
-            self.core.gcs_refs.send("remove_ref", {"objects": releases})
+            self.core.refs.release_stored(releases)

@@ -221,7 +221,7 @@ class Worker:
             core.actor_creation, core.actor_restarts = spec, attempt
         if spec.kind == "task":
             core.in_task = True
-        core.gcs_refs.begin_deferring()
+        core.refs.begin_deferring()
         call = Call(spec, attempt)
         try:
             try:
@@ -340,7 +340,7 @@ class Worker:
                 trace.emit("actor.state", actor=spec.actor_id, task=spec.task_id,
                            attrs=self._actor_attrs(), calls=self.actor_calls)
         core.in_task = False
-        core.gcs_refs.flush_deferred()
+        core.refs.flush_deferred()
         if kind == "actor_creation" and call.ok:
             # Seed phase 3 step 8: the worker registers the actor with the GCS.
             core.send(core.gcs, "actor_update", {
