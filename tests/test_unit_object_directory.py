@@ -8,9 +8,9 @@ import pytest
 
 from raysim.runtime.common.ids import IdFactory, return_object_id
 from raysim.runtime.gcs.object_directory import FREED, OWNER_DIED, ObjectDirectory
+from raysim.trace import writer as trace
 from raysim.trace.schema import (ACTOR_HANDLE, CAPTURED_IN_OBJECT, LOCAL_REFERENCE,
                                  USED_BY_PENDING_TASK)
-from raysim.trace import writer as trace
 
 DRIVER_WID, WORKER_WID = "d0d0d0d0", "e1e1e1e1"
 DRIVER, WORKER = f"driver:{DRIVER_WID}", f"worker:{WORKER_WID}"

@@ -6,8 +6,8 @@ module starts them, from the driver:
 1. a session directory, private to the user (0700): ``/tmp/raysim-sessions/session_<time>_<pid>``,
    holding the Unix sockets, and the trace unless told otherwise (not ``/tmp/raysim``: a
    directory named like the package would shadow it for scripts run from /tmp);
-2. the GCS process (``python -m raysim.runtime.gcs.server``);
-3. the raylet process (``python -m raysim.runtime.raylet.server``), which creates the node's object
+2. the GCS process (``python -m raysim.runtime.gcs``);
+3. the raylet process (``python -m raysim.runtime.raylet``), which creates the node's object
    store and forks the zygote, which forks the task workers;
 
 then connects the driver to both. The raylet hands the driver the store's file descriptor

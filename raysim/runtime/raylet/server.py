@@ -54,10 +54,10 @@ from raysim.runtime.common.protocol import EventLoop, LoopConnection, connect_un
 from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.raylet import scheduler, zygote
 from raysim.runtime.raylet.actor_manager import LocalActorManager
+from raysim.runtime.raylet.dependency_manager import DependencyManager
 from raysim.runtime.raylet.local_object_manager import LocalObjectManager
 from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.raylet.scheduler import TaskRecord
-from raysim.runtime.raylet.dependency_manager import DependencyManager
 from raysim.runtime.raylet.store_server import LOST_ERRORS, StoreServer, lost_reason
 from raysim.runtime.raylet.task_manager import TaskManager
 from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT,
