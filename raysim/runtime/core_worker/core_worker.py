@@ -54,7 +54,7 @@ import time
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime.common import ids, procutil, protocol, serialization
+from raysim.runtime.common import ids, procutil, protocol, results, serialization
 from raysim.runtime.common.config import Config
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, connect_unix
@@ -305,7 +305,7 @@ class CoreWorker:
         trace.flush()
         # Invariant: self.death is set before the sweeps below, so that a slot or a future
         # added after a sweep sees it (submit and request check it after adding theirs).
-        entry = ["error", pickle.dumps(error)]
+        entry = results.error(pickle.dumps(error))
         with self.refs.owned_lock:
             for slot in self.refs.owned.values():
                 if slot.state == PENDING:
@@ -608,13 +608,12 @@ class CoreWorker:
                 # The value goes to the caller's memory, not to the GCS: the caller will
                 # release these holds when it drops the value (memory_store.OwnedObject).
                 self.refs.capture(object_id, contained)
-                return ["inline", obj.to_bytes(), contained]
-            return ["inline", obj.to_bytes()]
+            return results.inline(obj.to_bytes(), contained)
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
         slot = OwnedObject()
         self._store_object(object_id, obj, contained, slot, owner)
-        return ["stored", self.node_id, slot.offset, slot.size]
+        return results.stored(self.node_id, slot.offset, slot.size)
 
     # ------------------------------------------------------------------------------------
     # Reporting and shutdown

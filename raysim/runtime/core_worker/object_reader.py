@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from raysim import exceptions
-from raysim.runtime.common import protocol, serialization
+from raysim.runtime.common import protocol, results, serialization
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.protocol import ConnectionClosed
 from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Callback,
@@ -287,17 +287,19 @@ class ObjectReader:
         return slot
 
     def error(self, entry: list) -> BaseException:
-        if entry[0] == "error":
-            err = pickle.loads(entry[1])
+        """The exception a FAILED object's result entry (common/results.py) raises."""
+        if results.kind(entry) == results.ERROR:
+            err = pickle.loads(results.error_pickle(entry))
             if isinstance(err, exceptions.RayTaskError):
                 return err.as_instanceof_cause()
             return err
-        exc_type = getattr(exceptions, entry[1], exceptions.RaySystemError)
+        name, message = results.raised_error(entry)
+        exc_type = getattr(exceptions, name, exceptions.RaySystemError)
         if exc_type is exceptions.TaskCancelledError:
-            return exc_type(None, entry[2])
+            return exc_type(None, message)
         if issubclass(exc_type, exceptions.ObjectLostError):
-            return exc_type("", entry[2])  # an argument of the task was lost
-        return exc_type(entry[2])
+            return exc_type("", message)  # an argument of the task was lost
+        return exc_type(message)
 
 
 class _BlockedNotice:

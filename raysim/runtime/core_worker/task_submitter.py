@@ -50,7 +50,7 @@ import itertools
 import threading
 from collections import deque
 
-from raysim.runtime.common import serialization
+from raysim.runtime.common import results, serialization
 from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.core_worker import check_serialize
 from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
@@ -277,10 +277,10 @@ class TaskSubmitter:
                 self._drop_holds(task_id)
                 self._fail_returns(waiting.spec, slot.data)
                 continue
-            for entry in waiting.spec.deps:
-                if entry[0] == object_id:
+            for dep in waiting.spec.deps:  # [object id, inline bytes or None]
+                if dep[0] == object_id:
                     if slot.state == INLINE:
-                        entry[1] = slot.data
+                        dep[1] = slot.data  # it travels with the task
                     else:
                         waiting.holders.append(object_id)
                         self._add_holds(task_id, [object_id])
@@ -350,7 +350,7 @@ class TaskSubmitter:
 
     def _actor_died(self, body: dict) -> None:
         actor_id, message = body["actor_id"], body["message"]
-        error = ["raised", "ActorDiedError", message]
+        error = results.raised("ActorDiedError", message)
         with self.core.refs.owned_lock, self._send_lock:  # no call is sent while these are read
             calls = self._actor_calls.get(actor_id, {})
             if not body["restarting"]:
@@ -375,7 +375,7 @@ class TaskSubmitter:
                     # The actor lives on, restarting: as in Ray, the call is "unavailable"
                     # (it may or may not have run), not dead.
                     calls.pop(spec.task_id, None)
-                    self._fail_call(spec, ["raised", "ActorUnavailableError", message])
+                    self._fail_call(spec, results.raised("ActorUnavailableError", message))
 
     def _retry_call(self, body: dict) -> bool:
         """An actor call raised an exception its ``retry_exceptions`` covers: send it to the
@@ -439,10 +439,10 @@ class TaskSubmitter:
         spec = waiting.spec
         trace.emit("task.cancelled", phase=spec.phase, task=task_id, name=spec.name,
                    how="waiting_for_arguments", force=False)
-        self._fail_returns(spec, ["raised", "TaskCancelledError",
-                                  f"Task {spec.name} ({task_id}) was cancelled by "
+        self._fail_returns(spec, results.raised(
+            "TaskCancelledError", f"Task {spec.name} ({task_id}) was cancelled by "
                                   f"raysim.cancel() while it waited for its arguments, so "
-                                  f"it never ran. Tip: submit it again if you still need it."])
+                                  f"it never ran. Tip: submit it again if you still need it."))
         self._drop_ended_holds()
         return True
 
@@ -510,30 +510,31 @@ class TaskSubmitter:
         if holders:
             self.core.refs.release_for_task(task_id, holders)
 
-    def complete_results(self, returns, results: list) -> None:
+    def complete_results(self, returns, entries: list) -> None:
         """Seed phase 4 step 9: the results of a task (or one value of a generator task)
         complete the owner's slots, inline or as places in the store; tasks waiting for them
         are sent."""
         releases = []
         with self.core.refs.owned_lock:
-            for object_id, result in zip(returns, results):
+            for object_id, result in zip(returns, entries):
                 slot = self.core.refs.owned.get(object_id)
-                kind = result[0]
+                kind = results.kind(result)
                 if slot is None or slot.state != PENDING:
                     # Nobody here wants it any more.
-                    if kind == "stored":
+                    if kind == results.STORED:
                         releases.append(object_id)
-                    elif kind == "inline" and len(result) > 2:
-                        self.core.refs.release_captured(object_id, result[2])
+                    elif kind == results.INLINE and results.inline_contained(result):
+                        self.core.refs.release_captured(object_id,
+                                                        results.inline_contained(result))
                     continue
-                if kind == "inline":
+                if kind == results.INLINE:
                     # The refs inside it were held for it by the worker (``capture``).
-                    slot.contained = result[2] if len(result) > 2 else None
-                    self.core.complete(slot, INLINE, result[1])
+                    slot.contained = results.inline_contained(result)
+                    self.core.complete(slot, INLINE, results.inline_data(result))
                     if slot.promote:
                         self.core.promote(object_id, slot, background=True)
-                elif kind == "stored":
-                    slot.offset, slot.size = result[2], result[3]
+                elif kind == results.STORED:
+                    slot.offset, slot.size = results.stored_place(result)
                     slot.reported = LOCAL_REFERENCE
                     if slot.offset >= 0:  # not a retry's answer "exists" of a spilled copy
                         self.core.reader.grant_lease(slot)

@@ -60,7 +60,8 @@ from typing import Any, Callable
 import cloudpickle
 
 from raysim import exceptions
-from raysim.runtime.common import ids, procutil, protocol, runtime_env, serialization, task_spec
+from raysim.runtime.common import (ids, procutil, protocol, results, runtime_env, serialization,
+                                   task_spec)
 from raysim.runtime.common.config import Config
 from raysim.runtime.common.protocol import connect_unix
 from raysim.runtime.common.task_spec import ACTOR_TASK, TaskSpec
@@ -282,7 +283,7 @@ class Worker:
             message = (f"The call {spec.name} ({spec.task_id}) was cancelled by "
                        f"raysim.cancel() while it ran: it ran to its end, but its result is "
                        f"dropped. Tip: call the method again if you still need it.")
-            call.results = [["raised", "TaskCancelledError", message] for _ in spec.returns]
+            call.results = [results.raised("TaskCancelledError", message) for _ in spec.returns]
             return
         if spec.streaming:
             value = self._stream(spec, value)  # the values go back one by one; then the count
@@ -328,7 +329,7 @@ class Worker:
             message = (f"The actor {self.actor_id} exited on purpose while running "
                        f"{spec.name}: {self.exit_reason}. Its pending and later calls fail. "
                        f"Tip: create a new actor to go on.")
-            call.results = [["raised", "ActorDiedError", message] for _ in spec.returns]
+            call.results = [results.raised("ActorDiedError", message) for _ in spec.returns]
             call.retryable = False
         trace.emit("task.execute", ts=call.start_ts, task=spec.task_id, name=spec.name,
                    dur=call.end_ts - call.start_ts, ok=call.ok, actor=spec.actor_id,
@@ -450,7 +451,7 @@ class Worker:
                           f"it again if you still need it.")
         err = exceptions.RayTaskError(spec.name, f"{text}{cause}", cause, os.getpid(),
                                       self.core.node_id)
-        return text, ["error", cloudpickle.dumps(err)]
+        return text, results.error(cloudpickle.dumps(err))
 
     def _skip_cancelled_call(self, spec) -> None:
         """An actor call cancelled after it was pushed here but before it started."""
@@ -462,7 +463,7 @@ class Worker:
                    f"still need it.")
         self.core.send_to_owner(spec, "task_done", {
             "task_id": spec.task_id, "worker_id": self.core.wid, "ok": False,
-            "results": [["raised", "TaskCancelledError", message] for _ in spec.returns],
+            "results": [results.raised("TaskCancelledError", message) for _ in spec.returns],
             "returns": spec.returns, "actor_id": spec.actor_id})
         trace.set_phase(None)
 
@@ -551,15 +552,15 @@ class Worker:
                 f"details:\n{text}Tip: keep what cannot be pickled (locks, sockets, open "
                 f"files) out of exceptions raised in tasks, or raise a plain exception with "
                 f"a message.")
-            return text, ["error", cloudpickle.dumps(err)]
+            return text, results.error(cloudpickle.dumps(err))
         try:
             cloudpickle.loads(data)  # the caller must be able to rebuild it
         except Exception:
             # Pickles, but cannot be rebuilt (an __init__ that takes other arguments than
             # its args): Ray's UnserializableException, with the original's traceback.
-            return text, ["raised", "UnserializableException",
-                          f"raysim::{spec.name}() (pid={os.getpid()})\n{text}"]
-        return text, ["error", data]
+            return text, results.raised("UnserializableException",
+                                        f"raysim::{spec.name}() (pid={os.getpid()})\n{text}")
+        return text, results.error(data)
 
     def _actor_attrs(self) -> dict:
         try:

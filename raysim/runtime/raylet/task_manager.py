@@ -34,16 +34,12 @@ Runs in: the raylet process. Trace events: ``task.retry``, ``task.cancelled``,
 
 from __future__ import annotations
 
+from raysim.runtime.common import results
 from raysim.runtime.common.task_spec import ACTOR_CREATION, TaskSpec, last_line
 from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT,
                                                WorkerDeath, WorkerRecord)
 from raysim.trace import writer as trace
-
-
-def error_result(exc_type: str, message: str) -> list:
-    """A result entry that makes the owner's get() raise ``exceptions.<exc_type>(message)``."""
-    return ["raised", exc_type, message]
 
 
 class TaskManager:
@@ -120,7 +116,7 @@ class TaskManager:
         if owner is not None and spec.kind != ACTOR_CREATION:
             owner.send("task_done", {"task_id": spec.task_id, "ok": False,
                                      "returns": spec.returns, "actor_id": spec.actor_id,
-                                     "results": [error_result(exc_type, message)
+                                     "results": [results.raised(exc_type, message)
                                                  for _ in spec.returns]}, spec.phase)
 
     def owner_died(self, wid: str, owner: str) -> None:
