@@ -13,9 +13,12 @@ module starts them, from the driver:
 then connects the driver to both. The raylet hands the driver the store's file descriptor
 over the Unix socket (SCM_RIGHTS), as plasma does.
 
-Stopping asks both processes to exit, waits, and kills what is left, then removes the
-spill directory and the sockets, should a process not have removed its own (it was killed). If the driver
-dies instead, the processes notice their connection to it close and exit by themselves.
+Stopping asks both processes to exit, waits, and kills what is left, then removes the spill
+directory and the sockets, should a process not have removed its own (it was killed). If the
+driver dies instead, the processes notice their connection to it close and exit by themselves.
+
+Runs in: the driver (``launch.py`` calls it). Imports only ``runtime/common/``: it starts the
+other processes by module name, and talks to them through messages.
 """
 
 from __future__ import annotations

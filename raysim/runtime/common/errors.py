@@ -1,4 +1,7 @@
-"""The one exception type for a broken internal invariant (a raysim bug, never user error)."""
+"""The one exception type for a broken internal invariant (a raysim bug, never user error).
+
+Runs in: every process. Ray's own exception names, which users catch, are in
+``raysim/exceptions.py``."""
 
 
 class RaySimInternalError(RuntimeError):

@@ -8,6 +8,8 @@ not. Three layers make sure it does not:
 2. Every runtime process asks the kernel to signal it when its parent dies
    (``PR_SET_PDEATHSIG``), in case it is busy and not reading its socket.
 3. The object store is a memfd with no name: the kernel frees it with its last user.
+
+Runs in: every runtime process (GCS, raylet, zygote, workers).
 """
 
 from __future__ import annotations

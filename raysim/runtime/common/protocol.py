@@ -16,10 +16,12 @@ Two ways to hold a connection:
 * ``EventLoop`` (GCS, raylet, zygote): one thread, a ``selectors`` loop over non-blocking
   sockets with per-connection output buffers, so a slow reader never blocks the server.
 * ``BlockingConnection`` (driver, workers): a blocking socket whose reads happen on one
-  I/O thread (see ``core_worker.py``) and whose writes take a lock.
+  I/O thread (see ``core_worker/core_worker.py``) and whose writes take a lock.
 
 Sockets are Unix-domain, in the session directory (mode 0700): nothing listens on a network
 interface. The peer's pid comes from the kernel (``SO_PEERCRED``), not from the peer's word.
+
+Runs in: every process. Trace events: ``msg.send`` and ``msg.recv`` of every message.
 """
 
 from __future__ import annotations

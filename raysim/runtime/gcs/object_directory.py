@@ -35,8 +35,8 @@ either: the last freed ids are remembered, and reading one raises
 asks to be told if the object is, or becomes, lost (``watch``), so that the reader's ``get``
 fails instead of waiting forever.
 
-Trace events: ``gcs.object_added``, ``gcs.ref_added``, ``gcs.ref_removed``,
-``gcs.object_freed``, ``gcs.object_lost``.
+Runs in: the GCS process (its event loop only: no lock). Trace events: ``gcs.object_added``,
+``gcs.ref_added``, ``gcs.ref_removed``, ``gcs.object_freed``, ``gcs.object_lost``.
 """
 
 from __future__ import annotations
