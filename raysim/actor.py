@@ -169,7 +169,7 @@ class ActorClass:
         if name is not None:
             # Ray registers a named actor with the GCS before returning, so that the name is
             # claimed (or refused) at the call and get_actor finds it at once.
-            reply = core.request(core.gcs, "register_actor", {
+            reply = core.conns.ask_gcs("register_actor", {
                 "actor_id": actor_id, "class_name": self.__name__, "name": name,
                 "namespace": namespace, "handle_object": handle_object,
                 "owner": core.holder_name, "descriptor": descriptor})
@@ -183,7 +183,7 @@ class ActorClass:
         spec = TaskSpec(
             task_id=task_id, kind=task_spec.ACTOR_CREATION, name=self.__name__,
             function_id=function_id, args=args_bytes, returns=[],
-            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path,
+            owner=core.wid, owner_holder=core.holder_name, owner_address=core.conns.owner_path,
             num_cpus=num_cpus,
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
@@ -209,7 +209,7 @@ class ActorHandle:
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
-        if core is not None and not core.closing:
+        if core is not None and not core.conns.closing:
             try:
                 core.refs.remove_local(self._handle_object)
             except Exception:
@@ -276,7 +276,8 @@ class ActorMethod:
             signature.check_call(descriptor.get("signatures", {}).get(self._name), args,
                                  kwargs, call, name)
         # A handle needs its session: no auto-init here (Ray has none for method calls).
-        session.check_same_session(self._handle, f"the actor handle of {call}", "ActorMethod.remote")
+        session.check_same_session(self._handle, f"the actor handle of {call}",
+                                   "ActorMethod.remote")
         check_arguments(args, kwargs, call, "ActorMethod.remote")
         core = session.require_core(call[:-2])
         session.begin_phase("method_call", name)
@@ -290,7 +291,7 @@ class ActorMethod:
             task_id=task_id, kind=task_spec.ACTOR_TASK, name=name,
             function_id=descriptor["function_id"], args=args_bytes,
             returns=returns, owner=core.wid, owner_holder=core.holder_name,
-            owner_address=core.owner_path, actor_id=descriptor["actor_id"], method=self._name,
+            owner_address=core.conns.owner_path, actor_id=descriptor["actor_id"], method=self._name,
             handle_object=descriptor["handle_object"],
             # Retries of this call if the actor dies running it and restarts, or if it raises
             # an exception retry_exceptions covers (Ray's options).

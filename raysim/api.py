@@ -250,7 +250,7 @@ def remote(*args, **options):
 
 
 def _lookup_actor(core: CoreWorker, name: str, namespace: str | None):
-    reply = core.request(core.gcs, "get_actor", {"name": name, "namespace": namespace})
+    reply = core.conns.ask_gcs("get_actor", {"name": name, "namespace": namespace})
     if not reply["found"]:
         return None
     return ActorHandle(reply["descriptor"])
@@ -275,7 +275,7 @@ def get_actor(name: str, namespace: str | None = None):
 
 def _no_such_actor(core: CoreWorker, name: str, namespace: str | None) -> str:
     where = f"namespace {namespace!r}" if namespace else "the default namespace"
-    actors = core.request(core.gcs, "snapshot", {})["actors"].values()
+    actors = core.conns.ask_gcs("snapshot", {})["actors"].values()
     names = sorted(repr(a["name"]) for a in actors if a["name"] and a["state"] != "DEAD"
                    and (a["namespace"] or "") == (namespace or ""))
     alive = f"Named actors alive there: {', '.join(names)}." if names else \
@@ -296,7 +296,7 @@ def kill(actor, *, no_restart: bool = True) -> None:
     session.check_same_session(actor, "the actor handle passed to kill()", "kill")
     core = launch.auto_init("raysim.kill")
     session.begin_phase("kill", actor._actor_id)
-    core.send(core.raylet, "kill_actor", {"actor_id": actor._actor_id,
+    core.conns.tell_raylet("kill_actor", {"actor_id": actor._actor_id,
                                           "no_restart": no_restart,
                                           "reason": "raysim.kill() was called on it"})
     trace.flush()
@@ -335,19 +335,19 @@ def cancel(object_ref, *, force: bool = False, recursive: bool = True) -> None:
 
 def cluster_resources() -> dict[str, float]:
     core = session.require_core("raysim.cluster_resources")
-    snap = core.request(core.raylet, "snapshot", {})
+    snap = core.conns.ask_raylet("snapshot", {})
     return snap["resources"]["total"]
 
 
 def available_resources() -> dict[str, float]:
     core = session.require_core("raysim.available_resources")
-    snap = core.request(core.raylet, "snapshot", {})
+    snap = core.conns.ask_raylet("snapshot", {})
     return {k: v for k, v in snap["resources"]["available"].items() if v > 0}
 
 
 def nodes() -> list[dict]:
     core = session.require_core("raysim.nodes")
-    snap = core.request(core.gcs, "snapshot", {})
+    snap = core.conns.ask_gcs("snapshot", {})
     return [{"NodeID": node_id, "Alive": info.get("alive", True),
              "Resources": info["resources"]} for node_id, info in snap["nodes"].items()]
 

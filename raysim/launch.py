@@ -157,8 +157,8 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
         preload = {"sys_path": list(sys.path), "cwd": os.getcwd(), "modules": first,
                    "modules_when_idle": later, "worker_process_setup_hook": setup_hook,
                    "env_vars": job_env_vars, "worker_module": "raysim.default_worker"}
-        node = node_processes.NodeProcesses(session_dir, node_id, path, config, total, capacity, job_id,
-                             preload)
+        node = node_processes.NodeProcesses(session_dir, node_id, path, config, total, capacity,
+                                            job_id, preload)
         try:
             gcs = node.connect_gcs()
             gcs.request("register_driver", {"job": job_id, "wid": wid})
@@ -171,7 +171,7 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
                           reply["store_capacity"], config, job_id, ObjectRef)
         os.close(store_fd)  # the mapping keeps the memory; the fd is no longer needed
         core.namespace = namespace  # where named actors go when .options() names none
-        core.exit_code_of = node.exit_code  # how a GCS or raylet that died ended
+        core.conns.exit_code_of = node.exit_code  # how a GCS or raylet that died ended
         core.start()
         trace.flush()
         context = RaySimContext(session_dir=session_dir, trace_path=path, node_id=node_id,
@@ -190,11 +190,11 @@ def stop() -> None:
             return
         core, node = current.core, current.node
         current.begin_phase("shutdown")
-        core.stopping = True  # from now on, GCS and raylet going away is what was asked
+        core.conns.stopping = True  # from now on, GCS and raylet going away is what was asked
         timeout = core.config.process_shutdown_timeout_s
-        for component, conn in (("raylet", core.raylet), ("gcs", core.gcs)):
+        for component, conn in (("raylet", core.conns.raylet), ("gcs", core.conns.gcs)):
             try:
-                core.request(conn, "shutdown", {}, timeout=timeout)
+                core.conns.request(conn, "shutdown", {}, timeout=timeout)
             except Exception:
                 continue  # already gone (or dead): stop() below makes sure
             # The raylet stops its workers before it exits. Only then does the GCS go: a

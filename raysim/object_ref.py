@@ -5,9 +5,9 @@ phase 4 step 9: "Driver receives the ObjectRef (this is the 'future')".
 
 An ObjectRef is only an id plus the id of its owner. Creating one in a process counts as a
 reference held by that process, and garbage-collecting the last one releases it; the
-reference counter (``runtime/core_worker/reference_counter.py``) turns those into the counts the founding
-document shows. Pickling one inside a value is noticed, so that the value's receiver can be
-counted as a holder too.
+reference counter (``runtime/core_worker/reference_counter.py``) turns those into the counts
+the founding document shows. Pickling one inside a value is noticed, so that the value's
+receiver can be counted as a holder too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ObjectRef:
 
     def __del__(self) -> None:
         core = self._core
-        if core is not None and not core.closing:
+        if core is not None and not core.conns.closing:
             try:
                 core.refs.remove_local(self.id)
             except Exception:  # interpreter shutdown: modules may already be gone

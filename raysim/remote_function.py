@@ -96,7 +96,8 @@ class RemoteFunction:
             task_id=task_id, kind=task_spec.NORMAL_TASK,
             name=options.get("name") or self._name,  # .options(name=...), as Ray names it
             function_id=function_id, args=args_bytes, returns=returns,
-            owner=core.wid, owner_holder=core.holder_name, owner_address=core.owner_path, num_cpus=num_cpus,
+            owner=core.wid, owner_holder=core.holder_name,
+            owner_address=core.conns.owner_path, num_cpus=num_cpus,
             resources=resources,
             max_retries=options.get("max_retries", core.config.task_max_retries),
             max_calls=options.get("max_calls") or None,

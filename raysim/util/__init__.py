@@ -23,7 +23,7 @@ def list_named_actors(all_namespaces: bool = False) -> list:
     ``ray.util.list_named_actors``; with ``all_namespaces``, dicts of name and namespace.
     Read from the GCS actor table."""
     core = launch.auto_init("raysim.util.list_named_actors")
-    actors = core.request(core.gcs, "snapshot", {})["actors"].values()
+    actors = core.conns.ask_gcs("snapshot", {})["actors"].values()
     namespace = session.current().namespace or core.namespace
     named = [a for a in actors if a.get("name") and a["state"] != "DEAD"]
     if all_namespaces:

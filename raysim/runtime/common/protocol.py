@@ -353,7 +353,8 @@ class EventLoop:
                                ("accept", peer_kind, on_message, on_close))
         return sock
 
-    def add_socket(self, sock: socket.socket, peer_kind: str, on_message, on_close) -> LoopConnection:
+    def add_socket(self, sock: socket.socket, peer_kind: str, on_message,
+                   on_close) -> LoopConnection:
         conn = LoopConnection(self, sock, peer_kind, on_message, on_close)
         self.selector.register(sock, selectors.EVENT_READ, conn)
         self.connections.add(conn)

@@ -44,25 +44,21 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 from __future__ import annotations
 
 import contextvars
-import os
 import pickle
-import selectors
-import socket
 import sys
 import threading
 import time
 from typing import Any, Callable
 
 from raysim import exceptions
-from raysim.runtime.common import ids, procutil, protocol, results, serialization
+from raysim.runtime.common import ids, results, serialization
 from raysim.runtime.common.config import Config
-from raysim.runtime.common.errors import RaySimInternalError
-from raysim.runtime.common.protocol import BlockingConnection, ConnectionClosed, connect_unix
+from raysim.runtime.common.protocol import BlockingConnection
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.runtime.core_worker import check_serialize
+from raysim.runtime.core_worker.connections import Connections
 from raysim.runtime.core_worker.generators import Generators
-from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Future,
-                                                     OwnedObject)
+from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
 from raysim.runtime.core_worker.object_reader import ObjectReader
 from raysim.runtime.core_worker.reference_counter import ReferenceCounter
 from raysim.runtime.core_worker.store_client import StoreClient, store_full_error
@@ -88,31 +84,17 @@ class CoreWorker:
         self.session_dir = session_dir
         self.job_id = job_id
         self.config = config
-        self.raylet = raylet
-        self.gcs = gcs
+        # Its raylet, the GCS, the owners it sends results to, and the I/O thread.
+        self.conns = Connections(role, wid, session_dir, raylet, gcs, config)
+        self.conns.on_death.append(self._fail_pending)
         self.store = StoreClient(store_fd, store_capacity)
         self.ids = ids.IdFactory(wid)
         # Who holds which object, and the objects this process owns (reference_counter.py).
+        conns = self.conns
         self.refs = ReferenceCounter(
-            self._tell_gcs, lambda kind, body: self.request(self.gcs, kind, body),
-            lambda: self.closing, lambda: threading.current_thread() is self.io_thread)
-        self.futures: dict[int, Future] = {}
+            conns.tell_gcs, conns.ask_gcs, lambda: conns.closing,
+            lambda: threading.current_thread() is conns.io_thread)
         self._exported: set[str] = set()
-        self.io_thread: threading.Thread | None = None
-        self._owner_conns: dict[str, BlockingConnection] = {}  # results we send, by owner
-        self.owner_path = os.path.join(session_dir, f"owner-{wid}.sock")
-        # Set once, by the I/O thread, when the GCS or raylet goes away unasked: the error
-        # every blocking call raises from then on (the session cannot recover).
-        self.death: exceptions.RaySystemError | None = None
-        self._died = threading.Event()
-        # shutdown() asks GCS and raylet to stop: from then on their connections closing is
-        # expected, not a death.
-        self.stopping = False
-        self.closing = False
-        # The driver, parent of GCS and raylet, can learn how one ended (node.py).
-        self.exit_code_of: Callable[[str], int | None] | None = None
-        # Set by the worker process: a worker without its raylet or GCS exits at once.
-        self.on_component_died: Callable[[], None] | None = None
         # Set by the worker process: runs push_task / exit_worker messages, and cancel_task
         # (on the I/O thread, to interrupt the task the main thread runs).
         self.on_task: Callable[[dict], None] | None = None
@@ -133,9 +115,10 @@ class CoreWorker:
         self.function_name_of: Callable[[TaskSpec], str] | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
-        self.generators = Generators(self)  # values of generator tasks, as they arrive
-        self.reader = ObjectReader(self)
-        self.handlers = self._handlers()
+        # Values of generator tasks, as they arrive.
+        self.generators = Generators(self.refs, wid, ref_class, self.submitter.complete_results)
+        self.reader = ObjectReader(self.conns, self.refs, self.store, node_id,
+                                   lambda: self.in_task)
 
     # The task this thread (or this coroutine, in an async actor) runs: the parent of what
     # it submits, and what is_canceled() and the runtime context ask about. A context
@@ -154,75 +137,11 @@ class CoreWorker:
         return spec.task_id if spec is not None else None
 
     # ------------------------------------------------------------------------------------
-    # Connections and the I/O thread
+    # Messages: what the I/O thread (connections.py) hands to this process
 
     def start(self) -> None:
-        """Listen for results and start the I/O thread.
-
-        Results come straight from the worker that ran the task, as the founding document
-        says ("sends directly back to driver's memory"; "Worker #1 returns ObjectRef(result_0)
-        to driver"): each owner listens on ``owner-<id>.sock`` in the session directory and
-        workers connect to it on their first result. Errors the raylet detects (a crashed
-        worker, a dead actor) still come from the raylet.
-        """
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.owner_path)
-        os.chmod(self.owner_path, 0o600)
-        self._listener.listen(64)
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
-        self.io_thread = threading.Thread(target=self._io_loop, name="raysim-io", daemon=True)
-        self.io_thread.start()
-
-    def _io_loop(self) -> None:
-        """One thread reads every connection of this process: raylet, GCS and result senders."""
-        selector = selectors.DefaultSelector()
-        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        selector.register(self._listener, selectors.EVENT_READ, "accept")
-        for conn in (self.raylet, self.gcs):
-            selector.register(conn.sock, selectors.EVENT_READ, conn)
-            if conn.backlog:  # read during registration, behind its reply
-                self._dispatch(conn, conn.recv_messages())
-        try:
-            while not self.closing:
-                trace.flush()
-                for key, _ in selector.select():
-                    what = key.data
-                    if what == "wake":
-                        return
-                    if what == "accept":
-                        sock, _ = self._listener.accept()
-                        conn = BlockingConnection(sock, "worker")
-                        selector.register(sock, selectors.EVENT_READ, conn)
-                        continue
-                    try:
-                        messages = what.recv_messages()
-                    except ConnectionClosed:
-                        selector.unregister(what.sock)
-                        if what is self.raylet or what is self.gcs:
-                            if self.stopping or self.closing:
-                                continue  # shutdown() asked it to stop
-                            self._component_died(what)
-                            return
-                        what.close()  # a worker that sent us results went away
-                        continue
-                    self._dispatch(what, messages)
-        finally:
-            trace.flush()
-            selector.close()
-
-    def _dispatch(self, conn: BlockingConnection, messages: list[tuple]) -> None:
-        for kind, msg_id, phase, body in messages:
-            if conn.peer_id is None and "worker_id" in body:
-                conn.peer_id = body["worker_id"]
-            if trace.enabled():
-                trace.set_phase(phase)
-                conn.trace_recv(kind, msg_id, phase)
-            handler = self.handlers.get(kind)
-            if handler is None:
-                raise RaySimInternalError(f"unexpected message {kind!r}")
-            handler(body, phase)
-        # What this thread does next (a garbage-collected ref, say) is no message's doing.
-        trace.set_phase(None)
+        """Listen for results and start the I/O thread."""
+        self.conns.start(self._handlers())
 
     def _handlers(self) -> dict[str, Callable[[dict, int | None], None]]:
         """Every message kind this process's I/O thread answers, and who answers it."""
@@ -242,7 +161,7 @@ class CoreWorker:
         }
 
     def _on_reply(self, body: dict, phase) -> None:
-        future = self.futures.pop(body["reply_to"], None)
+        future = self.conns.futures.pop(body["reply_to"], None)
         if future is not None:
             future.set(body)
         elif body.get("pinned"):
@@ -262,117 +181,17 @@ class CoreWorker:
         print(f"raysim: warning: task {body['name']} cannot be scheduled: {body['reason']}",
               file=sys.stderr)
 
-    def send_to_owner(self, spec: TaskSpec, kind: str, body: dict) -> None:
-        """Send a task's result straight to the process that owns it."""
-        owner_address = spec.owner_address
-        conn = self._owner_conns.get(owner_address)
-        try:
-            if conn is None:
-                role, _, owner_id = spec.owner_holder.partition(":")
-                conn = connect_unix(owner_address, role, timeout_s=1.0)
-                conn.peer_id = owner_id
-                self._owner_conns[owner_address] = conn
-            conn.send(kind, body)
-        except (ConnectionClosed, OSError):
-            # The owner is gone, and with it everyone who could want the result.
-            self._owner_conns.pop(owner_address, None)
-
-    # ------------------------------------------------------------------------------------
-    # Control-plane deaths: the GCS or the raylet went away
-
-    def _component_died(self, conn: BlockingConnection) -> None:
-        """I/O thread: the GCS's or raylet's connection closed while the session ran.
-
-        Ray without GCS fault tolerance cannot go on without its GCS, nor a node without its
-        raylet; neither can raysim. Everything waiting here fails now with one error naming
-        the process that died, and every later call raises it at once (``check_alive``):
-        nothing waits for an answer that cannot come."""
-        component, pid = conn.peer_kind, conn.peer_pid
-        if component == "raylet" and not procutil.alive(self.gcs.peer_pid):
-            # The raylet stops when its GCS dies: name the cause, not the consequence.
-            component, pid = "gcs", self.gcs.peer_pid
-        exit_code = self.exit_code_of(component) if self.exit_code_of is not None else None
-        writer = trace.writer()
-        error = exceptions.control_plane_died(component, pid, exit_code,
-                                              writer.path if writer is not None else None)
-        self.death = error
-        self._died.set()  # a sender that saw the connection fail waits for this
-        signal = None
-        if exit_code is not None and exit_code < 0:
-            signal, exit_code = exceptions.signal_name(-exit_code), None
-        trace.emit("component.died", component=component, component_pid=pid,
-                   exit_code=exit_code, signal=signal, detected_by=self.role)
-        trace.flush()
-        # Invariant: self.death is set before the sweeps below, so that a slot or a future
-        # added after a sweep sees it (submit and request check it after adding theirs).
+    def _fail_pending(self, error: exceptions.RaySystemError) -> None:
+        """The GCS or raylet died (connections.py): every object still being computed
+        fails with that error."""
         entry = results.error(pickle.dumps(error))
         with self.refs.owned_lock:
             for slot in self.refs.owned.values():
                 if slot.state == PENDING:
                     self.complete(slot, FAILED, entry)
-        for msg_id in list(self.futures):
-            future = self.futures.pop(msg_id, None)
-            if future is not None:
-                future.set({"error": "component_died"})
-        if self.on_component_died is not None:
-            self.on_component_died()
 
     def check_alive(self) -> None:
-        """Raise the session's death, if the GCS or raylet has died."""
-        death = self.death
-        if death is not None:
-            # A new instance each time: one raised twice would pile up tracebacks.
-            raise type(death)(str(death), death.component, death.pid, death.exit_code)
-
-    def await_death(self, conn: BlockingConnection) -> None:
-        """A send to the GCS or raylet failed: its process is going. The I/O thread will see
-        its connection close and say which died, and how; raise that."""
-        self._died.wait(self.config.process_shutdown_timeout_s)
-        self.check_alive()
-        raise exceptions.RaySystemError(
-            f"The connection to the {conn.peer_kind} (pid {conn.peer_pid}) closed. Tip: call "
-            f"raysim.shutdown(), then raysim.init() to start a new session.")
-
-    def request(self, conn: BlockingConnection, kind: str, body: dict,
-                timeout: float | None = None) -> dict:
-        """Send a request and wait for its reply (delivered by the I/O thread)."""
-        self.check_alive()
-        future = Future()
-        msg_id = protocol.next_msg_id()
-        self.futures[msg_id] = future
-        if self.death is not None:  # it died between the check and the line above
-            self.futures.pop(msg_id, None)
-            self.check_alive()
-        try:
-            conn.send(kind, body, msg_id=msg_id)
-        except ConnectionClosed:
-            self.futures.pop(msg_id, None)
-            if self.stopping or self.closing:
-                raise
-            self.await_death(conn)
-        trace.flush()  # about to wait: what happened so far goes to the file first
-        if not future.wait(timeout):
-            self.futures.pop(msg_id, None)
-            raise exceptions.GetTimeoutError(f"{kind} timed out after {timeout} s")
-        if future.value.get("error") == "component_died":
-            self.check_alive()
-        return future.value
-
-    def _tell_gcs(self, kind: str, body: dict) -> None:
-        """A reference message to the GCS; none is sent once the session is going away."""
-        try:
-            self.gcs.send(kind, body)
-        except ConnectionClosed:
-            pass  # the session is going away; nothing left to count for
-
-    def send(self, conn: BlockingConnection, kind: str, body: dict) -> None:
-        if not self.closing:
-            self.check_alive()
-        try:
-            conn.send(kind, body)
-        except ConnectionClosed:
-            if not (self.stopping or self.closing):
-                self.await_death(conn)
+        self.conns.check_alive()
 
     # ------------------------------------------------------------------------------------
     # put
@@ -387,7 +206,7 @@ class CoreWorker:
             # the raylet, while this put goes straight to the raylet. Let the GCS catch up
             # first, so the new object can reuse that space, whose pages this process has
             # already touched (a fresh page costs a fault; a reused one, a memcpy).
-                self.request(self.gcs, "sync", {})
+                self.conns.ask_gcs("sync", {})
         object_id = self.ids.put_object_id()
         trace.emit("object.serialized", obj=object_id, size=obj.total_size,
                    buffers=len(obj.buffers), dur=obj.dur_ns, type=type(value).__name__)
@@ -428,7 +247,7 @@ class CoreWorker:
         ``contained``: the refs inside the value. The GCS records them with the object when
         the store registers it, so that freeing the object releases them; they are held for
         it at once (``capture``), unless that was done already (``captured``)."""
-        reply = self.request(self.raylet, "create_object",
+        reply = self.conns.ask_raylet("create_object",
                              {"object_id": object_id, "size": obj.total_size})
         if reply.get("error") == "exists":
             # A retried task's result that its first attempt had already stored.
@@ -445,7 +264,7 @@ class CoreWorker:
         self.store.write(reply["offset"], obj)
         trace.emit("object_store.written", obj=object_id, size=obj.total_size,
                    dur=time.perf_counter_ns() - start)
-        self.send(self.raylet, "seal_object", {"object_id": object_id,
+        self.conns.tell_raylet("seal_object", {"object_id": object_id,
                                                "owner": owner or self.holder_name,
                                                "contained": contained})
         slot.offset, slot.size = reply["offset"], obj.total_size
@@ -539,7 +358,7 @@ class CoreWorker:
         if function_id in self._exported:
             return
         self._check_function_size(kind, name, len(pickled))
-        self.request(self.gcs, "kv_put", {"key": f"fn:{function_id}", "value": pickled})
+        self.conns.ask_gcs("kv_put", {"key": f"fn:{function_id}", "value": pickled})
         trace.emit("function.exported", function_id=function_id, name=name, size=len(pickled))
         self._exported.add(function_id)
 
@@ -560,7 +379,7 @@ class CoreWorker:
                           f"the object store.", UserWarning, stacklevel=4)
 
     def load_function(self, function_id: str) -> bytes:
-        return self.request(self.gcs, "kv_get", {"key": f"fn:{function_id}"})["value"]
+        return self.conns.ask_gcs("kv_get", {"key": f"fn:{function_id}"})["value"]
 
     def new_task_id(self) -> str:
         return self.ids.task_id()
@@ -582,7 +401,7 @@ class CoreWorker:
         slot = self.refs.owned.get(object_id)
         if slot is not None and slot.state != PENDING:
             return
-        self.send(self.raylet, "cancel_task", {"task_id": task_id, "force": force,
+        self.conns.tell_raylet("cancel_task", {"task_id": task_id, "force": force,
                                                "recursive": recursive,
                                                "actor_id": actor_id})
 
@@ -619,24 +438,11 @@ class CoreWorker:
     # Reporting and shutdown
 
     def snapshot(self) -> dict:
-        gcs = self.request(self.gcs, "snapshot", {})
-        raylet = self.request(self.raylet, "snapshot", {})
+        gcs = self.conns.ask_gcs("snapshot", {})
+        raylet = self.conns.ask_raylet("snapshot", {})
         return {"gcs": gcs, "raylets": {raylet["node_id"]: raylet},
                 "refs": {self.holder_name: self.refs.snapshot()}}
 
     def close(self) -> None:
-        self.closing = True
-        if self.io_thread is not None:
-            os.write(self._wake_w, b"x")
-            if self.io_thread is not threading.current_thread():
-                self.io_thread.join(timeout=2)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._listener.close()
-            try:
-                os.unlink(self.owner_path)
-            except FileNotFoundError:
-                pass
-        for conn in [self.raylet, self.gcs, *self._owner_conns.values()]:
-            conn.close()
+        self.conns.close()
         self.store.close()

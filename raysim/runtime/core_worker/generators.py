@@ -14,15 +14,21 @@ it arrives).
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from raysim.runtime.core_worker.memory_store import PENDING, OwnedObject
+from raysim.runtime.core_worker.reference_counter import ReferenceCounter
 
 
 class Generators:
     """The caller's side: the values of each generator task that have arrived."""
 
-    def __init__(self, core) -> None:
-        self.core = core
+    def __init__(self, refs: ReferenceCounter, wid: str, ref_class: type,
+                 complete_results: Callable[[list, list], None]) -> None:
+        self.refs = refs  # where the values' objects are owned
+        self.wid = wid
+        self.ref_class = ref_class  # the API's ObjectRef
+        self.complete_results = complete_results  # the submitter's: store a value's result
         self._changed = threading.Condition()
         self.tasks: dict[str, list] = {}  # task id -> refs, in yield order
 
@@ -36,16 +42,15 @@ class Generators:
 
     def item(self, body: dict) -> None:
         """I/O thread: one value arrived (``body["item"]`` is its position)."""
-        core = self.core
         (object_id,) = body["returns"]
-        with core.refs.owned_lock:
-            new = object_id not in core.refs.owned  # a retried task sends its values again
+        with self.refs.owned_lock:
+            new = object_id not in self.refs.owned  # a retried task sends its values again
             if new:
-                core.refs.owned[object_id] = OwnedObject()
+                self.refs.owned[object_id] = OwnedObject()
         # The caller's ref first (never under owned_lock: the reference counter reports to
         # the GCS), then the value, as for any return value.
-        ref = core.ref_class(object_id, core.wid) if new else None
-        core.submitter.complete_results([object_id], body["results"])
+        ref = self.ref_class(object_id, self.wid) if new else None
+        self.complete_results([object_id], body["results"])
         if ref is None:
             return
         with self._changed:
@@ -63,7 +68,7 @@ class Generators:
         """The ``index``-th value's ref once it has arrived, or None once the task has ended
         without it (then the task's end says why: how many values it made, or its error).
         With ``wait=False``, None at once if the value has not arrived."""
-        slot = self.core.refs.owned.get(end_id)
+        slot = self.refs.owned.get(end_id)
         with self._changed:
             while True:
                 items = self.tasks.get(task_id, [])

@@ -22,21 +22,28 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from raysim import exceptions
 from raysim.runtime.common import protocol, results, serialization
 from raysim.runtime.common.errors import RaySimInternalError
 from raysim.runtime.common.protocol import ConnectionClosed
+from raysim.runtime.core_worker.connections import Connections
 from raysim.runtime.core_worker.memory_store import (FAILED, INLINE, PENDING, STORED, Callback,
                                                      OwnedObject)
-from raysim.runtime.core_worker.store_client import store_read_error
+from raysim.runtime.core_worker.reference_counter import ReferenceCounter
+from raysim.runtime.core_worker.store_client import StoreClient, store_read_error
 from raysim.trace import writer as trace
 
 
 class ObjectReader:
-    def __init__(self, core) -> None:
-        self.core = core  # the CoreWorker: its owned objects, store and connections
+    def __init__(self, conns: Connections, refs: ReferenceCounter, store: StoreClient,
+                 node_id: str, in_task: Callable[[], bool]) -> None:
+        self.conns = conns  # to ask the raylet where objects are
+        self.refs = refs  # the owned objects (their values, states and leases) and pins
+        self.store = store  # this process's mapping of the node's store
+        self.node_id = node_id
+        self.in_task = in_task  # a worker runs a task: waiting lends its CPU (worker_blocked)
         # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
         # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
         # create this process waits for may depend on.
@@ -59,16 +66,16 @@ class ObjectReader:
         revoked, kept = [], []
         with self.lease_lock:
             for object_id in object_ids:
-                slot = self.core.refs.owned.get(object_id)
+                slot = self.refs.owned.get(object_id)
                 if slot is not None and slot.leased and (
-                        slot.readers or self.core.refs.pinned(object_id)):
+                        slot.readers or self.refs.pinned(object_id)):
                     kept.append(object_id)
                     continue
                 if slot is not None:
                     slot.leased = False
                 revoked.append(object_id)
         try:
-            self.core.raylet.send("leases_returned", {"revoked": revoked, "kept": kept})
+            self.conns.raylet.send("leases_returned", {"revoked": revoked, "kept": kept})
         except ConnectionClosed:
             pass
 
@@ -94,9 +101,9 @@ class ObjectReader:
         the raylet says it is now: it may have spilled it to disk and restored it elsewhere
         since it was written. Its answer pins them until they are read (plasma's Get and
         Release)."""
-        self.core.check_alive()
+        self.conns.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
-        in_store = [oid for oid in object_ids if (slot := self.core.refs.owned.get(oid)) is None
+        in_store = [oid for oid in object_ids if (slot := self.refs.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
         places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
         done: list[str] = []
@@ -107,7 +114,7 @@ class ObjectReader:
 
     def _get_one(self, object_id: str, places: dict, deadline: float | None,
                  done: list[str], errors: dict[str, dict]) -> Any:
-        slot = self.core.refs.owned.get(object_id)
+        slot = self.refs.owned.get(object_id)
         if slot is None:  # borrowed: always in the store
             return self.read_placed(object_id, places, deadline, done, errors)
         if slot.state == PENDING:
@@ -139,12 +146,12 @@ class ObjectReader:
         ask again for this one alone. If it said why it cannot (``errors``: the object is
         lost), raise that."""
         if errors and errors.get(object_id, {}).get("error") == "lost":
-            raise store_read_error(object_id, self.core.node_id, errors[object_id])
+            raise store_read_error(object_id, self.node_id, errors[object_id])
         place = places.get(object_id)
         if place is None or not place[2]:
             more, errors = self._locate([object_id], deadline)
             if errors:
-                raise store_read_error(object_id, self.core.node_id, errors[object_id])
+                raise store_read_error(object_id, self.node_id, errors[object_id])
             place = places[object_id] = more[object_id]
         place[2] -= 1
         return self.read_stored(object_id, place[0], place[1], done)
@@ -156,14 +163,14 @@ class ObjectReader:
         once (a raylet pin goes back with ``done``); zero-copy views keep the object pinned
         until the last of them is garbage."""
         start = time.perf_counter_ns()
-        refs = self.core.refs
+        refs = self.refs
 
         def unpin() -> None:
             refs.remove_pin(object_id)
             if done is not None:
                 self.release_store_pins([object_id])
 
-        value, zero_copy = self.core.store.read(offset, size, unpin)
+        value, zero_copy = self.store.read(offset, size, unpin)
         if zero_copy:
             refs.add_pin(object_id)
         elif done is not None:
@@ -183,7 +190,7 @@ class ObjectReader:
 
     def release_store_pins(self, object_ids: list[str]) -> None:
         try:
-            self.core.raylet.send("release_objects", {"objects": object_ids})
+            self.conns.raylet.send("release_objects", {"objects": object_ids})
         except ConnectionClosed:
             pass  # the raylet is gone, and its pins with it
 
@@ -195,8 +202,8 @@ class ObjectReader:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         # A task's worker lends its CPU while it waits, but only if it does wait: the raylet
         # knows whether the objects are there, so it decides ("blocks"), as Ray's does.
-        reply = self.core.request(self.core.raylet, "get_objects",
-                                  {"objects": object_ids, "blocks": self.core.in_task},
+        reply = self.conns.ask_raylet("get_objects",
+                                  {"objects": object_ids, "blocks": self.in_task()},
                                   timeout=timeout)
         return reply["locations"], reply.get("errors", {})
 
@@ -204,7 +211,7 @@ class ObjectReader:
         """Block until ``num`` of ``slots`` are no longer PENDING (or the deadline passes)."""
         lock = threading.Lock()
         lock.acquire()
-        with self.core.refs.owned_lock:
+        with self.refs.owned_lock:
             pending = [s for s in slots if s.state == PENDING]
             if len(slots) - len(pending) >= num:
                 return
@@ -228,20 +235,20 @@ class ObjectReader:
                             raise exceptions.GetTimeoutError(
                                 "Get timed out: some object(s) not ready.")
         finally:
-            with self.core.refs.owned_lock:
+            with self.refs.owned_lock:
                 for slot in pending:
                     if slot.waiters and lock in slot.waiters:
                         slot.waiters.remove(lock)
 
     def _blocked(self):
-        return _BlockedNotice(self.core) if self.core.in_task else _NO_NOTICE
+        return _BlockedNotice(self.conns) if self.in_task() else _NO_NOTICE
 
     def wait(self, object_ids: list[str], num_returns: int, timeout: float | None) -> list[bool]:
-        self.core.check_alive()
+        self.conns.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
         slots = []
         for object_id in object_ids:
-            slot = self.core.refs.owned.get(object_id)
+            slot = self.refs.owned.get(object_id)
             if slot is None:
                 slot = self._probe_borrowed(object_id)
             slots.append(slot)
@@ -250,7 +257,7 @@ class ObjectReader:
         except exceptions.GetTimeoutError:
             pass
         # Objects the death failed count as ready; the death itself is the answer.
-        self.core.check_alive()
+        self.conns.check_alive()
         ready = [s.state != PENDING for s in slots]
         # Ray returns at most num_returns ready refs.
         count = 0
@@ -266,24 +273,24 @@ class ObjectReader:
         slot = OwnedObject(PENDING)
 
         def on_reply(body: dict) -> None:
-            with self.core.refs.owned_lock:
+            with self.refs.owned_lock:
                 if "locations" in body:
-                    self.core.complete(slot, STORED, None)
+                    slot.move_to(STORED, None)
                 elif body.get("error") == "component_died":
-                    self.core.complete(slot, FAILED, None)  # wait() raises the death
+                    slot.move_to(FAILED, None)  # wait() raises the death
 
         msg_id = protocol.next_msg_id()
-        self.core.futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
-        if self.core.death is not None:  # it died after wait() checked, before the line above
-            self.core.futures.pop(msg_id, None)
-            self.core.check_alive()
+        self.conns.futures[msg_id] = Callback(on_reply)  # type: ignore[assignment]
+        if self.conns.death is not None:  # it died after wait() checked, before the line above
+            self.conns.futures.pop(msg_id, None)
+            self.conns.check_alive()
         try:
             # Only whether it is ready: nothing is pinned, a spilled object stays on disk.
-            self.core.raylet.send("get_objects", {"objects": [object_id], "pin": False},
+            self.conns.raylet.send("get_objects", {"objects": [object_id], "pin": False},
                              msg_id=msg_id)
         except ConnectionClosed:
-            self.core.futures.pop(msg_id, None)
-            self.core.await_death(self.core.raylet)
+            self.conns.futures.pop(msg_id, None)
+            self.conns.await_death(self.conns.raylet)
         return slot
 
     def error(self, entry: list) -> BaseException:
@@ -305,16 +312,16 @@ class ObjectReader:
 class _BlockedNotice:
     """While a worker's task waits in get(), its CPU is lent to other tasks (Ray does this)."""
 
-    __slots__ = ("cw",)
+    __slots__ = ("conns",)
 
-    def __init__(self, cw) -> None:
-        self.cw = cw
+    def __init__(self, conns: Connections) -> None:
+        self.conns = conns
 
     def __enter__(self) -> None:
-        self.cw.send(self.cw.raylet, "worker_blocked", {})
+        self.conns.tell_raylet("worker_blocked", {})
 
     def __exit__(self, *exc) -> None:
-        self.cw.send(self.cw.raylet, "worker_unblocked", {})
+        self.conns.tell_raylet("worker_unblocked", {})
 
 
 class _NoNotice:

@@ -251,7 +251,7 @@ class TaskSubmitter:
         if spec.kind == ACTOR_TASK:
             self._send_call(spec)
             return
-        self.core.send(self.core.raylet, "submit_task", {"spec": spec, "task_id": task_id})
+        self.core.conns.tell_raylet("submit_task", {"spec": spec, "task_id": task_id})
 
     def _send_call(self, spec: TaskSpec) -> None:
         # Under the lock, so that the table's order is the order the raylet receives them in:
@@ -262,7 +262,7 @@ class TaskSubmitter:
             calls[spec.task_id] = spec
             spec.seq = next(self._seq)
             self._call_actor[spec.task_id] = spec.actor_id
-            self.core.send(self.core.raylet, "submit_task", {"spec": spec,
+            self.core.conns.tell_raylet("submit_task", {"spec": spec,
                                                              "task_id": spec.task_id})
 
     def _dependency_ready(self, object_id: str, slot: OwnedObject) -> None:

@@ -138,7 +138,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_sigint)
         self.core.on_cancel = self._on_cancel
         self.core.cancelled_tasks = self._cancelled
-        self.core.on_component_died = self._control_plane_died
+        self.core.conns.on_death.append(self._control_plane_died)
         self.core.function_name_of = self._function_name
         attach(self.core)  # the API in this process (get, put, .remote()) now reaches it
         self.functions: dict[str, Any] = {}
@@ -178,12 +178,12 @@ class Worker:
                 continue
             self.execute(spec, body["locations"], body.get("attempt", 0))
 
-    def _control_plane_died(self) -> None:
+    def _control_plane_died(self, error: BaseException) -> None:
         """I/O thread: the raylet or the GCS is gone, and with it whoever could use what
         this worker computes. Exit now, even in the middle of a task: a worker left running
         without its raylet would be an orphan nobody stops (Ray's workers exit with their
         raylet too)."""
-        death = self.core.death
+        death = self.core.conns.death
         trace.emit("process.stopping",
                    reason=f"the {death.component if death else 'control plane'} died")
         trace.flush()
@@ -298,7 +298,7 @@ class Worker:
             object_id = ids.item_object_id(spec.task_id, count)
             result = core.store_result(object_id, value, spec.owner_holder,
                                        f"value {count + 1} yielded by {spec.name}()")
-            core.send_to_owner(spec, "task_done", {
+            core.conns.send_to_owner(spec, "task_done", {
                 "task_id": spec.task_id, "worker_id": core.wid, "ok": True, "item": count,
                 "returns": [object_id], "results": [result], "actor_id": spec.actor_id})
             count += 1
@@ -344,7 +344,7 @@ class Worker:
         core.refs.flush_deferred()
         if kind == "actor_creation" and call.ok:
             # Seed phase 3 step 8: the worker registers the actor with the GCS.
-            core.send(core.gcs, "actor_update", {
+            core.conns.tell_gcs("actor_update", {
                 "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
                 "wid": core.wid, "node": core.node_id})
         core.current_task = None
@@ -359,7 +359,7 @@ class Worker:
                 # The caller retries it if the call's max_task_retries allows (it keeps the
                 # count, as for retries after the actor's death), or gets the error.
                 body["retryable"] = task_spec.last_line(call.error_text or "")
-            core.send_to_owner(spec, "task_done", body)
+            core.conns.send_to_owner(spec, "task_done", body)
         if kind != ACTOR_TASK:
             # The raylet frees the task's resources (or, for a creation, marks the actor
             # alive and sends it the calls that waited). Actor calls hold no resources.
@@ -367,7 +367,7 @@ class Worker:
                     "retry": call.retry}
             if call.error_text is not None:
                 body["error_text"] = call.error_text
-            core.send(core.raylet, "task_done", body)
+            core.conns.tell_raylet("task_done", body)
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
 
     # -- the actor's own end ---------------------------------------------------------------
@@ -390,7 +390,7 @@ class Worker:
             if self.exit_reason is not None:
                 return
             self.exit_reason = reason
-        self.core.request(self.core.raylet, "kill_actor", {
+        self.core.conns.ask_raylet("kill_actor", {
             "actor_id": self.actor_id, "reason": reason, "self_exit": True})
         self._tasks.put({"kind": "exit_self"})
 
@@ -430,7 +430,7 @@ class Worker:
         self.calls.cancel_running(task_id)  # an async actor's call: its asyncio task
         if body.get("recursive"):
             for call, actor_id in self.core.submitter.calls_made_by(task_id):
-                self.core.send(self.core.raylet, "cancel_task", {
+                self.core.conns.tell_raylet("cancel_task", {
                     "task_id": call, "actor_id": actor_id, "force": False, "recursive": True})
         if self._in_user_code == task_id:
             # A real signal, not only a flag: it also wakes the main thread from a blocking
@@ -461,7 +461,7 @@ class Worker:
         message = (f"The call {spec.name} ({spec.task_id}) was cancelled by raysim.cancel() "
                    f"before it ran, so it has no result. Tip: call the method again if you "
                    f"still need it.")
-        self.core.send_to_owner(spec, "task_done", {
+        self.core.conns.send_to_owner(spec, "task_done", {
             "task_id": spec.task_id, "worker_id": self.core.wid, "ok": False,
             "results": [results.raised("TaskCancelledError", message) for _ in spec.returns],
             "returns": spec.returns, "actor_id": spec.actor_id})

@@ -7,9 +7,10 @@ document (and the 2018 Ray paper) describe.
 
 Modern Ray does not keep this table in the GCS: the *owner* of each object (the process that
 called ``put`` or ``.remote()``) counts its references and knows its locations
-(docs/modern-ray.md#ownership). Everything that reads or changes counts and locations goes through the
-``ObjectDirectory`` interface below, so an ownership mode can run the same table in each owner
-instead of in the GCS without touching the rest of the runtime.
+(docs/modern-ray.md#ownership). Everything that reads or changes counts and locations goes
+through the ``ObjectDirectory`` interface below, and each process's side of it is one module
+(``runtime/core_worker/reference_counter.py``), so an ownership mode can run the same table
+in each owner instead of in the GCS without touching the rest of the runtime.
 
 A reference count here is the number of *holders*, as ``ray memory`` lists them. A holder is
 a process (``driver:<id>`` or ``worker:<id>``) with a reference type:

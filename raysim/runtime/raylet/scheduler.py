@@ -19,7 +19,8 @@ What raysim's scheduler does, as Ray 2.x's raylet does on one node:
   even if that briefly oversubscribes the node, as Ray does.
 
 There is no global scheduler: the founding document's is from the 2018 Ray paper; Ray 2.x
-spills back to another node instead (docs/modern-ray.md#no-global-scheduler). Multi-node placement goes here.
+spills back to another node instead (docs/modern-ray.md#no-global-scheduler). Multi-node
+placement goes here.
 
 Runs in: the raylet process. Trace events: ``scheduler.decision``.
 """
