@@ -40,12 +40,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from typing import Callable
 
+from raysim.runtime.common.protocol import LoopConnection
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.runtime.raylet import scheduler
-from raysim.runtime.raylet.scheduler import TaskRecord
+from raysim.runtime.raylet.local_task_manager import LocalTaskManager
+from raysim.runtime.raylet.scheduler import ResourceSet, TaskRecord
 from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT, USER_ERROR,
-                                               WorkerDeath, WorkerRecord)
+                                               WorkerDeath, WorkerPool, WorkerRecord)
 from raysim.trace import writer as trace
 from raysim.trace.schema import ALIVE, DEAD, DEPENDENCIES_UNREADY, PENDING_CREATION, RESTARTING
 
@@ -86,8 +89,17 @@ class ActorRecord:
 
 
 class LocalActorManager:
-    def __init__(self, raylet) -> None:
-        self.raylet = raylet
+    def __init__(self, queue: LocalTaskManager, resources: ResourceSet, pool: WorkerPool,
+                 clients: dict[str, LoopConnection], tell_gcs: Callable[[str, dict], None],
+                 kill_worker: Callable[[WorkerRecord, str, str], None],
+                 fail_task: Callable[[TaskSpec, str, str], None]) -> None:
+        self.queue = queue  # the raylet's task queues: creations wait there for a CPU
+        self.resources = resources
+        self.pool = pool  # starts each actor's dedicated worker
+        self.clients = clients  # every driver and worker: told when an actor dies
+        self.tell_gcs = tell_gcs  # actor_update: the GCS keeps the actor table
+        self.kill_worker = kill_worker
+        self.fail_task = fail_task
         self.actors: dict[str, ActorRecord] = {}
 
     # -- creation ----------------------------------------------------------------------------
@@ -97,7 +109,7 @@ class LocalActorManager:
         DEPENDENCIES_UNREADY until its arguments are in the store."""
         spec = record.spec
         self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record)
-        self.raylet.gcs.send("actor_update", {
+        self.tell_gcs("actor_update", {
             "actor_id": spec.actor_id, "state": DEPENDENCIES_UNREADY,
             "class_name": spec.name, "handle_object": spec.handle_object,
             "owner": spec.owner_holder, "name": spec.actor_name,
@@ -113,26 +125,26 @@ class LocalActorManager:
         actor = self.actors[spec.actor_id]
         if actor.state == DEAD:
             return  # killed while it waited to be placed
-        self.raylet.resources.acquire(record.request)
+        self.resources.acquire(record.request)
         actor.placed = True
-        worker = self.raylet.pool.start("actor", actor.actor_id)
+        worker = self.pool.start("actor", actor.actor_id)
         actor.worker = worker
         record.worker = worker
         trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                    decision="start_actor_worker",
                    resources=scheduler.from_fixed(record.request),
-                   available=scheduler.from_fixed(self.raylet.resources.available),
+                   available=scheduler.from_fixed(self.resources.available),
                    wid=worker.wid)
 
     def worker_ready(self, worker: WorkerRecord) -> None:
         actor = self.actors.get(worker.actor_id)
         if actor is None or actor.worker is not worker or actor.state == DEAD:
             # Its actor died (killed, say) while the process was starting: end it.
-            self.raylet.kill_worker(worker, "its actor died while it started",
+            self.kill_worker(worker, "its actor died while it started",
                                     INTENDED_USER_EXIT)
             return
         # A restart runs the same creation task again: __init__ rebuilds the state.
-        self.raylet.push(worker, actor.creation.spec, actor.num_restarts)
+        self.queue.push(worker, actor.creation.spec, actor.num_restarts)
 
     def created(self, worker: WorkerRecord, body: dict) -> None:
         actor = self.actors.get(worker.actor_id)
@@ -146,7 +158,7 @@ class LocalActorManager:
             return  # killed while __init__ ran
         if body["ok"]:
             held = scheduler.task_request(record.spec)
-            self.raylet.resources.acquire(held, force=True)
+            self.resources.acquire(held, force=True)
             actor.held = held
             actor.state = ALIVE  # the worker itself tells the GCS (seed phase 3 step 8)
             waiting, actor.pending = actor.pending, deque()
@@ -158,7 +170,7 @@ class LocalActorManager:
                        f"{actor.name}.__init__ (its traceback follows) and create the actor "
                        f"again.\n{body.get('error_text', '').rstrip()}")
         self._die(actor, CREATION_TASK_ERROR, "its constructor raised")
-        self.raylet.kill_worker(worker, "its actor's constructor raised", USER_ERROR)
+        self.kill_worker(worker, "its actor's constructor raised", USER_ERROR)
 
     def creation_failed(self, record: TaskRecord, message: str, reason: str) -> None:
         """An argument of its constructor is lost: the creation task can never run."""
@@ -180,13 +192,13 @@ class LocalActorManager:
     def submit_call(self, spec: TaskSpec) -> None:
         actor = self.actors.get(spec.actor_id)
         if actor is None:
-            self.raylet.fail_task(spec, "ActorDiedError",
+            self.fail_task(spec, "ActorDiedError",
                                   f"The actor {spec.actor_id} is unknown to this node; it may "
                                   f"have been created by another session. Tip: call methods "
                                   f"on handles of actors created in this session.")
             return
         if actor.state == DEAD:
-            self.raylet.fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
+            self.fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
         elif actor.state == ALIVE:
             self.push_call(actor, spec)
         else:
@@ -203,7 +215,7 @@ class LocalActorManager:
         trace.emit("raylet.actor_lookup", phase=spec.phase, actor=actor.actor_id,
                    task=spec.task_id, wid=actor.worker.wid, source="local actor table")
         actor.last_pushed[spec.owner] = spec.seq
-        self.raylet.push(actor.worker, spec)
+        self.queue.push(actor.worker, spec)
 
     def cancel_call(self, actor_id: str, task_id: str) -> None:
         """``raysim.cancel`` of an actor call. As in Ray, only a call that has not started is
@@ -217,7 +229,7 @@ class LocalActorManager:
                 actor.pending.remove(spec)
                 trace.emit("task.cancelled", phase=spec.phase, task=task_id, name=spec.name,
                            how="queued", force=False)
-                self.raylet.fail_task(spec, "TaskCancelledError",
+                self.fail_task(spec, "TaskCancelledError",
                                       f"The call {spec.name} ({task_id}) was cancelled by "
                                       f"raysim.cancel() before it ran, so it has no result. "
                                       f"Tip: call the method again if you still need it.")
@@ -247,19 +259,19 @@ class LocalActorManager:
                 return
             self._die(actor, OUT_OF_SCOPE, reason)
             if worker is not None:
-                self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+                self.kill_worker(worker, reason, INTENDED_USER_EXIT)
             return
         actor.death_cause = RAY_KILL
         if not no_restart and actor.may_restart() and worker is not None:
             # Ray restarts an actor killed with no_restart=False, if restarts are left.
-            self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+            self.kill_worker(worker, reason, INTENDED_USER_EXIT)
             return
         actor.no_restart = True
         actor.death = (f"The actor {actor.name} ({actor_id}) was killed: {reason}. Its "
                        f"pending and later calls fail. Tip: create a new actor to go on.")
         self._die(actor, RAY_KILL, reason)
         if worker is not None:
-            self.raylet.kill_worker(worker, reason, INTENDED_USER_EXIT)
+            self.kill_worker(worker, reason, INTENDED_USER_EXIT)
 
     def exited(self, actor_id: str, reason: str) -> None:
         """The actor ends itself (``exit_actor()``, ``__ray_terminate__``, ``sys.exit()``):
@@ -294,7 +306,7 @@ class LocalActorManager:
                            f"that needs them from the driver.")
             self._die(actor, OWNER_DIED, reason)
             if actor.worker is not None:
-                self.raylet.kill_worker(actor.worker, reason, INTENDED_SYSTEM_EXIT)
+                self.kill_worker(actor.worker, reason, INTENDED_SYSTEM_EXIT)
 
     def worker_died(self, worker: WorkerRecord, death: WorkerDeath, gave_up: bool) -> None:
         actor = self.actors.get(worker.actor_id)
@@ -306,7 +318,7 @@ class LocalActorManager:
             return  # killed, or its constructor raised: already handled
         if death.starting and not gave_up and not actor.no_restart:
             # It never ran: start another worker, without counting a restart.
-            self.raylet.enqueue_ready(actor.creation)
+            self.queue.enqueue_ready(actor.creation)
             return
         if death.starting and gave_up:
             actor.death = (f"The actor {actor.name} ({actor.actor_id}) could not start: "
@@ -341,14 +353,14 @@ class LocalActorManager:
         self._notify_callers(actor, message, restarting=True)
         self._set_state(actor, RESTARTING, death.cause, actor.death_cause)
         actor.death_cause = WORKER_DIED
-        self.raylet.enqueue_ready(actor.creation)
+        self.queue.enqueue_ready(actor.creation)
 
     def _die(self, actor: ActorRecord, cause: str, reason: str) -> None:
         """DEAD for good: calls waiting here fail, every caller is told, the GCS too."""
         message = actor.death or f"The actor {actor.name} is dead."
         actor.death = message
         for spec in list(actor.pending):
-            self.raylet.fail_task(spec, "ActorDiedError", message)
+            self.fail_task(spec, "ActorDiedError", message)
         actor.pending.clear()
         self._notify_callers(actor, message, restarting=False)
         self._release(actor)
@@ -356,22 +368,22 @@ class LocalActorManager:
 
     def _notify_callers(self, actor: ActorRecord, message: str, restarting: bool) -> None:
         last_pushed, actor.last_pushed = actor.last_pushed, {}
-        for client in list(self.raylet.clients.values()):
+        for client in list(self.clients.values()):
             client.send("actor_died", {"actor_id": actor.actor_id, "message": message,
                                        "restarting": restarting, "last_pushed": last_pushed})
 
     def _release(self, actor: ActorRecord) -> None:
         if actor.placed:
-            self.raylet.resources.release(actor.creation.request)
+            self.resources.release(actor.creation.request)
             actor.placed = False
         if actor.held:
-            self.raylet.resources.release(actor.held)
+            self.resources.release(actor.held)
             actor.held = {}
 
     def _set_state(self, actor: ActorRecord, state: str, reason: str | None = None,
                    cause: str | None = None) -> None:
         actor.state = state
-        self.raylet.gcs.send("actor_update", {
+        self.tell_gcs("actor_update", {
             "actor_id": actor.actor_id, "state": state, "reason": reason, "cause": cause,
             "num_restarts": actor.num_restarts})
 

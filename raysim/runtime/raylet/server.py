@@ -20,9 +20,12 @@ In Ray 2.x the submitter leases a worker from the raylet and then talks to the w
 directly, and actor calls never touch the raylet. Routing everything here is slower but makes
 every step of the founding document a message you can see.
 
+Tasks wait in the raylet's queues and are dispatched to workers by the local task manager
+(``local_task_manager.py``), once their arguments are in the store (``dependency_manager.py``).
 When a worker dies the zygote reports its exit status at once; the raylet then fails over
 what the worker was doing: the task manager (``task_manager.py``) retries or fails its task,
-the actor manager restarts or buries its actor.
+the actor manager (``actor_manager.py``) restarts or buries its actor. Each of these parts is
+given the pieces of the raylet it uses, not the raylet.
 
 The store's own requests (create, seal, get, release, free; objects that can never arrive)
 are answered by ``store_server.py``, in this process and loop; when the store is full,
@@ -43,7 +46,6 @@ import signal
 import socket
 import sys
 import time
-from collections import deque
 from typing import Callable
 
 import orjson
@@ -56,13 +58,13 @@ from raysim.runtime.raylet import scheduler, zygote
 from raysim.runtime.raylet.actor_manager import LocalActorManager
 from raysim.runtime.raylet.dependency_manager import DependencyManager
 from raysim.runtime.raylet.local_object_manager import LocalObjectManager
+from raysim.runtime.raylet.local_task_manager import LocalTaskManager
 from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.store_server import LOST_ERRORS, StoreServer, lost_reason
 from raysim.runtime.raylet.task_manager import TaskManager
-from raysim.runtime.raylet.worker_pool import (BLOCKED, BUSY, DEAD, INTENDED_SYSTEM_EXIT,
-                                               SYSTEM_ERROR, WorkerDeath, WorkerPool, WorkerRecord,
-                                               task_kind)
+from raysim.runtime.raylet.worker_pool import (DEAD, INTENDED_SYSTEM_EXIT, SYSTEM_ERROR,
+                                               WorkerDeath, WorkerPool, WorkerRecord)
 from raysim.trace import writer as trace
 
 
@@ -88,15 +90,18 @@ class Raylet:
         self.pool = WorkerPool(self.zygote.send)
         self.clients: dict[str, LoopConnection] = {}  # by worker id: drivers and workers
         self.driver: LoopConnection | None = None
-        self.ready: dict[tuple, deque[TaskRecord]] = {}  # by shape, dependencies ready
         self.deps = DependencyManager(self.objects.available, self._watch_objects)
-        self.running: dict[str, TaskRecord] = {}
-        self.actors = LocalActorManager(self)
-        self.tasks = TaskManager(self)
-        self.infeasible: list[TaskRecord] = []
+        # The task queues and dispatch (local_task_manager.py); retries and cancellation
+        # (task_manager.py); actors (actor_manager.py).
+        self.queue = LocalTaskManager(self.resources, self.pool, self.deps, self.store,
+                                      self.clients, lambda: self.actors)
+        self.actors = LocalActorManager(self.queue, self.resources, self.pool, self.clients,
+                                        self._tell_gcs, self.kill_worker, self.fail_task)
+        self.tasks = TaskManager(self.queue, self.pool, self.clients, self.config,
+                                 self.loop.call_later, self.kill_worker, lambda: self.actors)
         self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
         self.store_server = StoreServer(self.store, self.objects, self.deps, self._tell_gcs,
-                                        self.worker_blocked, self.worker_unblocked)
+                                        self.queue.lend_cpu, self.queue.return_cpu)
         self.gcs = self._connect_gcs()
         self.handlers = self._handlers()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
@@ -251,111 +256,15 @@ class Raylet:
         record = TaskRecord(spec, request, tuple(sorted(request.items())))
         if spec.kind == ACTOR_CREATION:
             self.actors.register(record)
-        self._add_task(record)
+        self.queue.add(record)
         self.schedule()
-
-    def _add_task(self, record: TaskRecord) -> None:
-        if not self.resources.feasible(record.request):
-            self._infeasible(record)
-            return
-        missing = self.deps.missing(record)
-        if missing:
-            self.deps.wait_for_arguments(record, missing)
-            trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
-                       decision="waiting_for_dependencies",
-                       resources=scheduler.from_fixed(record.request),
-                       available=scheduler.from_fixed(self.resources.available),
-                       reason=f"{len(missing)} argument(s) not yet in the store")
-            return
-        self.enqueue_ready(record)
-
-    def enqueue_ready(self, record: TaskRecord) -> None:
-        if record.spec.kind == ACTOR_CREATION:
-            self.actors.creation_ready(record)
-        queue = self.ready.get(record.shape)
-        if queue is None:
-            queue = self.ready[record.shape] = deque()
-        queue.append(record)
-
-    def _infeasible(self, record: TaskRecord) -> None:
-        self.infeasible.append(record)
-        total = scheduler.from_fixed(self.resources.total)
-        wanted = scheduler.from_fixed(record.request)
-        reason = (f"it requires {wanted} but this cluster has only {total} in total; it will "
-                  f"wait until a node that can run it joins")
-        trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
-                   decision="infeasible", resources=wanted, available=total, reason=reason)
-        owner = self.clients.get(record.spec.owner)
-        if owner is not None:
-            owner.send("task_infeasible", {"task_id": record.task_id, "name": record.spec.name,
-                                           "reason": reason}, record.phase)
-
-    def schedule(self) -> None:
-        """Start every ready task that fits, starting workers where none is idle."""
-        wanted_workers = 0
-        for shape, queue in self.ready.items():
-            while queue:
-                record = queue[0]
-                if not self.resources.fits(record.request):
-                    break
-                if record.spec.kind == ACTOR_CREATION:
-                    queue.popleft()
-                    self.actors.place(record)
-                    continue
-                worker = self.pool.pop_idle(task_kind(record))
-                if worker is None:
-                    # Count how many more of this class could run, to start that many workers.
-                    wanted_workers += self._count_fitting(queue)
-                    break
-                queue.popleft()
-                self._dispatch(record, worker)
-        missing = wanted_workers - self.pool.starting_task_workers
-        for _ in range(missing):
-            self.pool.start("task")
-
-    def _count_fitting(self, queue: deque) -> int:
-        available = dict(self.resources.available)
-        count = 0
-        for record in queue:
-            if count >= 8 or any(available.get(k, 0) < v for k, v in record.request.items()):
-                break
-            for k, v in record.request.items():
-                available[k] = available.get(k, 0) - v
-            count += 1
-        return count
-
-    def _dispatch(self, record: TaskRecord, worker: WorkerRecord) -> None:
-        self.resources.acquire(record.request)
-        worker.move_to(BUSY)
-        worker.task = record
-        record.worker = worker
-        self.running[record.task_id] = record
-        trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
-                   decision="dispatch", resources=scheduler.from_fixed(record.request),
-                   available=scheduler.from_fixed(self.resources.available), wid=worker.wid)
-        self.push(worker, record.spec, record.attempt)
-
-    def push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
-        """Send a task to its worker, with the places of its arguments in the store, each
-        pinned for the worker until it has read it. An argument spilled to disk has no place:
-        the worker asks for it (get_objects), which restores it."""
-        locations = {}
-        for oid, inline in spec.deps:
-            if inline is None:
-                entry = self.store.lookup(oid)
-                if entry is not None:
-                    self.store.pin(entry, worker.conn.peer_name)
-                    locations[oid] = [entry.offset, entry.size]
-        worker.conn.send("push_task", {"spec": spec, "task_id": spec.task_id,
-                                       "locations": locations, "attempt": attempt},
-                         spec.phase)
 
     # -- objects sealed or lost: the tasks that waited for them ------------------------------
 
     def handle_seal_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.store_server.seal(body)
         for record in self.deps.sealed(body["object_id"]):
-            self.enqueue_ready(record)
+            self.queue.enqueue_ready(record)
         self.schedule()
 
     def handle_objects_lost(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
@@ -383,9 +292,8 @@ class Raylet:
         if body["task_kind"] == ACTOR_CREATION:
             self.actors.created(worker, body)
         else:
-            record = self.running.pop(task_id, None)
+            record = self.queue.finished(task_id)
             if record is not None:
-                self.resources.release(record.request)
                 self.tasks.finished(record, body)
                 self._count_call(worker, record.spec)
             self.pool.make_idle(worker)
@@ -415,26 +323,19 @@ class Raylet:
             worker.conn.send("exit_worker", {"reason": worker.exit_reason})
 
     def handle_worker_blocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        self.worker_blocked(conn.state)
+        self.queue.lend_cpu(conn.state)
 
     def handle_worker_unblocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
-        self.worker_unblocked(conn.state)
+        self.queue.return_cpu(conn.state)
 
-    def worker_blocked(self, worker: WorkerRecord) -> bool:
-        """A task's get() waits: its CPU is lent to other tasks. Whether it was lent."""
-        if worker is None or worker.state != BUSY or worker.task is None:
-            return False
-        worker.move_to(BLOCKED)
-        worker.lent = worker.task.request
-        self.resources.release(worker.lent)
-        self.schedule()
-        return True
+    def schedule(self) -> None:
+        self.queue.schedule()
 
-    def worker_unblocked(self, worker: WorkerRecord) -> None:
-        if worker is not None and worker.state == BLOCKED:
-            worker.move_to(BUSY)
-            self.resources.acquire(worker.lent, force=True)
-            worker.lent = None
+    def enqueue_ready(self, record: TaskRecord) -> None:
+        self.queue.enqueue_ready(record)
+
+    def push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
+        self.queue.push(worker, spec, attempt)
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         if body.get("self_exit"):
@@ -526,10 +427,7 @@ class Raylet:
             "store": dict(self.store.snapshot(), spilled=self.objects.snapshot()),
             "resources": self.resources.snapshot(),
             "workers": self.pool.snapshot(),
-            "queued": sum(len(q) for q in self.ready.values()),
-            "waiting_for_dependencies": self.deps.objects_tasks_wait_for(),
-            "infeasible": [r.task_id for r in self.infeasible],
-            "running": list(self.running),
+            **self.queue.snapshot(),
             "retrying_after_delay": list(self.tasks.backoff),
             "actors": self.actors.snapshot(),
         }

@@ -34,17 +34,35 @@ Runs in: the raylet process. Trace events: ``task.retry``, ``task.cancelled``,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from raysim.runtime.common import results
+from raysim.runtime.common.config import Config
+from raysim.runtime.common.protocol import LoopConnection
 from raysim.runtime.common.task_spec import ACTOR_CREATION, TaskSpec, last_line
+from raysim.runtime.raylet.local_task_manager import LocalTaskManager
 from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.worker_pool import (INTENDED_SYSTEM_EXIT, INTENDED_USER_EXIT,
-                                               WorkerDeath, WorkerRecord)
+                                               WorkerDeath, WorkerPool, WorkerRecord)
 from raysim.trace import writer as trace
+
+if TYPE_CHECKING:
+    from raysim.runtime.raylet.actor_manager import LocalActorManager
 
 
 class TaskManager:
-    def __init__(self, raylet) -> None:
-        self.raylet = raylet
+    def __init__(self, queue: LocalTaskManager, pool: WorkerPool,
+                 clients: dict[str, LoopConnection], config: Config,
+                 call_later: Callable[[float, Callable[[], None]], object],
+                 kill_worker: Callable[[WorkerRecord, str, str], None],
+                 actors: Callable[[], "LocalActorManager"]) -> None:
+        self.queue = queue  # the raylet's task queues (local_task_manager.py)
+        self.pool = pool
+        self.clients = clients  # owners, by worker id: told of a task that failed
+        self.config = config
+        self.call_later = call_later  # the raylet's event loop's timer
+        self.kill_worker = kill_worker
+        self.actors = actors  # the actor manager: creations that cannot start
         # Tasks that raised and wait out task_retry_delay_ms before running again.
         self.backoff: dict[str, TaskRecord] = {}
 
@@ -53,7 +71,7 @@ class TaskManager:
     def finished(self, record: TaskRecord, body: dict) -> None:
         """A worker reports a task done. It may ask for a retry (``retry_exceptions``)."""
         if body.get("retry") and not record.cancelled:
-            delay_ms = self.raylet.config.task_retry_delay_ms
+            delay_ms = self.config.task_retry_delay_ms
             self.retry(record, "exception", last_line(body.get("error_text", "")), delay_ms)
             return
         if record.cancelled and not body["ok"]:
@@ -67,10 +85,7 @@ class TaskManager:
         record: TaskRecord | None = worker.task
         if record is None:
             return
-        raylet = self.raylet
-        raylet.running.pop(record.task_id, None)
-        if worker.lent is None:  # a blocked worker had already lent its resources out
-            raylet.resources.release(record.request)
+        self.queue.stopped(record, worker)
         spec = record.spec
         if record.cancelled:
             self.fail(spec, *(record.stopped_with or ("TaskCancelledError",
@@ -95,24 +110,23 @@ class TaskManager:
                    attempt=record.attempt, max_retries=spec.max_retries or 0, cause=cause,
                    reason=reason, delay_ms=delay_ms or None)
         if delay_ms <= 0:
-            self.raylet.enqueue_ready(record)
+            self.queue.enqueue_ready(record)
             return
         self.backoff[record.task_id] = record
-        self.raylet.loop.call_later(delay_ms / 1000, lambda: self._backoff_over(record))
+        self.call_later(delay_ms / 1000, lambda: self._backoff_over(record))
 
     def _backoff_over(self, record: TaskRecord) -> None:
         if self.backoff.pop(record.task_id, None) is None:
             return  # cancelled while it waited
-        self.raylet.enqueue_ready(record)
-        self.raylet.schedule()
+        self.queue.enqueue_ready(record)
+        self.queue.schedule()
 
     def fail(self, spec: TaskSpec, exc_type: str, message: str) -> None:
         """The task will not produce its result: tell its owner, through this raylet, the
         error its get() raises."""
-        raylet = self.raylet
         trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False,
                    error=exc_type, reason=message)
-        owner = raylet.clients.get(spec.owner)
+        owner = self.clients.get(spec.owner)
         if owner is not None and spec.kind != ACTOR_CREATION:
             owner.send("task_done", {"task_id": spec.task_id, "ok": False,
                                      "returns": spec.returns, "actor_id": spec.actor_id,
@@ -121,11 +135,10 @@ class TaskManager:
 
     def owner_died(self, wid: str, owner: str) -> None:
         """The worker ``wid`` (``owner`` names it) died: stop the tasks it submitted."""
-        raylet = self.raylet
         for task_id in self._owned_by(wid):
             record = self._take_queued(task_id)
             running = record is None
-            record = record or raylet.running.get(task_id)
+            record = record or self.queue.running.get(task_id)
             if record is None or record.cancelled:
                 continue
             message = (f"Task {record.spec.name} ({task_id}) was stopped because its owner, "
@@ -136,41 +149,37 @@ class TaskManager:
                 continue
             record.cancelled = True
             record.stopped_with = ("OwnerDiedError", message)
-            raylet.kill_worker(record.worker, f"the owner of its task, {owner}, died",
-                               INTENDED_SYSTEM_EXIT)
+            self.kill_worker(record.worker, f"the owner of its task, {owner}, died",
+                             INTENDED_SYSTEM_EXIT)
 
     # -- workers that cannot start -------------------------------------------------------------
 
     def give_up_starting(self, death: WorkerDeath) -> None:
         """Workers keep dying while they start: fail what waits for one, instead of starting
         more forever. Tasks still waiting for their arguments try again once those arrive."""
-        raylet = self.raylet
-        limit = raylet.config.max_worker_startup_failures
+        limit = self.config.max_worker_startup_failures
         message = (f"raysim could not start a worker process: {limit} in a row died before "
                    f"connecting to the raylet (the last: {death.cause}). Tip: the workers' "
                    f"error is printed on stderr above; fix it (a module that fails to "
                    f"import? a worker_process_setup_hook that raises?) and submit again.")
-        for queue in raylet.ready.values():
-            for record in list(queue):
-                if record.spec.kind == ACTOR_CREATION:
-                    raylet.actors.startup_failed(record, message)
-                else:
-                    self.fail(record.spec, "RaySystemError", message)
-            queue.clear()
-        raylet.pool.startup_failures = 0
+        for record in self.queue.drain_ready():
+            if record.spec.kind == ACTOR_CREATION:
+                self.actors().startup_failed(record, message)
+            else:
+                self.fail(record.spec, "RaySystemError", message)
+        self.pool.startup_failures = 0
 
     # -- cancellation ---------------------------------------------------------------------------
 
     def cancel(self, task_id: str, force: bool, recursive: bool) -> None:
         """``raysim.cancel`` of a task (not an actor call; see LocalActorManager.cancel_call)."""
-        raylet = self.raylet
         record = self._take_queued(task_id)
         if record is not None:
             trace.emit("task.cancelled", phase=record.phase, task=task_id,
                        name=record.spec.name, how="queued", force=force)
             self.fail(record.spec, "TaskCancelledError", _cancelled_message(record.spec))
             return
-        record = raylet.running.get(task_id)
+        record = self.queue.running.get(task_id)
         if record is None or record.cancelled:
             return  # finished already, or unknown here: as in Ray, nothing happens
         record.cancelled = True
@@ -178,8 +187,7 @@ class TaskManager:
         trace.emit("task.cancelled", phase=record.phase, task=task_id, name=record.spec.name,
                    how="force" if force else "interrupt", force=force)
         if force:
-            raylet.kill_worker(worker, "raysim.cancel(force=True) killed it",
-                               INTENDED_USER_EXIT)
+            self.kill_worker(worker, "raysim.cancel(force=True) killed it", INTENDED_USER_EXIT)
         else:
             worker.conn.send("cancel_task", {"task_id": task_id, "recursive": recursive},
                              record.phase)
@@ -190,26 +198,13 @@ class TaskManager:
 
     def _take_queued(self, task_id: str) -> TaskRecord | None:
         """Remove a task that has not started from whichever queue holds it."""
-        raylet = self.raylet
         record = self.backoff.pop(task_id, None)
         if record is not None:
             return record
-        for queue in raylet.ready.values():
-            for record in queue:
-                if record.task_id == task_id:
-                    queue.remove(record)
-                    return record
-        for record in raylet.infeasible:
-            if record.task_id == task_id:
-                raylet.infeasible.remove(record)
-                return record
-        return raylet.deps.take(task_id)
+        return self.queue.take_queued(task_id)
 
     def _owned_by(self, wid: str) -> list[str]:
-        raylet = self.raylet
-        records = [r for q in raylet.ready.values() for r in q]
-        records += list(raylet.running.values()) + list(self.backoff.values())
-        records += raylet.infeasible + list(raylet.deps.waiting_tasks())
+        records = self.queue.records(also=self.backoff.values())
         return list(dict.fromkeys(r.task_id for r in records
                                   if r.spec.owner == wid and r.spec.kind != ACTOR_CREATION))
 
