@@ -39,12 +39,12 @@ def exit_actor() -> None:
     (``AsyncioActorExit`` in a coroutine), which ends the method; catching it does not stop
     the exit."""
     core = session.current_core()
-    exit_ = getattr(core, "on_exit_actor", None) if core is not None else None
-    if exit_ is None or core.actor_creation is None:
+    hooks = core.hooks if core is not None else None
+    if hooks is None or core.actor_creation is None:
         raise TypeError("exit_actor API is called on a non-actor worker: the driver or a "
                         "task. Tip: call exit_actor() inside an actor's method; to stop an "
                         "actor from outside, use raysim.kill(handle).")
-    exit_("exit_actor() was called")
+    hooks.exit_actor("exit_actor() was called")
     try:
         import asyncio
         in_loop = asyncio.get_running_loop() is not None

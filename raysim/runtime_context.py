@@ -84,9 +84,8 @@ class RuntimeContext:
     def get_task_function_name(self) -> str | None:
         """The full name of the function the task runs (``module.function``,
         ``module.Class.method``). None in the driver."""
-        spec = self._core.current_task
-        describe = self._core.function_name_of
-        return describe(spec) if spec is not None and describe is not None else None
+        spec, hooks = self._core.current_task, self._core.hooks
+        return hooks.function_name_of(spec) if spec is not None and hooks is not None else None
 
     def get_actor_id(self) -> str | None:
         return self._core.current_actor_id
@@ -149,7 +148,7 @@ class RuntimeContext:
                 "is_canceled() tells a task or an actor method whether it was cancelled; "
                 "called here, no task is running (the driver runs none). Tip: call it inside "
                 "the remote function or actor method that may be cancelled.")
-        return core.current_task_id in core.cancelled_tasks
+        return core.hooks is not None and core.current_task_id in core.hooks.cancelled
 
     def get(self) -> dict[str, Any]:
         """Ray's dict of ids: job, node and namespace; the task's id inside a task, and the

@@ -44,6 +44,7 @@ Runs in: the driver and every worker. Trace events: ``object.serialized``,
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import pickle
 import sys
 import threading
@@ -70,10 +71,23 @@ _current_task: contextvars.ContextVar[TaskSpec | None] = contextvars.ContextVar(
     "current_task", default=None)
 
 
+@dataclasses.dataclass
+class WorkerHooks:
+    """What a worker process (``worker.py``) gives its core worker; a driver has none."""
+
+    actor_id: str | None  # the actor this worker is dedicated to, if any
+    on_task: Callable[[dict], None]  # push_task and exit_worker, for the main thread to run
+    on_cancel: Callable[[dict], None]  # cancel_task, on the I/O thread: interrupts the task
+    cancelled: set[str]  # the tasks raysim.cancel reached here (is_canceled())
+    function_name_of: Callable[[TaskSpec], str]  # the full name of the function a task runs
+    exit_actor: Callable[[str], None]  # exit_actor(): ends the actor on its own wish
+
+
 class CoreWorker:
     def __init__(self, role: str, wid: str, node_id: str, session_dir: str,
                  raylet: BlockingConnection, gcs: BlockingConnection, store_fd: int,
-                 store_capacity: int, config: Config, job_id: str, ref_class: type) -> None:
+                 store_capacity: int, config: Config, job_id: str, ref_class: type,
+                 hooks: WorkerHooks | None = None) -> None:
         self.role = role  # "driver" or "worker"
         # The API's ObjectRef class, for the refs this process makes (a result's, a
         # generator's value's): the core worker sits below the API and does not import it.
@@ -95,24 +109,16 @@ class CoreWorker:
             conns.tell_gcs, conns.ask_gcs, lambda: conns.closing,
             lambda: threading.current_thread() is conns.io_thread)
         self._exported: set[str] = set()
-        # Set by the worker process: runs push_task / exit_worker messages, and cancel_task
-        # (on the I/O thread, to interrupt the task the main thread runs).
-        self.on_task: Callable[[dict], None] | None = None
-        self.on_cancel: Callable[[dict], None] | None = None
-        # Set by the worker process: the tasks raysim.cancel reached here (is_canceled()).
-        self.cancelled_tasks: set[str] = set()
+        # What the worker process does with the tasks sent to it (None in the driver).
+        self.hooks = hooks
         # The namespace named actors are created in and looked up in when none is given:
         # the driver's init(namespace=...); in a worker, that of the task it runs.
         self.namespace: str | None = None
-        self.current_actor_id: str | None = None
+        self.current_actor_id = hooks.actor_id if hooks is not None else None
         # Set by an actor's worker: the actor's creation task, and how many times it was
         # restarted before this process (the runtime context reports both).
         self.actor_creation: TaskSpec | None = None
         self.actor_restarts = 0
-        # Set by an actor's worker: ends the actor on its own wish (exit_actor()).
-        self.on_exit_actor: Callable[[str], None] | None = None
-        # Set by the worker process: the full name of the function a task runs.
-        self.function_name_of: Callable[[TaskSpec], str] | None = None
         self.in_task = False  # a worker is executing a task (lends its CPU back when blocked)
         self.submitter = TaskSubmitter(self)
         # Values of generator tasks, as they arrive.
@@ -170,12 +176,12 @@ class CoreWorker:
                                             body["locations"].items() for _ in range(n)])
 
     def _on_task(self, body: dict, kind: str, phase) -> None:
-        if self.on_task is not None:
-            self.on_task(dict(body, kind=kind, phase=phase))
+        if self.hooks is not None:
+            self.hooks.on_task(dict(body, kind=kind, phase=phase))
 
     def _on_cancel(self, body: dict, phase) -> None:
-        if self.on_cancel is not None:
-            self.on_cancel(body)
+        if self.hooks is not None:
+            self.hooks.on_cancel(body)
 
     def _on_task_infeasible(self, body: dict, phase) -> None:
         print(f"raysim: warning: task {body['name']} cannot be scheduled: {body['reason']}",
@@ -188,7 +194,7 @@ class CoreWorker:
         with self.refs.owned_lock:
             for slot in self.refs.owned.values():
                 if slot.state == PENDING:
-                    self.complete(slot, FAILED, entry)
+                    slot.move_to(FAILED, entry)
 
     def check_alive(self) -> None:
         self.conns.check_alive()
@@ -404,9 +410,6 @@ class CoreWorker:
         self.conns.tell_raylet("cancel_task", {"task_id": task_id, "force": force,
                                                "recursive": recursive,
                                                "actor_id": actor_id})
-
-    def complete(self, slot: OwnedObject, state: str, data: Any) -> None:
-        slot.move_to(state, data)
 
     # ------------------------------------------------------------------------------------
     # Results of tasks this worker runs

@@ -49,11 +49,17 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
+from typing import Any, Protocol
 
 from raysim.runtime.common import results, serialization
+from raysim.runtime.common.config import Config
 from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
 from raysim.runtime.core_worker import check_serialize
+from raysim.runtime.core_worker.connections import Connections
+from raysim.runtime.core_worker.generators import Generators
 from raysim.runtime.core_worker.memory_store import FAILED, INLINE, PENDING, STORED, OwnedObject
+from raysim.runtime.core_worker.object_reader import ObjectReader
+from raysim.runtime.core_worker.reference_counter import ReferenceCounter
 from raysim.trace import writer as trace
 from raysim.trace.schema import LOCAL_REFERENCE
 
@@ -83,8 +89,31 @@ class _ArgRef:
         return (_ArgRef, (self.index,))
 
 
+class Owner(Protocol):
+    """What the submitter needs of its process's core worker (``core_worker.py``): who the
+    process is, where its references are counted, its connections, and how it makes objects
+    (``put``, ``pass_on``, ``promote``). The core worker is this, and more."""
+
+    wid: str
+    config: Config
+    namespace: str | None  # named actors go there
+    ref_class: type  # the API's ObjectRef
+    refs: ReferenceCounter
+    conns: Connections
+    reader: ObjectReader  # grants the lease of a result stored by a task
+    generators: Generators
+
+    @property
+    def current_task_id(self) -> str | None: ...
+    def check_alive(self) -> None: ...
+    def put(self, value: Any) -> str: ...
+    def pass_on(self, refs: list) -> list[str]: ...
+    def promote(self, object_id: str, slot: OwnedObject, background: bool = False) -> None: ...
+    def serialize_value(self, value: Any, what: str) -> serialization.SerializedObject: ...
+
+
 class TaskSubmitter:
-    def __init__(self, core) -> None:
+    def __init__(self, core: Owner) -> None:
         self.core = core
         self._waiting_tasks: dict[str, _WaitingTask] = {}  # task id -> waiting for arguments
         # Actor calls not yet sent, per actor, in submission order: the first waits for its
@@ -318,7 +347,7 @@ class TaskSubmitter:
             for object_id in spec.returns:
                 slot = self.core.refs.owned.get(object_id)
                 if slot is not None and slot.state == PENDING:
-                    self.core.complete(slot, FAILED, error)
+                    slot.move_to(FAILED, error)
                     if slot.promote:  # its readers elsewhere must get the error too
                         self.core.promote(object_id, slot, background=True)
                     self._dependency_ready(object_id, slot)
@@ -530,7 +559,7 @@ class TaskSubmitter:
                 if kind == results.INLINE:
                     # The refs inside it were held for it by the worker (``capture``).
                     slot.contained = results.inline_contained(result)
-                    self.core.complete(slot, INLINE, results.inline_data(result))
+                    slot.move_to(INLINE, results.inline_data(result))
                     if slot.promote:
                         self.core.promote(object_id, slot, background=True)
                 elif kind == results.STORED:
@@ -538,9 +567,9 @@ class TaskSubmitter:
                     slot.reported = LOCAL_REFERENCE
                     if slot.offset >= 0:  # not a retry's answer "exists" of a spilled copy
                         self.core.reader.grant_lease(slot)
-                    self.core.complete(slot, STORED, None)
+                    slot.move_to(STORED, None)
                 else:
-                    self.core.complete(slot, FAILED, result)
+                    slot.move_to(FAILED, result)
                     if slot.promote:  # its readers elsewhere must get the error too
                         self.core.promote(object_id, slot, background=True)
                 # Tasks waiting for it go first; then, if every reference here went while it

@@ -67,7 +67,7 @@ from raysim.runtime.common.protocol import connect_unix
 from raysim.runtime.common.task_spec import ACTOR_TASK, TaskSpec
 from raysim.runtime.core_worker import actor_concurrency
 from raysim.runtime.core_worker.actor_concurrency import Call
-from raysim.runtime.core_worker.core_worker import CoreWorker
+from raysim.runtime.core_worker.core_worker import CoreWorker, WorkerHooks
 from raysim.runtime.core_worker.task_submitter import _ArgRef
 from raysim.trace import writer as trace
 
@@ -124,22 +124,20 @@ class Worker:
         gcs = connect_unix(os.path.join(session_dir, "gcs.sock"), "gcs")
         gcs.request("register_client", {"role": "worker", "wid": wid})
         trace.emit("process.started", ppid=os.getppid(), role=role, wid=wid)
-        self.core = CoreWorker("worker", wid, node_id, session_dir, raylet, gcs,
-                               session["store_fd"], session["store_capacity"],
-                               Config.from_dict(session["config"]), session["job_id"], ref_class)
-        self.core.current_actor_id = actor_id
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self.core.on_task = self._tasks.put
         # Cancellation: ids cancelled (the I/O thread adds them), and the normal task whose
         # user code the main thread runs now, the only moment a KeyboardInterrupt is sent.
         self._cancelled: set[str] = set()
         self._in_user_code: str | None = None
         self._main_thread = threading.main_thread().ident
         signal.signal(signal.SIGINT, self._on_sigint)
-        self.core.on_cancel = self._on_cancel
-        self.core.cancelled_tasks = self._cancelled
+        hooks = WorkerHooks(actor_id, self._tasks.put, self._on_cancel, self._cancelled,
+                            self._function_name, self.request_exit)
+        self.core = CoreWorker("worker", wid, node_id, session_dir, raylet, gcs,
+                               session["store_fd"], session["store_capacity"],
+                               Config.from_dict(session["config"]), session["job_id"], ref_class,
+                               hooks)
         self.core.conns.on_death.append(self._control_plane_died)
-        self.core.function_name_of = self._function_name
         attach(self.core)  # the API in this process (get, put, .remote()) now reaches it
         self.functions: dict[str, Any] = {}
         self.actor: Any = None
@@ -148,7 +146,6 @@ class Worker:
         # once it is: every call that ends from then on fails with ActorDiedError.
         self.exit_reason: str | None = None
         self._exit_lock = threading.Lock()
-        self.core.on_exit_actor = self.request_exit
         self.actor_calls = 0
         self._state_lock = threading.Lock()  # actor_calls and actor.state, for concurrent calls
         self.actor_arg_refs: list = []

@@ -1,4 +1,4 @@
-"""The raylet's local scheduler: resources, the task queue, and placement decisions.
+"""The raylet's local scheduler: resources, and what a task or an actor asks of them.
 
 Seed, phase 3 steps 1-3: "Driver submits actor creation request to Local Scheduler (Raylet).
 Local Scheduler checks local resources; if sufficient, assigns to a local worker; otherwise
@@ -22,7 +22,12 @@ There is no global scheduler: the founding document's is from the 2018 Ray paper
 spills back to another node instead (docs/modern-ray.md#no-global-scheduler). Multi-node
 placement goes here.
 
-Runs in: the raylet process. Trace events: ``scheduler.decision``.
+The queues and the dispatch loop that apply these rules are ``local_task_manager.py``'s; this
+module is the arithmetic (``ResourceSet``, ``task_request``, ``placement_request``) and the
+record of a queued task (``TaskRecord``).
+
+Runs in: the raylet process (and the API, which reads a task's request). Trace events: none
+of its own (``local_task_manager.py`` records ``scheduler.decision``).
 """
 
 from __future__ import annotations
