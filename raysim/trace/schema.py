@@ -341,11 +341,14 @@ _message("kv_put", "driver|worker", "gcs", "Export a pickled function or class."
          reply="reply")
 _message("kv_get", "worker", "gcs", "Fetch an exported function or class.", reply="reply")
 _message("submit_task", "driver|worker", "raylet", "Run a task (or create an actor).")
-_message("push_task", "raylet", "worker", "Execute this task now.")
+_message("push_task", "raylet", "worker",
+         "Execute this task now. Body: spec, attempt, and locations: {object id: [offset, "
+         "size]} of its arguments in the store, pinned for the worker until it has read them.")
 _message("task_done", "worker|raylet", "raylet|driver|worker",
          "A task finished. To its owner (from the worker, or from the raylet when the task "
-         "failed for want of a worker or actor): its results inline, or where they were "
-         "stored. To the raylet: that the worker and its resources are free.")
+         "failed for want of a worker or actor): returns and results, one entry per return "
+         "(inline bytes, a place in a store, or an error: runtime/common/results.py). To the "
+         "raylet: that the worker and its resources are free.")
 _message("actor_died", "raylet", "driver|worker",
          "An actor's process died. Calls the raylet had pushed to it are retried by their "
          "caller if the actor restarts and max_task_retries allows, or fail.")
@@ -353,7 +356,9 @@ _message("create_object", "driver|worker", "raylet",
          "Allocate space in the store for an object of this size.", reply="reply")
 _message("seal_object", "driver|worker", "raylet", "The object is written; make it visible.")
 _message("get_objects", "driver|worker", "raylet",
-         "Where are these objects? Answered once all are sealed.", reply="reply")
+         "Where are these objects? Answered once all are sealed: locations {object id: "
+         "[offset, size, pins]} (pins: how many times the asker listed it, each released "
+         "by release_objects), and errors for objects that are lost.", reply="reply")
 _message("add_object", "raylet", "gcs", "Register a sealed object's location and size.")
 _message("revoke_leases", "raylet", "driver|worker",
          "The store is full: give back your leases on these objects you own (stop reading "
