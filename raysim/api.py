@@ -85,10 +85,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None,
                 "Maybe you called raysim.init twice by accident? This error can be suppressed "
                 "by passing in 'ignore_reinit_error=True' or by calling 'raysim.shutdown()' "
                 "prior to 'raysim.init()'."))
+        cluster = launch.cluster_at(address) if address not in (None, "local") else None
         return launch.start(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                             object_store_memory=object_store_memory, namespace=namespace,
                             trace_path=trace_path, tracing=tracing, temp_dir=_temp_dir,
-                            system_config=_system_config, runtime_env=runtime_env)
+                            system_config=_system_config, runtime_env=runtime_env,
+                            cluster=cluster)
 
 
 _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory, "
@@ -103,9 +105,12 @@ _INIT_ARGUMENTS = ("address, num_cpus, num_gpus, resources, object_store_memory,
 def _check_init_arguments(address, unsupported, num_cpus, num_gpus, resources,
                           object_store_memory) -> None:
     if address not in (None, "local"):
-        raise ValueError(
-            f"raysim starts its own local session; it cannot connect to address="
-            f"{address!r}. Tip: call raysim.init() without an address.")
+        launch.cluster_at(address)  # a Cluster of this process, or a ValueError that says so
+        if any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
+            raise ValueError(
+                "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
+                "object_store_memory must not be provided (Ray refuses them too). Tip: give "
+                "them to the cluster's nodes: Cluster(head_node_args={...}), add_node(...).")
     if unsupported:
         given = ", ".join(f"{k}={v!r}" for k, v in sorted(unsupported.items()))
         raise TypeError(f"raysim.init() got unsupported argument(s) {given}. Tip: raysim "
@@ -334,9 +339,14 @@ def cancel(object_ref, *, force: bool = False, recursive: bool = True) -> None:
 
 
 def cluster_resources() -> dict[str, float]:
+    """Every alive node's resources, added up (the GCS node table)."""
     core = session.require_core("raysim.cluster_resources")
-    snap = core.conns.ask_raylet("snapshot", {})
-    return snap["resources"]["total"]
+    total: dict[str, float] = {}
+    for info in core.conns.ask_gcs("snapshot", {})["nodes"].values():
+        if info.get("alive", True):
+            for name, amount in info["resources"].items():
+                total[name] = total.get(name, 0.0) + amount
+    return total
 
 
 def available_resources() -> dict[str, float]:

@@ -1,8 +1,9 @@
 """The ``raysim`` command line.
 
-``raysim trace [--out DIR] [--png] [--chrome] [--phase N] [--all] SCRIPT [ARGS...]`` runs a
-Ray script on raysim, unmodified (``import ray`` means raysim while it runs), writes its
-trace to ``DIR/trace.jsonl`` and prints what happened, phase by phase. Options come before
+``raysim trace [--out DIR] [--png] [--chrome] [--phase N] [--all] [--nodes N] SCRIPT [ARGS...]``
+runs a Ray script on raysim, unmodified (``import ray`` means raysim while it runs), writes its
+trace to ``DIR/trace.jsonl`` and prints what happened, phase by phase; with ``--nodes N`` the
+script's ``ray.init()`` starts an N-node cluster on this machine (``cluster_utils.py``). Options come before
 the script, as with ``python -m cProfile``; everything after the script is the script's own
 argv. What it prints is bounded (about 300 lines, whatever the run: ``trace/limits.py``);
 ``--all`` prints every phase, step and row.
@@ -54,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--all", action="store_true", dest="show_all",
                        help="show every phase, step and table row (by default a long run "
                             "is summarised to about 300 lines)")
+    trace.add_argument("--nodes", type=int, default=1, metavar="N",
+                       help="run the script on a cluster of N nodes on this machine: its "
+                            "ray.init() starts a head node and N-1 more, each a raylet with "
+                            "its own object store and workers, and the resources init() "
+                            "asks for (default: 1)")
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.command == "trace":
         return trace_command(options.script, options.args, options.out, options.chrome,
-                             options.png, options.phase, options.show_all)
+                             options.png, options.phase, options.show_all, options.nodes)
     if options.command == "export":
         return export_command(options.trace, options.format, options.output)
     if options.command == "replay":
@@ -92,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = False,
-                  png: bool = False, phase: int | None = None, show_all: bool = False) -> int:
+                  png: bool = False, phase: int | None = None, show_all: bool = False,
+                  nodes: int = 1) -> int:
+    if nodes < 1:
+        print(f"raysim: error: --nodes {nodes} is not a number of nodes; it must be 1 or "
+              f"more", file=sys.stderr)
+        return 2
     if not os.path.isfile(script):
         print(f"raysim: error: no script {script!r} (it does not exist or is not a file)",
               file=sys.stderr)
@@ -108,7 +119,7 @@ def trace_command(script: str, args: list[str], out_dir: str, chrome: bool = Fal
               file=sys.stderr)
         return 2
     trace_path = os.path.join(out_dir, "trace.jsonl")
-    code = run_script(script, args, trace_path)
+    code = run_script(script, args, trace_path, nodes)
     if os.path.exists(trace_path):
         trace = show_trace(trace_path, phase, show_all)
         print(f"raysim: trace written to {trace_path}", file=sys.stderr)
@@ -253,7 +264,7 @@ def step_command(trace_path: str, phase: int | None) -> int:
     return 0
 
 
-def run_script(script: str, args: list[str], trace_path: str) -> int:
+def run_script(script: str, args: list[str], trace_path: str, nodes: int = 1) -> int:
     """Run ``script`` as ``__main__`` on raysim; return its exit code.
 
     The script's own output stays as it is; if it raises, its traceback is printed as Python
@@ -270,7 +281,11 @@ def run_script(script: str, args: list[str], trace_path: str) -> int:
     code = 0
     progress = _Progress(script, trace_path)
     try:
-        with progress, launch.init_defaults(trace_path=trace_path):
+        cluster = None
+        if nodes > 1:
+            from raysim.cluster_utils import Cluster
+            cluster = Cluster.like_init(nodes)
+        with progress, launch.init_defaults(trace_path=trace_path, cluster=cluster):
             runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

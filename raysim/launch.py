@@ -35,6 +35,20 @@ _remote_code_modules: set[str] = set()
 # Options a tool that runs the user's script gives the init() that script makes
 # (``raysim trace`` chooses the trace file): ``init_defaults``.
 _defaults: dict[str, Any] = {}
+# The clusters made in this process (cluster_utils.Cluster), by address.
+clusters: dict[str, Any] = {}
+
+
+def cluster_at(address: str):
+    """The ``Cluster`` made in this process that ``address`` names."""
+    cluster = clusters.get(address)
+    if cluster is None:
+        raise ValueError(
+            f"raysim cannot connect to address={address!r}: raysim starts its own local "
+            f"session, and the only addresses it knows are those of the clusters made in "
+            f"this process (raysim.cluster_utils.Cluster(...).address). Tip: call "
+            f"raysim.init() without an address, or pass cluster.address.")
+    return cluster
 
 
 class RaySimContext(dict):
@@ -98,14 +112,41 @@ def auto_init(api: str) -> CoreWorker:
 # Starting and stopping
 
 
+def node_resources(num_cpus: float | None = None, num_gpus: float | None = None,
+                   resources: dict[str, float] | None = None, capacity: int = 0,
+                   head: bool = False) -> dict[str, float]:
+    """A node's resources as Ray reports them: CPUs (all of the machine's by default), GPUs,
+    heap memory for tasks that ask for memory=..., the store's size, one unit of the node's
+    own resource (127.0.0.1: raysim's nodes are all on this machine), and the head's mark."""
+    total = {"CPU": float(os.cpu_count() if num_cpus is None else num_cpus)}
+    if num_gpus:
+        total["GPU"] = float(num_gpus)
+    total["memory"] = float(default_heap_memory(capacity))
+    total["object_store_memory"] = float(capacity)
+    total["node:127.0.0.1"] = 1.0
+    if head:
+        total["node:__internal_head__"] = 1.0
+    total.update(resources or {})
+    return total
+
+
 def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
           resources: dict[str, float] | None = None, object_store_memory: int | None = None,
           namespace: str | None = None, trace_path: str | None = None, tracing: bool = True,
           temp_dir: str | None = None, system_config: dict | None = None,
-          runtime_env: dict | None = None) -> RaySimContext:
+          runtime_env: dict | None = None, cluster=None) -> RaySimContext:
     """Start the session's processes and connect the driver to them (the arguments are
-    ``init()``'s, already checked)."""
+    ``init()``'s, already checked). ``cluster`` (``raysim.cluster_utils.Cluster``): its head
+    node's arguments replace init's, and its other nodes start with the session."""
     with session.lock:
+        cluster = cluster or _defaults.get("cluster")
+        if cluster is not None:
+            head = cluster.head_args({"num_cpus": num_cpus, "num_gpus": num_gpus,
+                                      "resources": resources,
+                                      "object_store_memory": object_store_memory})
+            num_cpus, num_gpus = head.get("num_cpus"), head.get("num_gpus")
+            resources = head.get("resources")
+            object_store_memory = head.get("object_store_memory")
         setup_hook = setup_hook_for_workers(runtime_env)
         job_env_vars = (runtime_env or {}).get("env_vars") or None
         trace_path = trace_path or _defaults.get("trace_path")
@@ -113,16 +154,7 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
         if object_store_memory is not None:
             config.object_store_memory = object_store_memory
         capacity = config.object_store_memory or default_object_store_memory()
-        total = {"CPU": float(os.cpu_count() if num_cpus is None else num_cpus)}
-        if num_gpus:
-            total["GPU"] = float(num_gpus)
-        # As Ray reports them: heap memory for tasks that ask for memory=..., the store's
-        # size, and one unit of the node's own resource (127.0.0.1: raysim's nodes are local).
-        total["memory"] = float(default_heap_memory(capacity))
-        total["object_store_memory"] = float(capacity)
-        total["node:127.0.0.1"] = 1.0
-        total["node:__internal_head__"] = 1.0
-        total.update(resources or {})
+        total = node_resources(num_cpus, num_gpus, resources, capacity, head=True)
         session_dir = node_processes.make_session_dir(temp_dir)
         name = os.path.basename(session_dir)
         env_trace = os.environ.get("RAYSIM_TRACE")
@@ -173,6 +205,14 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
         core.namespace = namespace  # where named actors go when .options() names none
         core.conns.exit_code_of = node.exit_code  # how a GCS or raylet that died ended
         core.start()
+        if cluster is not None:
+            try:
+                cluster.started(node, core)  # its other nodes join
+            except BaseException:
+                core.close()
+                node.stop(config.process_shutdown_timeout_s)
+                trace.close_trace()
+                raise
         trace.flush()
         context = RaySimContext(session_dir=session_dir, trace_path=path, node_id=node_id,
                                 job_id=job_id, namespace=namespace,
@@ -192,6 +232,10 @@ def stop() -> None:
         current.begin_phase("shutdown")
         core.conns.stopping = True  # from now on, GCS and raylet going away is what was asked
         timeout = core.config.process_shutdown_timeout_s
+        # The other nodes' raylets first (SIGTERM: each stops its workers), while the GCS
+        # they report to still runs.
+        for node_id in [n for n in node.raylets if n != node.node_id]:
+            node.remove_raylet(node_id)
         for component, conn in (("raylet", core.conns.raylet), ("gcs", core.conns.gcs)):
             try:
                 core.conns.request(conn, "shutdown", {}, timeout=timeout)

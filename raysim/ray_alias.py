@@ -1,8 +1,8 @@
 """Make ``import ray`` mean raysim, so a Ray script runs unmodified under ``raysim trace``.
 
 Only the modules a Ray program imports for the core API are aliased: ``ray``,
-``ray.exceptions``, ``ray.actor``, ``ray.remote_function``, and ``ray.util`` with
-``ray.util.actor_pool`` (``ActorPool``). A script that imports more of Ray (``ray.util.queue``,
+``ray.exceptions``, ``ray.actor``, ``ray.remote_function``, ``ray.util`` with
+``ray.util.actor_pool`` (``ActorPool``), and ``ray.cluster_utils`` (``Cluster``). A script that imports more of Ray (``ray.util.queue``,
 ``ray.data``, ``ray.tune``) gets a clear ``ImportError`` naming the module.
 """
 
@@ -19,6 +19,7 @@ _ALIASES = {
     "ray.remote_function": "raysim.remote_function",
     "ray.util": "raysim.util",
     "ray.util.actor_pool": "raysim.util.actor_pool",
+    "ray.cluster_utils": "raysim.cluster_utils",
 }
 
 

@@ -93,30 +93,59 @@ def _check_private(base: str) -> None:
 
 
 class NodeProcesses:
-    """The GCS and raylet processes of a session, as seen from the driver."""
+    """The GCS and raylet processes of a session, as seen from the process that started
+    them: one GCS, and one raylet per node (the head node's first; ``add_raylet`` starts
+    more, each with its own store, zygote and workers: ``raysim.cluster_utils``)."""
 
     def __init__(self, session_dir: str, node_id: str, trace_path: str | None, config: Config,
                  resources: dict[str, float], store_capacity: int, job_id: str,
                  preload: dict) -> None:
         self.session_dir = session_dir
-        self.node_id = node_id
-        self.spill_dir = config.spill_directory(session_dir, node_id)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_PACKAGE_PARENT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        common = {"session_dir": session_dir, "node_id": node_id, "trace_path": trace_path,
-                  "trace_flush_events": config.trace_flush_events}
+        self.node_id = node_id  # the head node's
+        self.config = config
+        self.job_id = job_id
+        self.preload = preload
+        self.trace_path = trace_path
+        self.env = dict(os.environ)
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            [_PACKAGE_PARENT] + ([self.env["PYTHONPATH"]] if self.env.get("PYTHONPATH") else []))
         self.gcs = self._spawn("gcs", dict(
-            common, freed_objects_remembered=config.freed_objects_remembered), env)
-        raylet_args = dict(common, config=config.to_dict(), resources=resources,
-                           store_capacity=store_capacity, job_id=job_id, preload=preload)
-        self.raylet = self._spawn("raylet", raylet_args, env)
+            self._common(node_id), freed_objects_remembered=config.freed_objects_remembered))
+        self.raylets: dict[str, subprocess.Popen] = {}  # by node id, the head's first
+        self.add_raylet(node_id, resources, store_capacity)
+        self.raylet = self.raylets[node_id]
         self.timeout = config.process_startup_timeout_s
 
-    def _spawn(self, module: str, args: dict, env: dict) -> subprocess.Popen:
+    def _common(self, node_id: str) -> dict:
+        return {"session_dir": self.session_dir, "node_id": node_id,
+                "trace_path": self.trace_path,
+                "trace_flush_events": self.config.trace_flush_events}
+
+    def add_raylet(self, node_id: str, resources: dict[str, float],
+                   store_capacity: int) -> subprocess.Popen:
+        """Start one more node's raylet; it registers with the GCS as it starts."""
+        args = dict(self._common(node_id), config=self.config.to_dict(), resources=resources,
+                    store_capacity=store_capacity, job_id=self.job_id, preload=self.preload)
+        proc = self.raylets[node_id] = self._spawn("raylet", args)
+        return proc
+
+    def remove_raylet(self, node_id: str) -> None:
+        """Stop one node's raylet (its workers and store go with it), as a node that fails."""
+        proc = self.raylets.pop(node_id)
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=self.config.process_shutdown_timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(self.config.spill_directory(self.session_dir, node_id),
+                      ignore_errors=True)
+
+    def _spawn(self, module: str, args: dict) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", f"raysim.runtime.{module}", orjson.dumps(args).decode()],
-            env=env, stdin=subprocess.DEVNULL, close_fds=True)
+            env=self.env, stdin=subprocess.DEVNULL, close_fds=True)
 
     def _connect(self, path: str, peer_kind: str, proc: subprocess.Popen) -> BlockingConnection:
         deadline = time.monotonic() + self.timeout
@@ -165,17 +194,20 @@ class NodeProcesses:
                 return conn, reply, fds[0]
 
     def stop(self, timeout_s: float) -> None:
-        for proc in (self.raylet, self.gcs):
+        procs = [*self.raylets.values(), self.gcs]
+        for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + timeout_s
-        for proc in (self.raylet, self.gcs):
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(self.spill_dir, ignore_errors=True)
+        for node_id in self.raylets:
+            shutil.rmtree(self.config.spill_directory(self.session_dir, node_id),
+                          ignore_errors=True)
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:

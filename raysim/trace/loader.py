@@ -159,17 +159,32 @@ class Trace(TraceViews):
 
     def process_names(self) -> dict[int, str]:
         """pid -> the short name every view uses: driver, gcs, raylet, zygote, worker#1,
-        worker#2... (workers numbered in order of first appearance)."""
+        worker#2... (workers numbered in order of first appearance). In a trace of several
+        nodes a node's processes carry its name, ``raylet@node2``, ``worker#3@node2``, the
+        nodes numbered in order of first appearance (the driver's is node1); the driver and
+        the GCS, one per cluster, carry none."""
+        processes = self.processes()
+        node_names = self.node_names()
         names: dict[int, str] = {}
         workers = 0
-        for process in self.processes():
+        for process in processes:
             if process.pid in names:
                 continue
             if process.proc == "worker":
                 workers += 1
-                names[process.pid] = f"worker#{workers}"
+                name = f"worker#{workers}"
             else:
-                names[process.pid] = process.proc
+                name = process.proc
+            if len(node_names) > 1 and process.proc not in ("driver", "gcs"):
+                name += "@" + node_names[process.node]
+            names[process.pid] = name
+        return names
+
+    def node_names(self) -> dict[str, str]:
+        """node id -> node1, node2, ... in order of first appearance (the driver's first)."""
+        names: dict[str, str] = {}
+        for process in self.processes():
+            names.setdefault(process.node, f"node{len(names) + 1}")
         return names
 
     def state_at(self, index: int) -> state.ClusterState:

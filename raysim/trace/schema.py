@@ -22,6 +22,8 @@ Versions:
          owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
          INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
     1.5  gcs.actor_state cause INTENDED_USER_EXIT: an actor that ended itself
+    1.6  several nodes: node.removed; messages wait_for_nodes (a driver waiting for a
+         cluster's nodes to register)
 
 Common fields (every event):
 
@@ -48,7 +50,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -150,6 +152,8 @@ _event("process.stopping", "any", "The process is shutting down.", reason="str")
 _event("node.registered", "gcs", "A raylet registered its node with the GCS node table.",
        seed="Phase 1", node_id="str", raylet_pid="int", resources="dict",
        store_capacity="int")
+_event("node.removed", "gcs", "A node's raylet went away (removed, or died): the node is "
+       "marked dead in the node table.", node_id="str", raylet_pid="int")
 _event("job.registered", "gcs", "The driver registered its job.", job="str", driver_pid="int",
        wid="str?")
 _event("worker.registered", "raylet", "A worker or driver connected to its raylet.",
@@ -337,6 +341,9 @@ _message("register_client", "driver|worker", "raylet|gcs",
          "(SCM_RIGHTS) and the node's identity.", reply="reply")
 _message("register_driver", "driver", "gcs", "The driver registers its job.", reply="reply")
 _message("register_node", "raylet", "gcs", "The raylet registers its node.", reply="reply")
+_message("wait_for_nodes", "driver", "gcs",
+         "Answer once these nodes have registered (a cluster's nodes starting).",
+         reply="reply")
 _message("kv_put", "driver|worker", "gcs", "Export a pickled function or class.",
          reply="reply")
 _message("kv_get", "worker", "gcs", "Fetch an exported function or class.", reply="reply")

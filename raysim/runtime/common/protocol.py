@@ -389,6 +389,9 @@ class EventLoop:
 
     def run(self) -> None:
         select = self.selector.select
+        # What was sent before the loop ran (a raylet's register_node) goes out now, not
+        # after the first message in: nothing may come before the GCS has heard of it.
+        self.flush_output()
         while self.running:
             timeout = None
             if self._timers:

@@ -59,6 +59,7 @@ class GcsServer:
         self.actors = ActorTable()
         self.directory = ObjectDirectory(freed_remembered)
         self.driver_conn: LoopConnection | None = None
+        self._node_waiters: list[tuple[LoopConnection, int, set[str]]] = []
         self.handlers = self._handlers()
         self.path = os.path.join(session_dir, "gcs.sock")
         self.loop.listen(self.path, "?", self.on_message, self.on_close)
@@ -72,6 +73,11 @@ class GcsServer:
         if conn is self.driver_conn:
             trace.emit("process.stopping", reason="driver disconnected")
             self.loop.stop()
+        elif conn.peer_kind == "raylet" and self.node_conns.get(conn.peer_id) is conn:
+            # A node went away (cluster.remove_node, or its raylet died): it is dead.
+            del self.node_conns[conn.peer_id]
+            self.nodes[conn.peer_id]["alive"] = False
+            trace.emit("node.removed", node_id=conn.peer_id, raylet_pid=conn.peer_pid)
 
     def _handlers(self) -> dict[str, Callable[[LoopConnection, int, dict], None]]:
         """Every message kind the GCS answers, and who answers it."""
@@ -80,6 +86,7 @@ class GcsServer:
             "register_client": self.handle_register_client,
             "register_driver": self.handle_register_driver,
             "register_node": self.handle_register_node,
+            "wait_for_nodes": self.handle_wait_for_nodes,
             # the key-value store (exported functions and classes)
             "kv_put": self.handle_kv_put,
             "kv_get": self.handle_kv_get,
@@ -130,6 +137,22 @@ class GcsServer:
         trace.emit("node.registered", node_id=node, raylet_pid=conn.peer_pid,
                    resources=body["resources"], store_capacity=body["store_capacity"])
         conn.reply(msg_id, {})
+        self._answer_node_waiters()
+
+    def handle_wait_for_nodes(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """Answered once every node named has registered (now, if they all have)."""
+        self._node_waiters.append((conn, msg_id, set(body["nodes"])))
+        self._answer_node_waiters()
+
+    def _answer_node_waiters(self) -> None:
+        alive = {n for n, info in self.nodes.items() if info["alive"]}
+        waiting = []
+        for conn, msg_id, nodes in self._node_waiters:
+            if nodes <= alive:
+                conn.reply(msg_id, {})
+            else:
+                waiting.append((conn, msg_id, nodes))
+        self._node_waiters = waiting
 
     # -- functions and classes (internal KV) -------------------------------------------------
 
