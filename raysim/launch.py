@@ -190,7 +190,7 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
                    "modules_when_idle": later, "worker_process_setup_hook": setup_hook,
                    "env_vars": job_env_vars, "worker_module": "raysim.default_worker"}
         node = node_processes.NodeProcesses(session_dir, node_id, path, config, total, capacity,
-                                            job_id, preload)
+                                            job_id, preload, cluster=cluster is not None)
         try:
             gcs = node.connect_gcs()
             gcs.request("register_driver", {"job": job_id, "wid": wid})

@@ -66,6 +66,10 @@ def _check_num_returns_word(value: str) -> None:
 def check_value(key: str, value: Any) -> None:
     """Raise TypeError (not a number) or ValueError (out of range) naming key and value.
     ``raysim.init`` checks its num_cpus, num_gpus and resources arguments with this too."""
+    if key == "scheduling_strategy":
+        from raysim.util import scheduling_strategies
+        scheduling_strategies.to_spec(value)  # a ValueError that says which ones exist
+        return
     if key in ("num_cpus", "num_gpus", "memory"):
         if value is not None:
             example = "memory=500 * 1024**2 (bytes)" if key == "memory" else f"{key}=1"

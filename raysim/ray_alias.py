@@ -20,6 +20,7 @@ _ALIASES = {
     "ray.util": "raysim.util",
     "ray.util.actor_pool": "raysim.util.actor_pool",
     "ray.cluster_utils": "raysim.cluster_utils",
+    "ray.util.scheduling_strategies": "raysim.util.scheduling_strategies",
 }
 
 

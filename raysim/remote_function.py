@@ -18,6 +18,7 @@ from raysim.rejections import rejected, rejecting
 from raysim.runtime.common import ids, runtime_env, serialization, task_spec
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
+from raysim.util import scheduling_strategies
 
 
 class RemoteFunction:
@@ -104,7 +105,8 @@ class RemoteFunction:
             env_vars=runtime_env.env_vars_of(options.get("runtime_env")),
             retry_exceptions=task_spec.encode_retry_exceptions(
                 options.get("retry_exceptions", False)),
-            phase=trace.get_phase(), streaming=self._streaming)
+            phase=trace.get_phase(), streaming=self._streaming,
+            strategy=scheduling_strategies.to_spec(options.get("scheduling_strategy")))
         if self._streaming:
             core.generators.expect(task_id)  # before its first value can arrive
         core.submitter.submit(spec, deps, nested)

@@ -46,3 +46,10 @@ def test_trace_format_document_is_the_schema():
     """docs/trace-format.md is what ``python -m raysim.trace.schema`` prints."""
     document = pathlib.Path(__file__).resolve().parent.parent / "docs" / "trace-format.md"
     assert schema.markdown() == document.read_text()
+
+
+def test_no_event_field_hides_a_common_field():
+    """An event's own field named like a common one (node, pid, ...) would be overwritten by
+    the writer's: the emitting process's."""
+    for kind in schema.EVENTS.values():
+        assert not set(kind.fields) & set(schema.COMMON_FIELDS), kind.name

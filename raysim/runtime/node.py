@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -99,13 +100,19 @@ class NodeProcesses:
 
     def __init__(self, session_dir: str, node_id: str, trace_path: str | None, config: Config,
                  resources: dict[str, float], store_capacity: int, job_id: str,
-                 preload: dict) -> None:
+                 preload: dict, cluster: bool = False) -> None:
         self.session_dir = session_dir
+        # Several nodes: each raylet's object manager listens on TCP (127.0.0.1) for the
+        # others; a one-node session listens on nothing but its Unix sockets.
+        self.cluster = cluster
         self.node_id = node_id  # the head node's
         self.config = config
         self.job_id = job_id
         self.preload = preload
         self.trace_path = trace_path
+        # The cluster's token: what another node's object manager must show (raylets get it
+        # on their stdin, never on a command line other users can read).
+        self.token = secrets.token_hex(16)
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(
             [_PACKAGE_PARENT] + ([self.env["PYTHONPATH"]] if self.env.get("PYTHONPATH") else []))
@@ -125,8 +132,9 @@ class NodeProcesses:
                    store_capacity: int) -> subprocess.Popen:
         """Start one more node's raylet; it registers with the GCS as it starts."""
         args = dict(self._common(node_id), config=self.config.to_dict(), resources=resources,
-                    store_capacity=store_capacity, job_id=self.job_id, preload=self.preload)
-        proc = self.raylets[node_id] = self._spawn("raylet", args)
+                    store_capacity=store_capacity, job_id=self.job_id, preload=self.preload,
+                    object_manager=self.cluster)
+        proc = self.raylets[node_id] = self._spawn("raylet", args, secret=self.token)
         return proc
 
     def remove_raylet(self, node_id: str) -> None:
@@ -142,10 +150,15 @@ class NodeProcesses:
         shutil.rmtree(self.config.spill_directory(self.session_dir, node_id),
                       ignore_errors=True)
 
-    def _spawn(self, module: str, args: dict) -> subprocess.Popen:
-        return subprocess.Popen(
+    def _spawn(self, module: str, args: dict, secret: str | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(
             [sys.executable, "-m", f"raysim.runtime.{module}", orjson.dumps(args).decode()],
-            env=self.env, stdin=subprocess.DEVNULL, close_fds=True)
+            env=self.env, stdin=subprocess.DEVNULL if secret is None else subprocess.PIPE,
+            close_fds=True)
+        if secret is not None:
+            proc.stdin.write(secret.encode() + b"\n")
+            proc.stdin.close()
+        return proc
 
     def _connect(self, path: str, peer_kind: str, proc: subprocess.Popen) -> BlockingConnection:
         deadline = time.monotonic() + self.timeout

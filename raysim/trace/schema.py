@@ -22,8 +22,9 @@ Versions:
          owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
          INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
     1.5  gcs.actor_state cause INTENDED_USER_EXIT: an actor that ended itself
-    1.6  several nodes: node.removed; messages wait_for_nodes (a driver waiting for a
-         cluster's nodes to register)
+    1.6  several nodes: node.registered object_manager, node.removed, gcs.object_located, gcs.task_placed, the
+         object_manager.* events of transfers between nodes, scheduler.decision
+         "forwarded"; messages wait_for_nodes, objects_located, forward_task
 
 Common fields (every event):
 
@@ -151,7 +152,7 @@ _event("process.exited", "raylet",
 _event("process.stopping", "any", "The process is shutting down.", reason="str")
 _event("node.registered", "gcs", "A raylet registered its node with the GCS node table.",
        seed="Phase 1", node_id="str", raylet_pid="int", resources="dict",
-       store_capacity="int")
+       store_capacity="int", object_manager="str?")
 _event("node.removed", "gcs", "A node's raylet went away (removed, or died): the node is "
        "marked dead in the node table.", node_id="str", raylet_pid="int")
 _event("job.registered", "gcs", "The driver registered its job.", job="str", driver_pid="int",
@@ -240,6 +241,15 @@ _event("gcs.object_added", "gcs",
        "An object's location and size were registered in the GCS object table.",
        seed="Phase 2 step 4: Object Store registers the location with GCS", obj="str",
        location="str", size="int", owner="str")
+_event("gcs.object_located", "gcs",
+       "A raylet waiting for an object its store lacks learns which nodes hold it.",
+       seed="Phase 5: ray.get looks up the object's location in the GCS", obj="str",
+       for_node="str", locations="list")
+_event("gcs.task_placed", "gcs",
+       "A task a raylet could not place was given to another node (the founding "
+       "document's global scheduler).",
+       seed="Phase 3 step 2: otherwise forwards to Global Scheduler", task="str",
+       from_node="str", to_node="str?", reason="str")
 _event("gcs.object_freed", "gcs",
        "An object's count reached zero; GCS told the stores holding it to delete it.",
        obj="str", locations="list")
@@ -263,6 +273,26 @@ _event("function.loaded", "worker", "A worker fetched and unpickled a function o
 _event("task.submitted", "any", "A task, actor creation or actor method call was submitted.",
        seed="Phase 3 step 1 / Phase 4 step 1", task="str", task_kind="str", name="str",
        actor="str?", returns="list", deps="list", args_size="int")
+_event("object_manager.listening", "raylet",
+       "The node's object manager serves its store to other nodes at this TCP address.",
+       address="str")
+_event("object_manager.refused", "raylet",
+       "A connection to the object manager without the cluster's token was closed before "
+       "anything was read from it or written to it.", peer="str", reason="str")
+_event("object_manager.pull", "raylet",
+       "This node starts fetching an object from another node's store.",
+       seed="Phase 5: fetched over the network into the local store", obj="str",
+       from_node="str", size="int")
+_event("object_manager.chunk_sent", "raylet", "A chunk of an object went to another node.",
+       obj="str", to_node="str", index="int", bytes="int", dur="int")
+_event("object_manager.chunk_received", "raylet",
+       "A chunk of an object arrived from another node and was written into the store.",
+       obj="str", from_node="str", index="int", bytes="int", dur="int")
+_event("object_manager.pulled", "raylet",
+       "The whole object arrived; its copy here is sealed and registered with the GCS.",
+       obj="str", from_node="str", size="int", dur="int")
+_event("object_manager.pull_failed", "raylet", "A pull could not finish.", obj="str",
+       reason="str")
 _event("scheduler.decision", "raylet",
        "The raylet's scheduler decided where a task runs, or why it must wait.",
        seed="Phase 3 step 2-3: local scheduler checks resources, selects a worker",
@@ -347,7 +377,15 @@ _message("wait_for_nodes", "driver", "gcs",
 _message("kv_put", "driver|worker", "gcs", "Export a pickled function or class.",
          reply="reply")
 _message("kv_get", "worker", "gcs", "Fetch an exported function or class.", reply="reply")
-_message("submit_task", "driver|worker", "raylet", "Run a task (or create an actor).")
+_message("submit_task", "driver|worker|gcs", "raylet",
+         "Run a task (or create an actor). From the GCS: a task another node could not "
+         "place.")
+_message("forward_task", "raylet", "gcs",
+         "This node cannot run the task (resources, a node it must run on): place it on "
+         "another node.")
+_message("objects_located", "gcs", "raylet",
+         "Where objects this node waits for are (node, object manager address, size, "
+         "owner): pull them from there.")
 _message("push_task", "raylet", "worker",
          "Execute this task now. Body: spec, attempt, and locations: {object id: [offset, "
          "size]} of its arguments in the store, pinned for the worker until it has read them.")

@@ -157,7 +157,14 @@ def _process_exited(state: ClusterState, event: Event) -> None:
 def _node_registered(state: ClusterState, event: Event) -> None:
     state.gcs.nodes[event["node_id"]] = {
         "raylet_pid": event["raylet_pid"], "resources": event["resources"],
-        "store_capacity": event["store_capacity"], "alive": True}
+        "store_capacity": event["store_capacity"], "alive": True,
+        "object_manager": event.get("object_manager")}
+
+
+def _node_removed(state: ClusterState, event: Event) -> None:
+    node = state.gcs.nodes.get(event["node_id"])
+    if node is not None:
+        node["alive"] = False
 
 
 def _job_registered(state: ClusterState, event: Event) -> None:
@@ -340,6 +347,7 @@ APPLY: dict[str, Callable[[ClusterState, Event], None]] = {
     "process.stopping": _process_stopping,
     "process.exited": _process_exited,
     "node.registered": _node_registered,
+    "node.removed": _node_removed,
     "job.registered": _job_registered,
     "gcs.actor_state": _actor_state,
     "gcs.object_added": _object_added,

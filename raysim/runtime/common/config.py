@@ -33,6 +33,10 @@ class Config:
     # pages a writer touched for one object are reused, already mapped, by the next.
     object_store_page_align_threshold: int = 64 * 1024
 
+    # An object another node holds is pulled into this node's store in chunks of this size,
+    # each read from the holder's store and written into this one (Ray's key, 5 MiB).
+    object_manager_default_chunk_size: int = 5 * 1024 * 1024
+
     # When an object does not fit in the store, write objects no process has mapped to disk
     # to make room, and read them back when needed (Ray's key; on by default in Ray too).
     # Off: the put or task return that does not fit raises ObjectStoreFullError. Ray also

@@ -26,6 +26,7 @@ Runs in: every process. Trace events: ``msg.send`` and ``msg.recv`` of every mes
 
 from __future__ import annotations
 
+import collections
 import errno
 import heapq
 import itertools
@@ -342,6 +343,10 @@ class EventLoop:
         self._timer_seq = itertools.count()
         self.connections: set[LoopConnection] = set()
         self.dirty: set[LoopConnection] = set()  # connections with output queued this turn
+        # Callbacks other threads ask the loop to run (call_from_thread), and the pipe that
+        # wakes it for them.
+        self._from_threads: collections.deque[Callable[[], None]] = collections.deque()
+        self._wake: tuple[int, int] | None = None
 
     def listen(self, path: str, peer_kind: str, on_message, on_close) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -383,6 +388,32 @@ class EventLoop:
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_seq), callback))
+
+    def call_from_thread(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop's thread, soon: the one way another thread (the
+        object manager's transfers) touches what the loop owns."""
+        if self._wake is None:
+            raise RuntimeError("call_from_thread before enable_threads()")
+        self._from_threads.append(callback)
+        try:
+            os.write(self._wake[1], b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is already going to wake
+
+    def enable_threads(self) -> None:
+        """Make call_from_thread usable (a pipe the loop watches)."""
+        if self._wake is None:
+            self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self.add_reader(self._wake[0], self._run_from_threads)
+
+    def _run_from_threads(self) -> None:
+        try:
+            while os.read(self._wake[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._from_threads:
+            self._from_threads.popleft()()
 
     def stop(self) -> None:
         self.running = False

@@ -57,6 +57,11 @@ def inline_contained(entry: list) -> list[str] | None:
     return entry[2] if len(entry) > 2 else None
 
 
+def stored_node(entry: list) -> str:
+    """The node whose store holds a stored value."""
+    return entry[1]
+
+
 def stored_place(entry: list) -> tuple[int, int]:
     """(offset, size) of a stored value in its node's store."""
     return entry[2], entry[3]

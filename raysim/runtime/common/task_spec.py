@@ -43,6 +43,7 @@ class TaskSpec:
         "max_calls",     # tasks: a worker that ran this many of the function's tasks exits
         "env_vars",      # runtime_env={"env_vars": ...}: set in the worker that runs it
         "streaming",     # a generator task: each value yielded goes back as it is made
+        "strategy",      # where it may run: None, "SPREAD", or ("node", node id, soft)
     )
 
     def __init__(self, **fields) -> None:

@@ -95,6 +95,7 @@ class Owner(Protocol):
     (``put``, ``pass_on``, ``promote``). The core worker is this, and more."""
 
     wid: str
+    node_id: str
     config: Config
     namespace: str | None  # named actors go there
     ref_class: type  # the API's ObjectRef
@@ -565,7 +566,11 @@ class TaskSubmitter:
                 elif kind == results.STORED:
                     slot.offset, slot.size = results.stored_place(result)
                     slot.reported = LOCAL_REFERENCE
-                    if slot.offset >= 0:  # not a retry's answer "exists" of a spilled copy
+                    # Read where it was stored without asking, if that is this node's store
+                    # (and not a retry's answer "exists" of a spilled copy); a value stored
+                    # on another node is read through the raylet, which pulls it here.
+                    here = results.stored_node(result) == self.core.node_id
+                    if slot.offset >= 0 and here:
                         self.core.reader.grant_lease(slot)
                     slot.move_to(STORED, None)
                 else:

@@ -56,6 +56,7 @@ Freed = tuple[str, list[str]]
 # gets: OwnerDiedError, ReferenceCountingAssertionError.
 OWNER_DIED = "OWNER_DIED"
 FREED = "FREED"
+NODE_DIED = "NODE_DIED"  # every copy was on nodes that went away: ObjectLostError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,7 @@ class ObjectEntry:
     holders: dict[str, str] = dataclasses.field(default_factory=dict)  # holder -> ref type
     contained: list[str] = dataclasses.field(default_factory=list)  # refs inside the value
     registered: bool = False  # a store has sealed it (or it is an actor handle)
+    primary: str = ""  # the node whose store sealed it first; the others hold copies
     # Holders whose reference arrived before the registration did (the store's message and
     # the holder's travel on different sockets): holder -> (ref type, driver call). They are
     # counted once the owner's own reference is, so the count reads 1, 2, 3... as it does in
@@ -107,6 +109,8 @@ class ObjectDirectory:
         # Losses not yet told to raylets: (object id, why, nodes to tell). The GCS sends them
         # after each message it handles (take_lost).
         self._lost_now: list[tuple[str, Lost, set[str]]] = []
+        # Objects whose every copy went with a node that went away -> why.
+        self._lost_with_node: dict[str, Lost] = {}
 
     # -- registration ------------------------------------------------------------------------
 
@@ -131,6 +135,8 @@ class ObjectDirectory:
         entry.size = size
         entry.owner = owner
         entry.locations.add(node)
+        if not entry.primary or entry.primary not in entry.locations:
+            entry.primary = node
         trace.emit("gcs.object_added", obj=object_id, location=node, size=size, owner=owner)
         if first:
             self._add(entry, owner, LOCAL_REFERENCE)
@@ -168,6 +174,10 @@ class ObjectDirectory:
     def locations(self, object_id: str) -> set[str]:
         entry = self.objects.get(object_id)
         return set(entry.locations) if entry else set()
+
+    def watching(self, object_id: str) -> set[str]:
+        """The nodes whose raylets wait for the object (``watch``)."""
+        return set(self._watchers.get(object_id, ()))
 
     # -- references --------------------------------------------------------------------------
 
@@ -272,6 +282,8 @@ class ObjectDirectory:
                 f"objects you need owned by a process that outlives their readers: return "
                 f"values rather than refs to objects an actor or task put, or put them from "
                 f"the driver."))
+        if object_id in self._lost_with_node:
+            return self._lost_with_node[object_id]
         if object_id in self._freed:
             return Lost(FREED, (
                 f"Object {object_id} was freed (its reference count reached zero) before this "
@@ -280,6 +292,25 @@ class ObjectDirectory:
                 f"of another process) is not counted; pass refs in task arguments and return "
                 f"values, and keep one until every reader has its own."))
         return None
+
+    def node_removed(self, node: str) -> None:
+        """A node went away with its store: the copies there are gone, and an object with no
+        copy left is lost (raysim does not rebuild it; Ray re-runs the task that made it,
+        if it can). Its watchers are told (take_lost)."""
+        for entry in self.objects.values():
+            if node not in entry.locations:
+                continue
+            entry.locations.discard(node)
+            if entry.locations or not entry.registered:
+                continue
+            lost = self._lost_with_node[entry.object_id] = Lost(NODE_DIED, (
+                f"Object {entry.object_id} is lost: the node that held it ({node}) went "
+                f"away with its store, and no other node had a copy. Tip: put it again, or "
+                f"call the task that makes it again."))
+            watchers = self._watchers.pop(entry.object_id, set())
+            self._lost_now.append((entry.object_id, lost, watchers))
+            trace.emit("gcs.object_lost", obj=entry.object_id, cause=NODE_DIED,
+                       owner=entry.owner, holders=sorted(entry.holders), reason=lost.message)
 
     def watch(self, object_id: str, node: str) -> Lost | None:
         """A raylet waits for an object its store does not have: why it never will, or None

@@ -39,6 +39,7 @@ from raysim.runtime.common.protocol import EventLoop, LoopConnection
 from raysim.runtime.gcs import actor_table
 from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
 from raysim.runtime.gcs.object_directory import ObjectDirectory
+from raysim.runtime.gcs.placement import Placement
 from raysim.trace import writer as trace
 from raysim.trace.schema import ACTOR_HANDLE
 
@@ -58,6 +59,7 @@ class GcsServer:
         self._kv_waiters: dict[str, list[tuple[LoopConnection, int]]] = defaultdict(list)
         self.actors = ActorTable()
         self.directory = ObjectDirectory(freed_remembered)
+        self.placement = Placement()  # the global scheduler's choice of node
         self.driver_conn: LoopConnection | None = None
         self._node_waiters: list[tuple[LoopConnection, int, set[str]]] = []
         self.handlers = self._handlers()
@@ -78,6 +80,9 @@ class GcsServer:
             del self.node_conns[conn.peer_id]
             self.nodes[conn.peer_id]["alive"] = False
             trace.emit("node.removed", node_id=conn.peer_id, raylet_pid=conn.peer_pid)
+            if self.loop.running:
+                self.directory.node_removed(conn.peer_id)
+                self._tell_lost()
 
     def _handlers(self) -> dict[str, Callable[[LoopConnection, int, dict], None]]:
         """Every message kind the GCS answers, and who answers it."""
@@ -96,6 +101,8 @@ class GcsServer:
             "borrow_ref": self.handle_borrow_ref,
             "remove_ref": self.handle_remove_ref,
             "watch_objects": self.handle_watch_objects,
+            # tasks a node cannot place (placement.py: the global scheduler)
+            "forward_task": self.handle_forward_task,
             # the actor table (actor_table.py)
             "register_actor": self.handle_register_actor,
             "actor_update": self.handle_actor_update,
@@ -132,10 +139,12 @@ class GcsServer:
         node = body["node_id"]
         conn.peer_kind, conn.peer_id = "raylet", node
         self.nodes[node] = {"raylet_pid": conn.peer_pid, "resources": body["resources"],
-                            "store_capacity": body["store_capacity"], "alive": True}
+                            "store_capacity": body["store_capacity"], "alive": True,
+                            "object_manager": body.get("object_manager")}
         self.node_conns[node] = conn
         trace.emit("node.registered", node_id=node, raylet_pid=conn.peer_pid,
-                   resources=body["resources"], store_capacity=body["store_capacity"])
+                   resources=body["resources"], store_capacity=body["store_capacity"],
+                   object_manager=body.get("object_manager"))
         conn.reply(msg_id, {})
         self._answer_node_waiters()
 
@@ -173,9 +182,12 @@ class GcsServer:
     # -- objects and references ------------------------------------------------------------
 
     def handle_add_object(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        object_id = body["object_id"]
+        watchers = self.directory.watching(object_id) - {conn.peer_id}
         self._free(self.directory.add_object(
-            body["object_id"], conn.peer_id, body["size"], body["owner"],
-            body.get("contained", ())))
+            object_id, conn.peer_id, body["size"], body["owner"], body.get("contained", ())))
+        for node in watchers:  # raylets of other nodes waiting for it: pull it from here
+            self._tell_located(node, [object_id])
 
     def handle_add_ref(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         holder = body.get("holder") or self.holder(conn)
@@ -198,13 +210,53 @@ class GcsServer:
     def handle_watch_objects(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A raylet waits for objects its store lacks: answer at once for those that can never
         arrive; the others are answered if they are lost later (_tell_lost)."""
-        lost = {}
+        lost, elsewhere = {}, []
         for object_id in body["objects"]:
             why = self.directory.watch(object_id, conn.peer_id)
             if why is not None:
                 lost[object_id] = why.to_wire()
+            elif self.directory.locations(object_id) - {conn.peer_id}:
+                elsewhere.append(object_id)
         if lost:
             conn.send("objects_lost", {"objects": lost})
+        if elsewhere:
+            self._tell_located(conn.peer_id, elsewhere)
+
+    def _tell_located(self, node: str, object_ids: list[str]) -> None:
+        """Tell a node's raylet where objects it waits for are (seed phase 5: the location
+        lookup): the node to pull each from, its object manager's address, size, owner."""
+        conn = self.node_conns.get(node)
+        if conn is None:
+            return
+        located = {}
+        for object_id in object_ids:
+            entry = self.directory.objects.get(object_id)
+            if entry is None or not entry.registered:
+                continue
+            # The primary copy first, then any other alive node that has one.
+            sources = sorted(entry.locations - {node}, key=lambda n: n != entry.primary)
+            sources = [n for n in sources if self.nodes.get(n, {}).get("alive")]
+            if not sources:
+                continue
+            trace.emit("gcs.object_located", obj=object_id, for_node=node,
+                       locations=sorted(entry.locations))
+            source = sources[0]
+            located[object_id] = {"node": source, "size": entry.size, "owner": entry.owner,
+                                  "address": self.nodes[source]["object_manager"]}
+        if located:
+            conn.send("objects_located", {"objects": located})
+
+    def handle_forward_task(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A raylet cannot run a task (placement.py): another node's raylet gets it, or, if
+        no node can run it, the raylet that sent it keeps it (as infeasible)."""
+        spec = body["spec"]
+        node, why = self.placement.choose(self.nodes, body["resources"], spec.strategy,
+                                          conn.peer_id)
+        trace.emit("gcs.task_placed", phase=spec.phase, task=spec.task_id,
+                   from_node=conn.peer_id, to_node=node, reason=why)
+        target = self.node_conns.get(node) if node is not None else None
+        (target or conn).send("submit_task", {"spec": spec, "task_id": spec.task_id,
+                                              "placed": True}, spec.phase)
 
     def _tell_lost(self) -> None:
         """Tell the raylets concerned about objects lost while handling a message: those that

@@ -43,13 +43,13 @@ class ActorPlacement(Protocol):
 
 class LocalTaskManager:
     def __init__(self, resources: ResourceSet, pool: WorkerPool, deps: DependencyManager,
-                 store: ObjectStore, clients: dict[str, LoopConnection],
+                 store: ObjectStore, owner_of: Callable[[TaskSpec], LoopConnection | None],
                  actors: Callable[[], ActorPlacement]) -> None:
         self.resources = resources
         self.pool = pool
         self.deps = deps
         self.store = store  # pins a task's arguments for its worker (push)
-        self.clients = clients  # owners, by worker id: told of an infeasible task
+        self.owner_of = owner_of  # a task's owner (on any node): told it is infeasible
         self.actors = actors  # the actor manager, which places actor creations
         self.ready: dict[tuple, deque[TaskRecord]] = {}  # by shape, dependencies ready
         self.running: dict[str, TaskRecord] = {}  # by task id
@@ -87,7 +87,7 @@ class LocalTaskManager:
                   f"wait until a node that can run it joins")
         trace.emit("scheduler.decision", phase=record.phase, task=record.task_id,
                    decision="infeasible", resources=wanted, available=total, reason=reason)
-        owner = self.clients.get(record.spec.owner)
+        owner = self.owner_of(record.spec)
         if owner is not None:
             owner.send("task_infeasible", {"task_id": record.task_id, "name": record.spec.name,
                                            "reason": reason}, record.phase)

@@ -208,6 +208,14 @@ class ObjectStore:
             self.delete(entry.object_id)
         return dead
 
+    def abort_unsealed_object(self, object_id: str) -> list[StoreEntry]:
+        """Free one object created but never sealed (a pull from another node that failed)."""
+        entry = self.entries.get(object_id)
+        if entry is None or entry.sealed:
+            return []
+        self.delete(object_id)
+        return [entry]
+
     def delete(self, object_id: str) -> StoreEntry | None:
         """Remove an object no reader has pinned (evicted, spilled, aborted) and free its
         memory; a pinned one is discarded instead (``discard``)."""

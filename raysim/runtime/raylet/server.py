@@ -53,12 +53,13 @@ import orjson
 from raysim.runtime.common import procutil
 from raysim.runtime.common.config import Config
 from raysim.runtime.common.protocol import EventLoop, LoopConnection, connect_unix
-from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK, TaskSpec
 from raysim.runtime.raylet import scheduler, zygote
 from raysim.runtime.raylet.actor_manager import LocalActorManager
 from raysim.runtime.raylet.dependency_manager import DependencyManager
 from raysim.runtime.raylet.local_object_manager import LocalObjectManager
 from raysim.runtime.raylet.local_task_manager import LocalTaskManager
+from raysim.runtime.raylet.object_manager import ObjectManager
 from raysim.runtime.raylet.object_store import ObjectStore
 from raysim.runtime.raylet.scheduler import TaskRecord
 from raysim.runtime.raylet.store_server import LOST_ERRORS, StoreServer, lost_reason
@@ -94,14 +95,24 @@ class Raylet:
         # The task queues and dispatch (local_task_manager.py); retries and cancellation
         # (task_manager.py); actors (actor_manager.py).
         self.queue = LocalTaskManager(self.resources, self.pool, self.deps, self.store,
-                                      self.clients, lambda: self.actors)
+                                      self.owner_of, lambda: self.actors)
         self.actors = LocalActorManager(self.queue, self.resources, self.pool, self.clients,
                                         self._tell_gcs, self.kill_worker, self.fail_task)
-        self.tasks = TaskManager(self.queue, self.pool, self.clients, self.config,
+        self.tasks = TaskManager(self.queue, self.pool, self.owner_of, self.config,
                                  self.loop.call_later, self.kill_worker, lambda: self.actors)
         self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
         self.store_server = StoreServer(self.store, self.objects, self.deps, self._tell_gcs,
                                         self.queue.lend_cpu, self.queue.return_cpu)
+        # Connections to the owners of tasks forwarded here from other nodes, by address.
+        self._owners: dict[str, LoopConnection] = {}
+        # Objects this node pulls from other nodes' stores (object_manager.py): only in a
+        # cluster of several nodes; a one-node session listens on no TCP port.
+        self.object_manager: ObjectManager | None = None
+        if args.get("object_manager"):
+            self.object_manager = ObjectManager(
+                self.loop, self.store, self.objects, self.node_id, args.get("token", ""),
+                self.config.object_manager_default_chunk_size, self._pulled,
+                self._pull_failed)
         self.gcs = self._connect_gcs()
         self.handlers = self._handlers()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
@@ -127,7 +138,9 @@ class Raylet:
         conn = self.loop.add_socket(blocking.sock, "gcs", self.on_message, self.on_gcs_close)
         conn.send("register_node", {"node_id": self.node_id,
                                     "resources": scheduler.from_fixed(self.resources.total),
-                                    "store_capacity": self.store.capacity})
+                                    "store_capacity": self.store.capacity,
+                                    "object_manager": self.object_manager and
+                                    self.object_manager.address})
         return conn
 
     # -- dispatch of messages ----------------------------------------------------------------
@@ -152,6 +165,7 @@ class Raylet:
             "leases_returned": store.handle_leases_returned,
             # from the GCS
             "free_objects": store.handle_free_objects,
+            "objects_located": self.handle_objects_located,
             "objects_lost": self.handle_objects_lost,
             "reply": self.handle_reply,
             # from the zygote
@@ -253,11 +267,77 @@ class Raylet:
             request = scheduler.placement_request(spec)
         else:
             request = scheduler.task_request(spec)
+        elsewhere = None if body.get("placed") else self._elsewhere(spec, request)
+        if elsewhere is not None:
+            # Seed phase 3 step 2: "otherwise forwards to Global Scheduler" (placement.py).
+            trace.emit("scheduler.decision", phase=spec.phase, task=spec.task_id,
+                       decision="forwarded", resources=scheduler.from_fixed(request),
+                       available=scheduler.from_fixed(self.resources.available),
+                       reason=elsewhere)
+            self.gcs.send("forward_task", {"spec": spec, "task_id": spec.task_id,
+                                           "resources": scheduler.from_fixed(request)},
+                          spec.phase)
+            return
         record = TaskRecord(spec, request, tuple(sorted(request.items())))
         if spec.kind == ACTOR_CREATION:
             self.actors.register(record)
         self.queue.add(record)
         self.schedule()
+
+    def _elsewhere(self, spec: TaskSpec, request: dict) -> str | None:
+        """Why a task should run on another node (the GCS chooses which), or None. Actors
+        stay on the node of their creator's raylet: calls to an actor on another node are
+        not routed yet."""
+        if spec.kind != NORMAL_TASK or self.object_manager is None:
+            return None  # (no object manager: a one-node session, nowhere else to go)
+        strategy = spec.strategy
+        if strategy == "SPREAD":
+            return "scheduling_strategy SPREAD: the GCS picks the next node in turn"
+        if isinstance(strategy, (list, tuple)) and strategy[1] != self.node_id:
+            return f"node affinity to {strategy[1]}"
+        if not self.resources.feasible(request):
+            return "this node's resources can never fit it"
+        return None
+
+    def owner_of(self, spec: TaskSpec) -> LoopConnection | None:
+        """The connection to a task's owner: a client of this raylet, or, for a task that
+        came from another node, its owner's own socket (as a worker sends results)."""
+        conn = self.clients.get(spec.owner)
+        if conn is not None:
+            return conn
+        conn = self._owners.get(spec.owner_address)
+        if conn is None or conn.closed:
+            try:
+                blocking = connect_unix(spec.owner_address, "owner", timeout_s=1.0)
+            except OSError:
+                return None  # the owner is gone: nobody to tell
+            conn = self.loop.add_socket(blocking.sock, "owner", self.on_message,
+                                        lambda c: None)
+            conn.peer_id = spec.owner
+            self._owners[spec.owner_address] = conn
+        return conn
+
+    # -- objects on other nodes (object_manager.py) ------------------------------------------
+
+    def handle_objects_located(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """The GCS says where objects this node waits for are: pull them here."""
+        for object_id, located in body["objects"].items():
+            if self.object_manager is not None:
+                self.object_manager.pull(object_id, located)
+
+    def _pulled(self, object_id: str, located: dict) -> None:
+        """A secondary copy arrived: seal it (the GCS hears of the new location) and start
+        what waited for it."""
+        self.store_server.seal({"object_id": object_id, "owner": located["owner"]},
+                               primary=False)
+        for record in self.deps.sealed(object_id):
+            self.queue.enqueue_ready(record)
+        self.schedule()
+
+    def _pull_failed(self, object_id: str, why: str) -> None:
+        """Ask the GCS again in a moment: another copy, or word that the object is lost."""
+        self.loop.call_later(0.1, lambda: self.gcs.send("watch_objects",
+                                                        {"objects": [object_id]}))
 
     # -- objects sealed or lost: the tasks that waited for them ------------------------------
 
@@ -449,6 +529,8 @@ class Raylet:
         Workers get SIGTERM first, so they write their last trace events; whatever is still
         running a moment later is killed."""
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut this short
+        if self.object_manager is not None:
+            self.object_manager.close()
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -488,6 +570,7 @@ class Raylet:
 
 def main() -> None:
     args = orjson.loads(sys.argv[1])
+    args["token"] = sys.stdin.readline().strip()  # the cluster's token (node.py)
     procutil.die_with_parent(signal.SIGTERM)
     procutil.exit_on_sigterm()
     trace.open_trace(args["trace_path"], "raylet", args["node_id"],

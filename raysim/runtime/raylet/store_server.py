@@ -71,10 +71,13 @@ class StoreServer:
 
         self.objects.create(object_id, size, conn.peer_name, answer)
 
-    def seal(self, body: dict) -> None:
+    def seal(self, body: dict, primary: bool = True) -> None:
+        """An object is complete: a writer's here (``primary``), or a copy pulled from
+        another node (object_manager.py), which no process here has a lease on."""
         object_id = body["object_id"]
         entry = self.store.seal(object_id)
-        entry.lease = body["owner"]  # the owner knows where it is (local_object_manager.py)
+        if primary:
+            entry.lease = body["owner"]  # the owner knows where it is (local_object_manager.py)
         trace.emit("object_store.sealed", obj=object_id, size=entry.size, offset=entry.offset,
                    used=self.store.used)
         # Seed phase 2 step 4: the store registers the object's location with the GCS.

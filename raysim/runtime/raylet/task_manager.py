@@ -52,13 +52,13 @@ if TYPE_CHECKING:
 
 class TaskManager:
     def __init__(self, queue: LocalTaskManager, pool: WorkerPool,
-                 clients: dict[str, LoopConnection], config: Config,
+                 owner_of: Callable[[TaskSpec], LoopConnection | None], config: Config,
                  call_later: Callable[[float, Callable[[], None]], object],
                  kill_worker: Callable[[WorkerRecord, str, str], None],
                  actors: Callable[[], "LocalActorManager"]) -> None:
         self.queue = queue  # the raylet's task queues (local_task_manager.py)
         self.pool = pool
-        self.clients = clients  # owners, by worker id: told of a task that failed
+        self.owner_of = owner_of  # a task's owner (on any node): told it failed
         self.config = config
         self.call_later = call_later  # the raylet's event loop's timer
         self.kill_worker = kill_worker
@@ -126,7 +126,7 @@ class TaskManager:
         error its get() raises."""
         trace.emit("task.finished", phase=spec.phase, task=spec.task_id, ok=False,
                    error=exc_type, reason=message)
-        owner = self.clients.get(spec.owner)
+        owner = self.owner_of(spec)
         if owner is not None and spec.kind != ACTOR_CREATION:
             owner.send("task_done", {"task_id": spec.task_id, "ok": False,
                                      "returns": spec.returns, "actor_id": spec.actor_id,

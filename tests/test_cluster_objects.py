@@ -1,0 +1,167 @@
+"""Tasks placed on other nodes, and objects pulled between the nodes' stores over TCP
+(``runtime/gcs/placement.py``, ``runtime/raylet/object_manager.py``)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from traceutil import of, poll
+
+import raysim
+from raysim import exceptions
+from raysim.cluster_utils import Cluster
+from raysim.trace import load
+from raysim.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@pytest.fixture
+def three_nodes(trace_file):
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    b = cluster.add_node(num_cpus=1, resources={"B": 1})
+    c = cluster.add_node(num_cpus=2, resources={"C": 2})
+    raysim.init(address=cluster.address, trace_path=trace_file)
+    try:
+        yield cluster, b, c
+    finally:
+        raysim.shutdown()
+        cluster.shutdown()
+
+
+@raysim.remote(resources={"B": 1})
+def make(n):
+    return np.arange(n, dtype=np.float64)
+
+
+@raysim.remote(resources={"C": 1})
+def total_on_c(array):
+    return float(array.sum()), raysim.get_runtime_context().get_node_id()
+
+
+@raysim.remote(resources={"B": 1})
+def length_on_b(array):
+    return len(array)
+
+
+@raysim.remote
+def node_of():
+    return raysim.get_runtime_context().get_node_id()
+
+
+def test_an_array_made_on_b_is_read_on_c_and_by_the_driver(three_nodes, trace_file):
+    cluster, b, c = three_nodes
+    ref = make.remote(1_000_000)  # 8 MB: stored on B
+    assert raysim.get(total_on_c.remote(ref)) == (499999500000.0, c.node_id)
+    array = raysim.get(ref)
+    assert array.sum() == 499999500000.0 and not array.flags.writeable  # zero-copy, here
+    raysim.shutdown()
+    events = load(trace_file).records
+    head = cluster.head_node.node_id
+    # The raylets of C and of the head looked the object up, then each pulled it from B.
+    located = of(events, "gcs.object_located", obj=ref.hex())
+    assert sorted(e["for_node"] for e in located) == sorted([c.node_id, head])
+    pulls = of(events, "object_manager.pull", obj=ref.hex())
+    assert sorted(e["node"] for e in pulls) == sorted([c.node_id, head])
+    assert {e["from_node"] for e in pulls} == {b.node_id}
+    size = pulls[0]["size"]
+    assert size > 8_000_000
+    for node in (c.node_id, head):
+        chunks = [e for e in of(events, "object_manager.chunk_received", obj=ref.hex())
+                  if e["node"] == node]
+        assert len(chunks) == 2  # 5 MiB chunks, as Ray's object_manager_default_chunk_size
+        assert sum(e["bytes"] for e in chunks) == size
+    sent = of(events, "object_manager.chunk_sent", obj=ref.hex())
+    assert {e["node"] for e in sent} == {b.node_id} and sum(e["bytes"] for e in sent) == 2 * size
+    # Each copy was sealed and registered where it landed: three locations in all.
+    added = of(events, "gcs.object_added", obj=ref.hex())
+    assert sorted(e["location"] for e in added) == sorted([b.node_id, c.node_id, head])
+
+
+def test_two_readers_on_one_node_share_one_pull(three_nodes, trace_file):
+    cluster, b, c = three_nodes
+    ref = make.remote(300_000)
+    assert raysim.get([total_on_c.remote(ref), total_on_c.remote(ref)]) == [
+        (44999850000.0, c.node_id)] * 2
+    raysim.shutdown()
+    pulls = of(load(trace_file).records, "object_manager.pull", obj=ref.hex())
+    assert [e["node"] for e in pulls] == [c.node_id]
+
+
+def test_what_a_node_cannot_run_is_forwarded_to_one_that_can(three_nodes, trace_file):
+    cluster, b, c = three_nodes
+    on_b = node_of.options(resources={"B": 1}).remote()
+    pinned = node_of.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(c.node_id, soft=False)).remote()
+    spread = [node_of.options(scheduling_strategy="SPREAD").remote() for _ in range(3)]
+    assert raysim.get([on_b, pinned]) == [b.node_id, c.node_id]
+    assert sorted(raysim.get(spread)) == sorted(n.node_id for n in cluster.list_all_nodes())
+    raysim.shutdown()
+    events = load(trace_file).records
+    forwarded = of(events, "scheduler.decision", task=on_b.task_id(), decision="forwarded")
+    assert forwarded[0]["reason"] == "this node's resources can never fit it"
+    placed = of(events, "gcs.task_placed", task=on_b.task_id())
+    assert [e["to_node"] for e in placed] == [b.node_id]
+    assert of(events, "gcs.task_placed", task=pinned.task_id())[0]["reason"] == "node affinity"
+
+
+def test_a_connection_without_the_token_is_refused(three_nodes, trace_file):
+    nodes = raysim.snapshot()["gcs"]["nodes"]
+    host, port = nodes[three_nodes[1].node_id]["object_manager"].rsplit(":", 1)
+    assert host == "127.0.0.1"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"0" * 32 + b"\x00\x00\x00\x02{}")
+        try:
+            answer = sock.recv(1024)
+        except ConnectionResetError:  # closed with the request unread
+            answer = b""
+        assert answer == b""  # nothing written back
+    raysim.shutdown()
+    refused = of(load(trace_file).records, "object_manager.refused")
+    assert len(refused) == 1 and refused[0]["reason"] == "wrong or missing cluster token"
+
+
+def test_an_object_whose_only_copy_was_on_a_removed_node_is_lost(three_nodes):
+    cluster, b, c = three_nodes
+    ref = make.remote(200_000)  # stored on B only
+    assert raysim.get(length_on_b.remote(ref)) == 200_000  # made, and read there only
+    cluster.remove_node(b)
+    with pytest.raises(exceptions.ObjectLostError, match="went away with its store"):
+        raysim.get(ref, timeout=30)
+
+
+def test_a_killed_driver_leaves_no_node_behind(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "import raysim\n"
+        "from raysim.cluster_utils import Cluster\n"
+        "c = Cluster(initialize_head=True, head_node_args={'num_cpus': 1})\n"
+        "c.add_node(num_cpus=1)\n"
+        "raysim.init(address=c.address)\n"
+        "print(' '.join(str(p.pid) for p in c._processes.raylets.values()), flush=True)\n"
+        "time.sleep(60)\n")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, RAYSIM_TRACE="off"))
+    pids = [int(p) for p in driver.stdout.readline().split()]
+    assert len(pids) == 2
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+
+    def all_gone():
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                pass
+        return True
+    poll(all_gone, "every raylet to exit after its driver was killed", timeout=20)
+
+
+def test_object_managers_listen_on_loopback_only(three_nodes):
+    nodes = raysim.snapshot()["gcs"]["nodes"].values()
+    addresses = [n["object_manager"] for n in nodes]
+    assert len(addresses) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
