@@ -28,6 +28,7 @@ from raysim.runtime.common import ids, runtime_env, serialization, task_spec
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.trace import writer as trace
 from raysim.trace.schema import ACTOR_HANDLE
+from raysim.util import scheduling_strategies
 
 
 def exit_actor() -> None:
@@ -188,7 +189,9 @@ class ActorClass:
             resources=resources, actor_id=actor_id, handle_object=handle_object,
             descriptor=descriptor, actor_name=name, namespace=namespace,
             max_restarts=options.get("max_restarts", 0), phase=trace.get_phase(),
-            env_vars=runtime_env.env_vars_of(options.get("runtime_env")))
+            env_vars=runtime_env.env_vars_of(options.get("runtime_env")),
+            strategy=scheduling_strategies.to_spec(
+                options.get("scheduling_strategy") or session.current().actor_strategy))
         core.refs.owned_handle(handle_object, ACTOR_HANDLE)  # what the GCS counts for us
         core.submitter.submit(spec, deps, nested)
         del keep

@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="run the script on a cluster of N nodes on this machine: its "
                             "ray.init() starts a head node and N-1 more, each a raylet with "
                             "its own object store and workers, and the resources init() "
-                            "asks for (default: 1)")
+                            "asks for; actors whose options name no scheduling_strategy are "
+                            "spread over the nodes (SPREAD), tasks go where Ray puts them "
+                            "(default: 1)")
     trace.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     trace.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                        help="arguments passed to the script")
@@ -285,7 +287,9 @@ def run_script(script: str, args: list[str], trace_path: str, nodes: int = 1) ->
         if nodes > 1:
             from raysim.cluster_utils import Cluster
             cluster = Cluster.like_init(nodes)
-        with progress, launch.init_defaults(trace_path=trace_path, cluster=cluster):
+        spread = "SPREAD" if nodes > 1 else None  # the script's actors on different nodes
+        with progress, launch.init_defaults(trace_path=trace_path, cluster=cluster,
+                                            actor_strategy=spread):
             runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

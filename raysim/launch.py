@@ -218,7 +218,8 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
                                 job_id=job_id, namespace=namespace,
                                 address_info={"node_id": node_id, "session_dir": session_dir,
                                               **node.pids()})
-        session.begin(Session(core, node, context, namespace))
+        session.begin(Session(core, node, context, namespace,
+                              actor_strategy=_defaults.get("actor_strategy")))
         return context
 
 

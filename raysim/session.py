@@ -38,11 +38,14 @@ class Session:
     """One running session, as this process sees it."""
 
     def __init__(self, core: CoreWorker, node=None, context: dict | None = None,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, actor_strategy: str | None = None) -> None:
         self.core = core
         self.node = node  # NodeProcesses: in the driver, which started them; None in a worker
         self.context = context  # what init() returned (driver)
         self.namespace = namespace  # as init() named it (None: anonymous)
+        # Where actors go when their options say nothing: "SPREAD" under raysim trace
+        # --nodes, so that a script's actors land on different nodes.
+        self.actor_strategy = actor_strategy
         self._phases = itertools.count(1)
 
     def begin_phase(self, api: str, detail: str | None = None) -> None:

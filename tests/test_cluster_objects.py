@@ -165,3 +165,36 @@ def test_object_managers_listen_on_loopback_only(three_nodes):
     nodes = raysim.snapshot()["gcs"]["nodes"].values()
     addresses = [n["object_manager"] for n in nodes]
     assert len(addresses) == 3 and all(a.startswith("127.0.0.1:") for a in addresses)
+
+
+def test_views_show_the_nodes(three_nodes, trace_file):
+    from raysim.trace.chrome import to_chrome
+    from raysim.trace.dataflow import dataflow_graph
+    from raysim.trace.render import to_text
+    from raysim.trace.sequence import phase_groups
+
+    cluster, b, c = three_nodes
+    ref = make.remote(200_000)
+    assert raysim.get(ref).sum() == 19999900000.0
+    raysim.shutdown()
+    trace = load(trace_file)
+    names = list(trace.process_names().values())
+    assert names[:2] == ["driver", "gcs"]
+    nodes = [name.partition("@")[2] for name in names[2:]]
+    assert nodes == sorted(nodes)  # each node's lanes together, node1 first
+    assert trace.node_names()[b.node_id] in ("node2", "node3")
+    b_name = trace.node_names()[b.node_id]
+    get_call = [p.number for p in trace.phases() if p.api == "get"][0]
+    panel = next(n for n, group in enumerate(phase_groups(trace), 1)
+                 if get_call in group.numbers)  # the views number the phase panels
+    text = to_text(trace.stored_where(panel), width=200)
+    assert f"object store of {b_name}:" in text
+    assert f"{b_name}*, node1" in text  # the primary copy on B, a copy pulled to the head
+    store_edges = [(u, v, e) for u, v, e in dataflow_graph(trace).edges(data=True)
+                   if u.startswith("store:") and v.startswith("store:")]
+    assert [(u, v, e["kinds"]) for u, v, e in store_edges] == [
+        (f"store:{b.node_id}", f"store:{cluster.head_node.node_id}", {"pulled"})]
+    assert store_edges[0][2]["bytes"] > 1_600_000
+    labels = {e["args"]["labels"] for e in to_chrome(trace)["traceEvents"]
+              if e["name"] == "process_labels"}
+    assert labels == {"node1", "node2", "node3"}

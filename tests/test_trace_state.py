@@ -219,7 +219,8 @@ def test_replay_handles_references_that_arrive_before_the_object():
     assert early.gcs.objects == {} and early.gcs.unregistered == {"o1": {"worker:b":
                                                                          "LOCAL_REFERENCE"}}
     both = replay.replay(records, 2).gcs.objects["o1"]
-    assert both == {"size": 5, "owner": "driver:a", "locations": ["n1"], "ref_count": 2,
+    assert both == {"size": 5, "owner": "driver:a", "locations": ["n1"], "primary": "n1",
+                    "ref_count": 2,
                     "holders": {"worker:b": "LOCAL_REFERENCE", "driver:a": "LOCAL_REFERENCE"}}
     assert replay.replay(records, 4).gcs.objects["o1"]["ref_count"] == 0
     assert replay.replay(records, 5).gcs.objects == {}

@@ -43,7 +43,8 @@ def test_added_object_is_held_by_its_owner_at_its_location():
     d, oid = ObjectDirectory(), put_id()
     assert d.add_object(oid, "node1", 759, DRIVER) == []
     assert d.snapshot() == {oid: {"size": 759, "owner": DRIVER, "locations": ["node1"],
-                                  "ref_count": 1, "holders": {DRIVER: LOCAL_REFERENCE}}}
+                                  "primary": "node1", "ref_count": 1,
+                                  "holders": {DRIVER: LOCAL_REFERENCE}}}
     assert d.locations(oid) == {"node1"}
     assert d.lost(oid) is None
 
@@ -52,6 +53,7 @@ def test_locations_are_added_and_removed_per_node():
     d, oid = ObjectDirectory(), put_id()
     d.add_object(oid, "node1", 10, DRIVER)
     d.add_object(oid, "node2", 10, DRIVER)
+    assert d.snapshot()[oid]["primary"] == "node1"  # the first copy sealed
     d.remove_location(oid, "node1")
     assert d.locations(oid) == {"node2"}
     assert d.objects[oid].ref_count == 1  # a second location is not a second holder

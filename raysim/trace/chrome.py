@@ -81,9 +81,16 @@ def to_chrome(trace) -> dict:
 
 
 def _process_names(trace, out: list[dict]) -> None:
-    for pid, name in trace.process_names().items():
+    """Each process's track, named; in a trace of several nodes, the tracks of one node
+    together, labelled with it (node1, node2...)."""
+    for rank, (pid, name) in enumerate(trace.process_names().items()):
         out.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
                     "args": {"name": f"{name} (pid {pid})"}})
+        out.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
+                    "args": {"sort_index": rank}})
+        if "@" in name:
+            out.append({"ph": "M", "name": "process_labels", "pid": pid, "tid": 0,
+                        "args": {"labels": name.partition("@")[2]}})
         for tid, label in ((_MAIN, "phases" if name == "driver" else "main"),
                            (_WORK, "objects"), (_MESSAGES, "messages")):
             out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid,

@@ -12,6 +12,8 @@ rebuilds that picture from a trace, as a ``networkx.DiGraph``:
                                  large task return, an inline value promoted to the store
             store -> process     objects read (``object.get`` from the store): a task's
                                  argument (``task.args_resolved``), or a ``get``
+            store -> store       objects pulled from one node's store into another's
+                                 (``object_manager.pulled``), with their bytes
             process -> process   messages (``msg.send``), with their kinds and sizes; a
                                  small return travels inside ``task_done``
                                  (``object.inlined``), a small argument inside the task's
@@ -80,6 +82,11 @@ def dataflow_graph(trace) -> nx.DiGraph:
             edge = _edge(graph, names[pid], _store(graph, event["node"]),
                          nbytes=event["size"], kind=how)
             _add_objects(edge, [obj])
+        elif ev == "object_manager.pulled":
+            # Between nodes: one store's object manager sent it, in chunks, to another's.
+            edge = _edge(graph, _store(graph, event["from_node"]), _store(graph, event["node"]),
+                         nbytes=event["size"], kind="pulled")
+            _add_objects(edge, [event["obj"]])
         elif ev == "object.get" and event["path"] != "inline":
             edge = _edge(graph, _store(graph, event["node"]), names[pid],
                          nbytes=event["size"])

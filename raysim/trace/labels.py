@@ -38,6 +38,7 @@ class Labels:
 
     def __init__(self, trace) -> None:
         self.processes: dict[int, str] = trace.process_names()
+        self.nodes: dict[str, str] = trace.node_names()
         self.workers: dict[str, str] = {}     # wid -> process name
         self.actors: dict[str, str] = {}
         self.tasks: dict[str, str] = {}
@@ -135,6 +136,10 @@ class Labels:
 
     def proc(self, pid: int | None) -> str:
         return self.processes.get(pid, str(pid))
+
+    def node(self, node_id: str | None) -> str:
+        """node1, node2, ... (the driver's is node1), as process names say them."""
+        return self.nodes.get(node_id or "", node_id or "")
 
     def actor(self, actor_id: str | None) -> str:
         if not actor_id:

@@ -178,6 +178,17 @@ class Trace(TraceViews):
             if len(node_names) > 1 and process.proc not in ("driver", "gcs"):
                 name += "@" + node_names[process.node]
             names[process.pid] = name
+        if len(node_names) > 1:
+            # Lanes grouped by node (the driver and the GCS first: one per cluster), each
+            # node's processes in order of first appearance.
+            node_of = {p.pid: p.node for p in processes}
+            order = list(node_names)
+
+            def rank(pid: int) -> tuple[int, int]:
+                if "@" not in names[pid]:
+                    return (0, 0)
+                return (1 + order.index(node_of[pid]), 0)
+            names = dict(sorted(names.items(), key=lambda item: rank(item[0])))
         return names
 
     def node_names(self) -> dict[str, str]:

@@ -22,7 +22,8 @@ Versions:
          owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
          INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
     1.5  gcs.actor_state cause INTENDED_USER_EXIT: an actor that ended itself
-    1.6  several nodes: node.registered object_manager, node.removed, gcs.object_located, gcs.task_placed, the
+    1.6  several nodes: node.registered object_manager, node.removed, raylet.actor_lookup
+         without wid (an actor on another node), gcs.object_located, gcs.task_placed, the
          object_manager.* events of transfers between nodes, scheduler.decision
          "forwarded"; messages wait_for_nodes, objects_located, forward_task
 
@@ -298,9 +299,11 @@ _event("scheduler.decision", "raylet",
        seed="Phase 3 step 2-3: local scheduler checks resources, selects a worker",
        task="str", decision="str", resources="dict", available="dict", wid="str?",
        reason="str?")
-_event("raylet.actor_lookup", "raylet", "The raylet found the worker hosting an actor.",
+_event("raylet.actor_lookup", "raylet",
+       "The raylet found the worker hosting an actor (source: its own actor table), or, for "
+       "an actor on another node, asked the GCS (no wid: the call goes to that node).",
        seed="Phase 4 step 2: raylet looks up the actor's location", actor="str", task="str",
-       wid="str", source="str")
+       wid="str?", source="str")
 _event("task.args_resolved", "worker",
        "A worker turned the task's argument references into values.",
        seed="Phase 3 step 5: worker fetches model_ref", task="str", objs="list", dur="int")
@@ -394,7 +397,7 @@ _message("task_done", "worker|raylet", "raylet|driver|worker",
          "failed for want of a worker or actor): returns and results, one entry per return "
          "(inline bytes, a place in a store, or an error: runtime/common/results.py). To the "
          "raylet: that the worker and its resources are free.")
-_message("actor_died", "raylet", "driver|worker",
+_message("actor_died", "raylet|gcs", "driver|worker",
          "An actor's process died. Calls the raylet had pushed to it are retried by their "
          "caller if the actor restarts and max_task_retries allows, or fail.")
 _message("create_object", "driver|worker", "raylet",
@@ -429,7 +432,8 @@ _message("actor_update", "raylet|worker", "gcs", "An actor changed state.")
 _message("register_actor", "driver|worker", "gcs",
          "Register a named actor, claiming its name (refused if taken).", reply="reply")
 _message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")
-_message("kill_actor", "driver|worker|gcs", "raylet", "Terminate an actor.")
+_message("kill_actor", "driver|worker|gcs|raylet", "raylet|gcs",
+         "Terminate an actor (to the GCS: it lives on another node than the caller's).")
 _message("exit_worker", "raylet", "worker",
          "An actor's worker is to stop: its actor was killed or went out of scope.")
 _message("task_infeasible", "raylet", "driver|worker",

@@ -162,9 +162,14 @@ def _node_registered(state: ClusterState, event: Event) -> None:
 
 
 def _node_removed(state: ClusterState, event: Event) -> None:
-    node = state.gcs.nodes.get(event["node_id"])
+    """A node went away, and the copies in its store with it."""
+    node_id = event["node_id"]
+    node = state.gcs.nodes.get(node_id)
     if node is not None:
         node["alive"] = False
+    for row in state.gcs.objects.values():
+        if node_id in row["locations"]:
+            row["locations"] = [n for n in row["locations"] if n != node_id]
 
 
 def _job_registered(state: ClusterState, event: Event) -> None:
@@ -200,6 +205,8 @@ def _object_added(state: ClusterState, event: Event) -> None:
     row["owner"] = event["owner"]
     if event["location"] not in row["locations"]:
         row["locations"] = sorted([*row["locations"], event["location"]])
+    if not row.get("primary") or row["primary"] not in row["locations"]:
+        row["primary"] = event["location"]  # the first copy sealed; the others are copies
 
 
 def _ref_added(state: ClusterState, event: Event) -> None:

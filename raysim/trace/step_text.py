@@ -106,8 +106,20 @@ ACTION_TEXT: dict[str, Callable[[Event, Labels], str | None]] = {
                                      f"(-{l.holder(e['holder'])})"),
     "gcs.actor_state": _gcs_actor_state,
     "scheduler.decision": _scheduler_decision,
-    "raylet.actor_lookup": lambda e, l: (f"look up {l.actor(e['actor'])}: on "
-                                         f"{l.workers.get(e['wid'], e['wid'])}"),
+    "raylet.actor_lookup": lambda e, l: (
+        f"look up {l.actor(e['actor'])}: on {l.workers.get(e['wid'], e['wid'])}"
+        if e.get("wid") else f"look up {l.actor(e['actor'])} in the GCS: on another node"),
+    "gcs.task_placed": lambda e, l: (
+        f"GCS places {l.task(e['task'])} on {l.node(e['to_node'])} ({e['reason']})"
+        if e.get("to_node") else f"GCS: no node can run {l.task(e['task'])}"),
+    "gcs.object_located": lambda e, l: (
+        f"GCS: {_obj(e, l)} is on {', '.join(l.node(n) for n in e['locations'])}"),
+    "object_manager.pull": lambda e, l: (f"pull {_obj(e, l)} ({size_text(e['size'])}) from "
+                                         f"{l.node(e['from_node'])}"),
+    "object_manager.pulled": lambda e, l: (f"{_obj(e, l)} arrived from "
+                                           f"{l.node(e['from_node'])} ({size_text(e['size'])}, "
+                                           f"{ms_text(e['dur'])})"),
+    "object_manager.refused": lambda e, l: f"refuse a connection: {e['reason']}",
     "function.loaded": lambda e, l: f"load {e['name']} from the GCS ({size_text(e['size'])})",
     "task.args_resolved": _args_resolved,
     "task.execute": lambda e, l: (f"run {l.task(e['task'])} ({ms_text(e['dur'])}"
@@ -163,7 +175,10 @@ _KIND_WORDS = {
     "worker.died": "a worker died", "process.exited": "zygote reaps a worker",
     "task.retry": "retry a task", "task.cancelled": "cancel a task",
     "task.finished": "a task failed", "component.died": "a control process died",
-    "api.rejected": "a call refused",
+    "api.rejected": "a call refused", "gcs.task_placed": "GCS places a task",
+    "gcs.object_located": "GCS: where an object is", "object_manager.pull": "pull an object",
+    "object_manager.pulled": "an object arrived", "object_manager.refused":
+    "refuse a connection",
 }
 
 

@@ -75,7 +75,7 @@ class StoredWhere(RichView):
                 continue  # actor handles: counted, but not stored anywhere
             tables["objects"].append(((row["size"], row["ref_count"], n), {
                 "object": labels.obj(object_id), "size": row["size"],
-                "location": ", ".join(f"node {n[:8]}" for n in row["locations"]),
+                "location": self._locations(row),
                 "ref_count": row["ref_count"], "holders": _holders(row["holders"], labels)}))
         for node, store in state.stores.items():
             for n, (object_id, row) in enumerate(store["objects"].items()):
@@ -103,6 +103,21 @@ class StoredWhere(RichView):
             ranked.sort(key=lambda pair: (pair[1].get("node", ""), pair[1][key]))
         return tables
 
+    def _node(self, node: str) -> str:
+        """node2 in a trace of several nodes (as process names say), else node <id>."""
+        if len(self.labels.nodes) > 1:
+            return self.labels.node(node)
+        return f"node {node[:8]}"
+
+    def _locations(self, row: dict) -> str:
+        """Where an object is; of several copies, the primary (the first sealed, marked *)
+        first, then the copies other nodes pulled."""
+        locations = sorted(row["locations"], key=lambda n: n != row.get("primary"))
+        if len(locations) == 1:
+            return self._node(locations[0])
+        return ", ".join(self._node(n) + ("*" if n == row.get("primary") else "")
+                         for n in locations)
+
     def frames(self):
         """The same tables as pandas DataFrames."""
         import pandas as pd
@@ -114,10 +129,13 @@ class StoredWhere(RichView):
         parts: list = []
         for name in ("actors", "objects"):
             if tables[name]:
-                parts.append(self._table(name, _TITLES[name], tables[name]))
+                title = _TITLES[name]
+                if name == "objects" and len(self.labels.nodes) > 1:
+                    title += " (* the primary copy; the other nodes hold copies they pulled)"
+                parts.append(self._table(name, title, tables[name]))
         for node, store in self.state.stores.items():
             rows = [pair for pair in tables["store"] if pair[1]["node"] == node[:8]]
-            title = (f"object store of node {node[:8]}: {store.get('used', 0):,} of "
+            title = (f"object store of {self._node(node)}: {store.get('used', 0):,} of "
                      f"{store.get('capacity', 0):,} B used")
             if rows:
                 parts.append(self._table("store", title, rows))
@@ -125,7 +143,7 @@ class StoredWhere(RichView):
                 parts.append(Text(title + ", empty", style="bold"))
             spilled = [pair for pair in tables["spilled"] if pair[1]["node"] == node[:8]]
             if spilled:
-                parts.append(self._table("spilled", f"spilled to disk by node {node[:8]} "
+                parts.append(self._table("spilled", f"spilled to disk by {self._node(node)} "
                                                     f"(still alive)", spilled))
         for name in ("inline", "heaps"):
             if tables[name]:

@@ -382,5 +382,6 @@ class ObjectDirectory:
 
     def snapshot(self) -> dict:
         return {oid: {"size": e.size, "owner": e.owner, "locations": sorted(e.locations),
+                      **({"primary": e.primary} if e.primary else {}),
                       "ref_count": e.ref_count, "holders": dict(e.holders)}
                 for oid, e in self.objects.items() if e.registered}

@@ -41,7 +41,7 @@ from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
 from raysim.runtime.gcs.object_directory import ObjectDirectory
 from raysim.runtime.gcs.placement import Placement
 from raysim.trace import writer as trace
-from raysim.trace.schema import ACTOR_HANDLE
+from raysim.trace.schema import ACTOR_HANDLE, ACTOR_TASK
 
 # The holder of a detached actor's handle that the GCS itself keeps while the actor lives.
 DETACHED_HOLDER = "gcs"
@@ -60,6 +60,9 @@ class GcsServer:
         self.actors = ActorTable()
         self.directory = ObjectDirectory(freed_remembered)
         self.placement = Placement()  # the global scheduler's choice of node
+        # Which node's raylet hosts each actor, and calls held until it is known.
+        self._actor_nodes: dict[str, str] = {}
+        self._held_calls: dict[str, list] = {}
         self.driver_conn: LoopConnection | None = None
         self._node_waiters: list[tuple[LoopConnection, int, set[str]]] = []
         self.handlers = self._handlers()
@@ -83,6 +86,7 @@ class GcsServer:
             if self.loop.running:
                 self.directory.node_removed(conn.peer_id)
                 self._tell_lost()
+                self._node_actors_died(conn.peer_id)
 
     def _handlers(self) -> dict[str, Callable[[LoopConnection, int, dict], None]]:
         """Every message kind the GCS answers, and who answers it."""
@@ -107,6 +111,7 @@ class GcsServer:
             "register_actor": self.handle_register_actor,
             "actor_update": self.handle_actor_update,
             "get_actor": self.handle_get_actor,
+            "kill_actor": self.handle_kill_actor,
             "worker_exited": self.handle_worker_exited,
             # from the driver
             "sync": self.handle_sync,
@@ -250,6 +255,9 @@ class GcsServer:
         """A raylet cannot run a task (placement.py): another node's raylet gets it, or, if
         no node can run it, the raylet that sent it keeps it (as infeasible)."""
         spec = body["spec"]
+        if spec.kind == ACTOR_TASK:
+            self._route_call(conn, spec)
+            return
         node, why = self.placement.choose(self.nodes, body["resources"], spec.strategy,
                                           conn.peer_id)
         trace.emit("gcs.task_placed", phase=spec.phase, task=spec.task_id,
@@ -257,6 +265,53 @@ class GcsServer:
         target = self.node_conns.get(node) if node is not None else None
         (target or conn).send("submit_task", {"spec": spec, "task_id": spec.task_id,
                                               "placed": True}, spec.phase)
+
+    def _route_call(self, conn: LoopConnection, spec) -> None:
+        """An actor call from a node the actor does not live on: to the actor's node's
+        raylet, in the order calls came (held here while the actor is still being placed);
+        back to the sender, to fail, if the actor is dead."""
+        entry = self.actors.actors.get(spec.actor_id)
+        node = self._actor_nodes.get(spec.actor_id)
+        if entry is not None and entry.state == actor_table.DEAD or \
+                node is not None and not self.nodes[node]["alive"]:
+            reason = (entry.death_cause if entry is not None else None) or "The actor is dead."
+            conn.send("submit_task", {"spec": spec, "task_id": spec.task_id, "placed": True,
+                                      "dead": reason}, spec.phase)
+            return
+        if node is None or self._held_calls.get(spec.actor_id):
+            self._held_calls.setdefault(spec.actor_id, []).append((conn, spec))
+            return
+        self.node_conns[node].send("submit_task", {"spec": spec, "task_id": spec.task_id,
+                                                   "placed": True}, spec.phase)
+
+    def _actor_placed(self, actor_id: str, node: str) -> None:
+        """A raylet reported an actor it hosts: calls held for it go there now."""
+        self._actor_nodes[actor_id] = node
+        for conn, spec in self._held_calls.pop(actor_id, []):
+            self._route_call(conn, spec)
+
+    def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """raysim.kill of an actor on another node than the caller's: to its raylet."""
+        node = self._actor_nodes.get(body["actor_id"])
+        target = self.node_conns.get(node) if node is not None else None
+        if target is not None:
+            target.send("kill_actor", body)
+
+    def _node_actors_died(self, node: str) -> None:
+        """A node went away: its actors die with it (raysim does not restart them on another
+        node), and every driver and worker hears so (actor_died), so no call waits forever."""
+        for actor_id, where in list(self._actor_nodes.items()):
+            entry = self.actors.actors.get(actor_id)
+            if where != node or entry is None or entry.state == actor_table.DEAD:
+                continue
+            message = (f"The actor {entry.class_name} ({actor_id}) died: its node ({node}) "
+                       f"went away. Tip: raysim does not restart actors on other nodes; "
+                       f"create it again.")
+            self.actors.transition(actor_id, actor_table.DEAD, message, "NODE_DIED")
+            for client in list(self.loop.connections):
+                if client.peer_kind in ("driver", "worker") and not client.closed:
+                    client.send("actor_died", {"actor_id": actor_id, "message": message,
+                                               "restarting": False, "last_pushed": {}})
 
     def _tell_lost(self) -> None:
         """Tell the raylets concerned about objects lost while handling a message: those that
@@ -298,6 +353,8 @@ class GcsServer:
                 # Ray's GCS keeps a detached actor until it is killed: it holds a handle.
                 self.directory.add_ref(body["handle_object"], DETACHED_HOLDER, ACTOR_HANDLE)
         entry = self.actors.actors.get(actor_id)
+        if entry is not None and conn.peer_kind == "raylet":
+            self._actor_placed(actor_id, conn.peer_id)
         if entry is None or entry.state == actor_table.DEAD:
             return  # unknown, or a late report about an actor already dead
         info = {k: body[k] for k in ("node", "wid", "pid", "num_restarts") if k in body}
@@ -330,7 +387,8 @@ class GcsServer:
         entry = self.actors.actors.get(actor_id)
         if entry is None or entry.state == actor_table.DEAD:
             return
-        conn = self.node_conns.get(entry.node) if entry.node else None
+        node = self._actor_nodes.get(actor_id) or entry.node
+        conn = self.node_conns.get(node) if node else None
         if conn is None and self.node_conns:
             conn = next(iter(self.node_conns.values()))
         if conn is not None:

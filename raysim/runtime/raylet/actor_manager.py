@@ -78,6 +78,8 @@ class ActorRecord:
     # For each caller, the send order (``seq``) of the last of its calls pushed to the
     # current process: on a death, the calls up to it were running or queued in that process.
     last_pushed: dict = dataclasses.field(default_factory=dict)
+    # Callers on other nodes (by worker id), one of their calls each: how to reach them.
+    remote_callers: dict = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -90,13 +92,16 @@ class ActorRecord:
 
 class LocalActorManager:
     def __init__(self, queue: LocalTaskManager, resources: ResourceSet, pool: WorkerPool,
-                 clients: dict[str, LoopConnection], tell_gcs: Callable[[str, dict], None],
+                 clients: dict[str, LoopConnection],
+                 owner_of: Callable[[TaskSpec], LoopConnection | None],
+                 tell_gcs: Callable[[str, dict], None],
                  kill_worker: Callable[[WorkerRecord, str, str], None],
                  fail_task: Callable[[TaskSpec, str, str], None]) -> None:
         self.queue = queue  # the raylet's task queues: creations wait there for a CPU
         self.resources = resources
         self.pool = pool  # starts each actor's dedicated worker
-        self.clients = clients  # every driver and worker: told when an actor dies
+        self.clients = clients  # every driver and worker here: told when an actor dies
+        self.owner_of = owner_of  # a caller on another node, for the same news
         self.tell_gcs = tell_gcs  # actor_update: the GCS keeps the actor table
         self.kill_worker = kill_worker
         self.fail_task = fail_task
@@ -189,14 +194,18 @@ class LocalActorManager:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def submit_call(self, spec: TaskSpec) -> None:
+    def submit_call(self, spec: TaskSpec, dead: str | None = None) -> None:
+        """A call to an actor of this node (or, ``dead``: the GCS's word that the actor has
+        died, on whichever node it lived)."""
         actor = self.actors.get(spec.actor_id)
         if actor is None:
-            self.fail_task(spec, "ActorDiedError",
-                                  f"The actor {spec.actor_id} is unknown to this node; it may "
-                                  f"have been created by another session. Tip: call methods "
-                                  f"on handles of actors created in this session.")
+            self.fail_task(spec, "ActorDiedError", dead or (
+                f"The actor {spec.actor_id} is unknown to this cluster; it may have been "
+                f"created by another session. Tip: call methods on handles of actors created "
+                f"in this session."))
             return
+        if spec.owner not in self.clients:
+            actor.remote_callers[spec.owner] = spec  # told of its death on their own socket
         if actor.state == DEAD:
             self.fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
         elif actor.state == ALIVE:
@@ -368,9 +377,15 @@ class LocalActorManager:
 
     def _notify_callers(self, actor: ActorRecord, message: str, restarting: bool) -> None:
         last_pushed, actor.last_pushed = actor.last_pushed, {}
+        body = {"actor_id": actor.actor_id, "message": message, "restarting": restarting,
+                "last_pushed": last_pushed}
         for client in list(self.clients.values()):
-            client.send("actor_died", {"actor_id": actor.actor_id, "message": message,
-                                       "restarting": restarting, "last_pushed": last_pushed})
+            client.send("actor_died", body)
+        for caller, spec in list(actor.remote_callers.items()):
+            if caller not in self.clients:
+                conn = self.owner_of(spec)
+                if conn is not None:
+                    conn.send("actor_died", body)
 
     def _release(self, actor: ActorRecord) -> None:
         if actor.placed:

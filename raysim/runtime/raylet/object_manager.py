@@ -157,6 +157,9 @@ class ObjectManager:
             return
         self._pulls.add(object_id)
         size = located["size"]
+        # The driver call this pull is part of: its events, here and on the pull's thread,
+        # carry it (the GCS's objects_located came in that phase).
+        located = dict(located, phase=trace.get_phase())
         trace.emit("object_manager.pull", obj=object_id, from_node=located["node"], size=size)
 
         def allocated(outcome) -> None:
@@ -170,6 +173,7 @@ class ObjectManager:
         self.objects.create(object_id, size, f"node:{located['node']}", allocated)
 
     def _fetch(self, object_id: str, located: dict, offset: int) -> None:
+        trace.set_phase(located["phase"])
         began = time.perf_counter_ns()
         from_node, size = located["node"], located["size"]
         try:
@@ -199,13 +203,16 @@ class ObjectManager:
         self.loop.call_from_thread(lambda: self._done(object_id, located, dur))
 
     def _done(self, object_id: str, located: dict, dur: int) -> None:
+        trace.set_phase(located["phase"])
         self._pulls.discard(object_id)
         trace.emit("object_manager.pulled", obj=object_id, from_node=located["node"],
                    size=located["size"], dur=dur)
         self._pulled(object_id, located)
+        trace.set_phase(None)
 
     def _give_up(self, object_id: str, why: str) -> None:
         self._pulls.discard(object_id)
+        trace.set_phase(None)
         for entry in self.store.abort_unsealed_object(object_id):
             trace.emit("object_store.deleted", obj=entry.object_id, size=entry.size,
                        reason="its pull from another node failed", used=self.store.used)

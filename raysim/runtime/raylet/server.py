@@ -97,7 +97,8 @@ class Raylet:
         self.queue = LocalTaskManager(self.resources, self.pool, self.deps, self.store,
                                       self.owner_of, lambda: self.actors)
         self.actors = LocalActorManager(self.queue, self.resources, self.pool, self.clients,
-                                        self._tell_gcs, self.kill_worker, self.fail_task)
+                                        self.owner_of, self._tell_gcs, self.kill_worker,
+                                        self.fail_task)
         self.tasks = TaskManager(self.queue, self.pool, self.owner_of, self.config,
                                  self.loop.call_later, self.kill_worker, lambda: self.actors)
         self._stopping: tuple | None = None  # (driver, shutdown request, barrier) once asked
@@ -261,7 +262,16 @@ class Raylet:
     def handle_submit_task(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         spec = body["spec"]
         if spec.kind == ACTOR_TASK:
-            self.actors.submit_call(spec)
+            if (spec.actor_id in self.actors.actors or body.get("placed") or
+                    self.object_manager is None):
+                self.actors.submit_call(spec, body.get("dead"))
+                return
+            # Seed phase 4 step 2: "looks up Actor 0's location in GCS": not on this node,
+            # the GCS hands the call to the actor's node's raylet (gcs/server.py).
+            trace.emit("raylet.actor_lookup", phase=spec.phase, actor=spec.actor_id,
+                       task=spec.task_id, wid=None, source="GCS: on another node")
+            self.gcs.send("forward_task", {"spec": spec, "task_id": spec.task_id,
+                                           "resources": {}}, spec.phase)
             return
         if spec.kind == ACTOR_CREATION:
             request = scheduler.placement_request(spec)
@@ -285,10 +295,9 @@ class Raylet:
         self.schedule()
 
     def _elsewhere(self, spec: TaskSpec, request: dict) -> str | None:
-        """Why a task should run on another node (the GCS chooses which), or None. Actors
-        stay on the node of their creator's raylet: calls to an actor on another node are
-        not routed yet."""
-        if spec.kind != NORMAL_TASK or self.object_manager is None:
+        """Why a task or an actor should run on another node (the GCS chooses which), or
+        None."""
+        if spec.kind not in (NORMAL_TASK, ACTOR_CREATION) or self.object_manager is None:
             return None  # (no object manager: a one-node session, nowhere else to go)
         strategy = spec.strategy
         if strategy == "SPREAD":
@@ -418,6 +427,10 @@ class Raylet:
         self.queue.push(worker, spec, attempt)
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        if body["actor_id"] not in self.actors.actors and self.object_manager is not None \
+                and not body.get("self_exit") and conn is not self.gcs:
+            self.gcs.send("kill_actor", body)  # it lives on another node: the GCS knows which
+            return
         if body.get("self_exit"):
             # The actor ends itself (exit_actor()); it waits for this answer, then exits.
             self.actors.exited(body["actor_id"], body["reason"])
