@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -52,28 +51,30 @@ def memcpy_gbps(size: int = GB) -> float:
 
 
 def loopback_tcp_gbps(size: int = GB, chunk: int = 5 * MB) -> float:
+    """Best of 3, sender and receiver in two processes (as two raylets are), into memory
+    already touched (as a store's pages are once used)."""
     src = memoryview(np.ones(size, dtype=np.uint8))
-    dst = memoryview(np.empty(size, dtype=np.uint8))
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def send() -> None:
-        conn, _ = server.accept()
-        with conn:
+    view = memoryview(np.zeros(size, dtype=np.uint8))
+    best = float("inf")
+    for _ in range(3):
+        server = socket.create_server(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        child = os.fork()
+        if child == 0:  # the sender
+            conn, _ = server.accept()
             for start in range(0, size, chunk):
                 conn.sendall(src[start:start + chunk])
-
-    thread = threading.Thread(target=send)
-    thread.start()
-    start = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        got = 0
-        while got < size:
-            got += sock.recv_into(dst[got:])
-    elapsed = time.perf_counter() - start
-    thread.join()
-    server.close()
-    return size / elapsed / GB
+            conn.close()
+            os._exit(0)
+        start = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            got = 0
+            while got < size:
+                got += sock.recv_into(view[got:])
+        best = min(best, time.perf_counter() - start)
+        os.waitpid(child, 0)
+        server.close()
+    return size / best / GB
 
 
 def cross_node_gets(tcp_gbps: float) -> None:
