@@ -198,3 +198,26 @@ def test_views_show_the_nodes(three_nodes, trace_file):
     labels = {e["args"]["labels"] for e in to_chrome(trace)["traceEvents"]
               if e["name"] == "process_labels"}
     assert labels == {"node1", "node2", "node3"}
+
+
+def test_a_secondary_copy_is_evicted_before_anything_is_spilled(trace_file):
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2 ** 20})
+    b = cluster.add_node(num_cpus=1, resources={"B": 1})
+    raysim.init(address=cluster.address, trace_path=trace_file)
+    try:
+        ref = make.remote(60 * 2 ** 20 // 8)  # 60 MiB on B
+        assert raysim.get(ref).nbytes == 60 * 2 ** 20  # pulled: a copy on the head node
+        mine = raysim.put(np.ones(60 * 2 ** 20, dtype=np.uint8))  # no room beside the copy
+        assert raysim.get(mine).sum() == 60 * 2 ** 20
+    finally:
+        raysim.shutdown()
+        cluster.shutdown()
+    events = load(trace_file).records
+    head = cluster.head_node.node_id
+    evicted = of(events, "object_store.evicted", obj=ref.hex())
+    assert [(e["node"], e["reason"]) for e in evicted] == [
+        (head, "a copy: another node holds the primary")]
+    assert of(events, "object_store.spilled") == []
+    removed = of(events, "gcs.location_removed", obj=ref.hex())
+    assert [e["location"] for e in removed] == [head]

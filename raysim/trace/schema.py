@@ -22,10 +22,12 @@ Versions:
          owners' deaths: gcs.actor_state cause OWNER_DIED, worker.died exit_type
          INTENDED_SYSTEM_EXIT, task.finished error OwnerDiedError
     1.5  gcs.actor_state cause INTENDED_USER_EXIT: an actor that ended itself
-    1.6  several nodes: node.registered object_manager, node.removed, raylet.actor_lookup
+    1.6  several nodes: node.registered object_manager, node.removed, gcs.location_removed,
+         raylet.actor_lookup
          without wid (an actor on another node), gcs.object_located, gcs.task_placed, the
          object_manager.* events of transfers between nodes, scheduler.decision
-         "forwarded"; messages wait_for_nodes, objects_located, forward_task
+         "forwarded"; messages wait_for_nodes, objects_located, forward_task,
+         remove_location
 
 Common fields (every event):
 
@@ -246,6 +248,9 @@ _event("gcs.object_located", "gcs",
        "A raylet waiting for an object its store lacks learns which nodes hold it.",
        seed="Phase 5: ray.get looks up the object's location in the GCS", obj="str",
        for_node="str", locations="list")
+_event("gcs.location_removed", "gcs",
+       "A node no longer holds a copy of an object (it evicted its secondary copy).",
+       obj="str", location="str")
 _event("gcs.task_placed", "gcs",
        "A task a raylet could not place was given to another node (the founding "
        "document's global scheduler).",
@@ -386,6 +391,8 @@ _message("submit_task", "driver|worker|gcs", "raylet",
 _message("forward_task", "raylet", "gcs",
          "This node cannot run the task (resources, a node it must run on): place it on "
          "another node.")
+_message("remove_location", "raylet", "gcs",
+         "This node evicted its copy of an object (another node holds the primary).")
 _message("objects_located", "gcs", "raylet",
          "Where objects this node waits for are (node, object manager address, size, "
          "owner): pull them from there.")

@@ -161,6 +161,12 @@ def _node_registered(state: ClusterState, event: Event) -> None:
         "object_manager": event.get("object_manager")}
 
 
+def _location_removed(state: ClusterState, event: Event) -> None:
+    row = state.gcs.objects.get(event["obj"])
+    if row is not None and event["location"] in row["locations"]:
+        row["locations"] = [n for n in row["locations"] if n != event["location"]]
+
+
 def _node_removed(state: ClusterState, event: Event) -> None:
     """A node went away, and the copies in its store with it."""
     node_id = event["node_id"]
@@ -355,6 +361,7 @@ APPLY: dict[str, Callable[[ClusterState, Event], None]] = {
     "process.exited": _process_exited,
     "node.registered": _node_registered,
     "node.removed": _node_removed,
+    "gcs.location_removed": _location_removed,
     "job.registered": _job_registered,
     "gcs.actor_state": _actor_state,
     "gcs.object_added": _object_added,

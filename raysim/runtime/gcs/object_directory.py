@@ -168,8 +168,9 @@ class ObjectDirectory:
 
     def remove_location(self, object_id: str, node: str) -> None:
         entry = self.objects.get(object_id)
-        if entry is not None:
+        if entry is not None and node in entry.locations:
             entry.locations.discard(node)
+            trace.emit("gcs.location_removed", obj=object_id, location=node)
 
     def locations(self, object_id: str) -> set[str]:
         entry = self.objects.get(object_id)

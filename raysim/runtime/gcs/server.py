@@ -105,6 +105,7 @@ class GcsServer:
             "borrow_ref": self.handle_borrow_ref,
             "remove_ref": self.handle_remove_ref,
             "watch_objects": self.handle_watch_objects,
+            "remove_location": self.handle_remove_location,
             # tasks a node cannot place (placement.py: the global scheduler)
             "forward_task": self.handle_forward_task,
             # the actor table (actor_table.py)
@@ -226,6 +227,10 @@ class GcsServer:
             conn.send("objects_lost", {"objects": lost})
         if elsewhere:
             self._tell_located(conn.peer_id, elsewhere)
+
+    def handle_remove_location(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """A node evicted its secondary copy of an object: it is there no more."""
+        self.directory.remove_location(body["object_id"], conn.peer_id)
 
     def _tell_located(self, node: str, object_ids: list[str]) -> None:
         """Tell a node's raylet where objects it waits for are (seed phase 5: the location

@@ -11,11 +11,12 @@ Runs in: the raylet, which owns the store. Beyond the seed: its phases never fil
 
 What happens when an object does not fit, in order, until it fits:
 
-1. *Evict* in-memory copies that are also on disk. A spilled object that was restored keeps
-   its file until it is freed (Ray keeps the spilled copy too), so its memory can be reused
-   without writing a byte. Nothing else is evictable here: the GCS frees an object the moment
-   its reference count reaches zero (``free_objects``), so the store never holds objects
-   nobody references, and with one node there are no secondary copies to drop.
+1. *Evict* secondary copies (pulled from another node, whose primary copy is still there:
+   the GCS hears that this node no longer has one) and in-memory copies that are also on
+   disk. A spilled object that was restored keeps its file until it is freed (Ray keeps the
+   spilled copy too), so its memory can be reused without writing a byte. Nothing else is
+   evictable here: the GCS frees an object the moment its reference count reaches zero
+   (``free_objects``), so the store never holds objects nobody references.
 2. *Spill* sealed objects no process has mapped, least recently used first: write each to
    its own file, then free its space.
 3. Fail: what is left cannot move. An object being written (created, not sealed) and an
@@ -104,8 +105,10 @@ class LocalObjectManager:
     False if the holder is not connected (then nothing can read at the place it knew)."""
 
     def __init__(self, store: ObjectStore, directory: str, enabled: bool,
-                 revoke: Callable[[str, list[str]], bool]) -> None:
+                 revoke: Callable[[str, list[str]], bool],
+                 copy_dropped: Callable[[str], None] = lambda object_id: None) -> None:
         self.store = store
+        self._copy_dropped = copy_dropped  # the GCS hears that this node's copy is gone
         self.directory = directory
         self.enabled = enabled  # Config.automatic_object_spilling_enabled
         self._revoke = revoke
@@ -169,16 +172,20 @@ class LocalObjectManager:
                 pass
             movable = store.movable()  # least recently used first
             free_now = [e for e in movable if e.lease is None and
-                        (self.enabled or e.object_id in self.spilled)]
+                        (self.enabled or e.object_id in self.spilled or e.copy)]
             leased = [e for e in movable if e.lease is not None and self.enabled]
             if store.capacity - store.used + sum(e.size for e in free_now + leased) < size:
                 return self._full(request, self._why_full())  # moving all would not do
             if free_now:
-                # Copies already on disk first (free to drop), then the least recently used.
-                free_now.sort(key=lambda e: e.object_id not in self.spilled)  # stable: LRU
+                # Copies other nodes hold (secondary copies) and copies already on disk
+                # first: free to drop. Then the least recently used.
+                free_now.sort(key=lambda e: not (e.copy or e.object_id in self.spilled))
                 for entry in free_now:
-                    if entry.object_id in self.spilled:
-                        self._evict(entry)
+                    if entry.copy:
+                        self._evict(entry, "a copy: another node holds the primary")
+                        self._copy_dropped(entry.object_id)
+                    elif entry.object_id in self.spilled:
+                        self._evict(entry, "its spill file still holds it")
                     else:
                         try:
                             self._spill(entry)
@@ -261,10 +268,10 @@ class LocalObjectManager:
 
     # -- moving objects out --------------------------------------------------------------------
 
-    def _evict(self, entry: StoreEntry) -> None:
+    def _evict(self, entry: StoreEntry, reason: str) -> None:
         self.store.delete(entry.object_id)
         trace.emit("object_store.evicted", obj=entry.object_id, size=entry.size,
-                   reason="its spill file still holds it", used=self.store.used)
+                   reason=reason, used=self.store.used)
 
     def _spill(self, entry: StoreEntry) -> None:
         start = time.perf_counter_ns()

@@ -139,6 +139,9 @@ class StoreEntry:
     # lease_kept: the owner refused to give the lease back (it has the object mapped).
     lease: str | None = None
     lease_kept: bool = False
+    # A secondary copy, pulled from another node (object_manager.py): the first to go when
+    # room is needed, since the primary is still there.
+    copy: bool = False
 
 
 class ObjectStore:

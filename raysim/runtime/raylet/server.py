@@ -81,7 +81,8 @@ class Raylet:
         self.session["store_fd"] = self.store.fd
         self.objects = LocalObjectManager(
             self.store, self.config.spill_directory(self.session_dir, self.node_id),
-            self.config.automatic_object_spilling_enabled, self._revoke_leases)
+            self.config.automatic_object_spilling_enabled, self._revoke_leases,
+            lambda object_id: self.gcs.send("remove_location", {"object_id": object_id}))
         self.zygote_pid, zygote_sock = self._fork_zygote()
         self.loop = EventLoop()
         self.zygote = self.loop.add_socket(zygote_sock, "zygote", self.on_message,

@@ -78,6 +78,8 @@ class StoreServer:
         entry = self.store.seal(object_id)
         if primary:
             entry.lease = body["owner"]  # the owner knows where it is (local_object_manager.py)
+        else:
+            entry.copy = True
         trace.emit("object_store.sealed", obj=object_id, size=entry.size, offset=entry.offset,
                    used=self.store.used)
         # Seed phase 2 step 4: the store registers the object's location with the GCS.
