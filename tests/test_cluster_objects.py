@@ -125,7 +125,8 @@ def test_a_connection_without_the_token_is_refused(three_nodes, trace_file):
 
 def test_an_object_whose_only_copy_was_on_a_removed_node_is_lost(three_nodes):
     cluster, b, c = three_nodes
-    ref = make.remote(200_000)  # stored on B only
+    # Stored on B only; max_retries=0: not made again (Ray's rule for lineage too).
+    ref = make.options(max_retries=0).remote(200_000)
     assert raysim.get(length_on_b.remote(ref)) == 200_000  # made, and read there only
     cluster.remove_node(b)
     with pytest.raises(exceptions.ObjectLostError, match="went away with its store"):
@@ -221,3 +222,23 @@ def test_a_secondary_copy_is_evicted_before_anything_is_spilled(trace_file):
     assert of(events, "object_store.spilled") == []
     removed = of(events, "gcs.location_removed", obj=ref.hex())
     assert [e["location"] for e in removed] == [head]
+
+
+@raysim.remote
+def make_anywhere(n):
+    return np.arange(n, dtype=np.float64)
+
+
+def test_a_task_output_lost_with_its_node_is_made_again(three_nodes, trace_file):
+    cluster, b, c = three_nodes
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)  # B, or any node if B is gone
+    ref = make_anywhere.options(scheduling_strategy=on_b).remote(200_000)
+    assert raysim.get(length_on_b.remote(ref)) == 200_000  # made on B, read there only
+    cluster.remove_node(b)
+    assert raysim.get(ref, timeout=60).sum() == 19999900000.0  # made again on another node
+    raysim.shutdown()
+    events = load(trace_file).records
+    retries = of(events, "task.retry", task=ref.task_id(), cause="object_lost")
+    assert len(retries) == 1
+    made = [e["location"] for e in of(events, "gcs.object_added", obj=ref.hex())]
+    assert made[0] == b.node_id and made[-1] != b.node_id

@@ -37,7 +37,8 @@ def test_a_task_worker_lends_its_cpu_and_takes_it_back():
     assert worker.state == IDLE
 
 
-OBJECT_MOVES = {(PENDING, INLINE), (PENDING, STORED), (PENDING, FAILED), (INLINE, STORED)}
+OBJECT_MOVES = {(PENDING, INLINE), (PENDING, STORED), (PENDING, FAILED), (INLINE, STORED),
+                (STORED, PENDING)}  # the last: made again after a node took its only copy
 OBJECT_STATES = (PENDING, INLINE, STORED, FAILED)
 
 

@@ -27,7 +27,7 @@ Versions:
          without wid (an actor on another node), gcs.object_located, gcs.task_placed, the
          object_manager.* events of transfers between nodes, scheduler.decision
          "forwarded"; messages wait_for_nodes, objects_located, forward_task,
-         remove_location
+         remove_location, reconstruct_objects; task.retry cause object_lost
 
 Common fields (every event):
 
@@ -391,6 +391,8 @@ _message("submit_task", "driver|worker|gcs", "raylet",
 _message("forward_task", "raylet", "gcs",
          "This node cannot run the task (resources, a node it must run on): place it on "
          "another node.")
+_message("reconstruct_objects", "driver|worker", "gcs",
+         "The owner runs again the task that made these objects, lost with a node.")
 _message("remove_location", "raylet", "gcs",
          "This node evicted its copy of an object (another node holds the primary).")
 _message("objects_located", "gcs", "raylet",

@@ -124,7 +124,7 @@ class CoreWorker:
         # Values of generator tasks, as they arrive.
         self.generators = Generators(self.refs, wid, ref_class, self.submitter.complete_results)
         self.reader = ObjectReader(self.conns, self.refs, self.store, node_id,
-                                   lambda: self.in_task)
+                                   lambda: self.in_task, self.submitter.reconstruct)
 
     # The task this thread (or this coroutine, in an async actor) runs: the parent of what
     # it submits, and what is_canceled() and the runtime context ask about. A context

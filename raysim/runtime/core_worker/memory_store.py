@@ -31,7 +31,7 @@ FAILED = "FAILED"    # the task raised or died; get() raises
 _LEGAL: dict[str, frozenset[str]] = {
     PENDING: frozenset({INLINE, STORED, FAILED}),
     INLINE: frozenset({STORED}),
-    STORED: frozenset(),
+    STORED: frozenset({PENDING}),  # its only copy was lost with a node: the task runs again
     FAILED: frozenset(),
 }
 
@@ -40,7 +40,7 @@ class OwnedObject:
     """An object this process owns (Ray: an entry of the owner's reference table)."""
 
     __slots__ = ("state", "data", "offset", "size", "waiters", "released", "dependents",
-                 "promote", "reported", "leased", "readers", "contained")
+                 "promote", "reported", "leased", "readers", "contained", "lineage")
 
     def __init__(self, state: str = PENDING) -> None:
         self.state = state
@@ -64,6 +64,9 @@ class OwnedObject:
         # own; this process, the value's owner, releases them when it drops the value (or
         # hands them to the GCS with the value, if it is promoted to the store).
         self.contained: list[str] | None = None
+        # The spec of the task that makes it, kept while the object lives, so that it can be
+        # made again if its only copy is lost with a node (Ray's lineage reconstruction).
+        self.lineage = None
 
     def move_to(self, state: str, data: Any = None) -> None:
         """The one place an owned object changes state: record its value (or error) and

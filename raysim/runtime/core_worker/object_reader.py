@@ -38,12 +38,14 @@ from raysim.trace import writer as trace
 
 class ObjectReader:
     def __init__(self, conns: Connections, refs: ReferenceCounter, store: StoreClient,
-                 node_id: str, in_task: Callable[[], bool]) -> None:
+                 node_id: str, in_task: Callable[[], bool],
+                 reconstruct: Callable[[str], bool] = lambda object_id: False) -> None:
         self.conns = conns  # to ask the raylet where objects are
         self.refs = refs  # the owned objects (their values, states and leases) and pins
         self.store = store  # this process's mapping of the node's store
         self.node_id = node_id
         self.in_task = in_task  # a worker runs a task: waiting lends its CPU (worker_blocked)
+        self.reconstruct = reconstruct  # runs again the task of an owned object that was lost
         # Guards the leases of owned objects (slot.leased, slot.readers). Never held while
         # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
         # create this process waits for may depend on.
@@ -114,6 +116,19 @@ class ObjectReader:
 
     def _get_one(self, object_id: str, places: dict, deadline: float | None,
                  done: list[str], errors: dict[str, dict]) -> Any:
+        try:
+            return self._get_one_now(object_id, places, deadline, done, errors)
+        except exceptions.ObjectLostError as e:
+            # Its only copy went with a node: an object this process owns is made again by
+            # running its task once more, then read (Ray's lineage reconstruction).
+            if getattr(e, "lost_cause", None) != "NODE_DIED" or not self.reconstruct(object_id):
+                raise
+            places.pop(object_id, None)
+            errors.pop(object_id, None)
+            return self._get_one_now(object_id, places, deadline, done, errors)
+
+    def _get_one_now(self, object_id: str, places: dict, deadline: float | None,
+                     done: list[str], errors: dict[str, dict]) -> Any:
         slot = self.refs.owned.get(object_id)
         if slot is None:  # borrowed: always in the store
             return self.read_placed(object_id, places, deadline, done, errors)

@@ -108,9 +108,11 @@ def store_read_error(object_id: str, node_id: str, reply: dict) -> exceptions.Ra
         # The GCS's word (object_directory.py): its owner died, or it was freed too early.
         return _LOST_ERRORS[reply["cause"]](object_id, reply["message"])
     if reply.get("error") == "lost":
-        return exceptions.ObjectLostError(
+        error = exceptions.ObjectLostError(
             object_id, f"Object {object_id} cannot be read: {reply['message']}. Tip: create "
                        f"it again (put it, or call the task that makes it).")
+        error.lost_cause = reply.get("cause")  # NODE_DIED: its owner may make it again
+        return error
     return exceptions.ObjectStoreFullError(
         f"Could not read object {object_id} of {_mib(reply['size'])} back from disk into "
         f"the object store of node {node_id}: {reply['reason']}; {_store_state(reply)}. "

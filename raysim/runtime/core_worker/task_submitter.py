@@ -53,7 +53,7 @@ from typing import Any, Protocol
 
 from raysim.runtime.common import results, serialization
 from raysim.runtime.common.config import Config
-from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, TaskSpec
+from raysim.runtime.common.task_spec import ACTOR_CREATION, ACTOR_TASK, NORMAL_TASK, TaskSpec
 from raysim.runtime.core_worker import check_serialize
 from raysim.runtime.core_worker.connections import Connections
 from raysim.runtime.core_worker.generators import Generators
@@ -227,8 +227,11 @@ class TaskSubmitter:
                     slot.dependents.append(task_id)
                     waiting += 1
             spec.deps = entries
+            rebuildable = spec.kind == NORMAL_TASK and (spec.max_retries or 0) != 0
             for object_id in spec.returns:
-                self.core.refs.owned[object_id] = OwnedObject()
+                slot = self.core.refs.owned[object_id] = OwnedObject()
+                if rebuildable:
+                    slot.lineage = spec
             later = None
             if failed is None and (waiting or (spec.kind == ACTOR_TASK
                                                and spec.actor_id in self._held_calls)):
@@ -282,6 +285,29 @@ class TaskSubmitter:
             self._send_call(spec)
             return
         self.core.conns.tell_raylet("submit_task", {"spec": spec, "task_id": task_id})
+
+    def reconstruct(self, object_id: str) -> bool:
+        """Make an owned object again, its only copy having been lost with a node: run the
+        task that made it once more (Ray's lineage reconstruction, for tasks that may be
+        retried). Whether it was resubmitted; ``get`` then waits for it as for any result."""
+        with self.core.refs.owned_lock:
+            slot = self.core.refs.owned.get(object_id)
+            spec = slot.lineage if slot is not None else None
+            if spec is None or slot.state != STORED:
+                return False
+            for oid in spec.returns:
+                other = self.core.refs.owned.get(oid)
+                if other is not None and other.state == STORED:
+                    other.move_to(PENDING)
+                    other.leased = None
+        # The GCS forgets the loss first, so that nobody is told it again while the task runs.
+        self.core.conns.tell_gcs("reconstruct_objects", {"objects": list(spec.returns)})
+        trace.emit("task.retry", phase=trace.get_phase(), task=spec.task_id, name=spec.name,
+                   attempt=1, max_retries=spec.max_retries or 0, cause="object_lost",
+                   reason=f"its result {object_id} was lost with its node", delay_ms=None)
+        holders = [oid for oid, inline in spec.deps if inline is None]
+        self._send_task(spec, holders)
+        return True
 
     def _send_call(self, spec: TaskSpec) -> None:
         # Under the lock, so that the table's order is the order the raylet receives them in:

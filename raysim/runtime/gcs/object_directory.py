@@ -313,6 +313,10 @@ class ObjectDirectory:
             trace.emit("gcs.object_lost", obj=entry.object_id, cause=NODE_DIED,
                        owner=entry.owner, holders=sorted(entry.holders), reason=lost.message)
 
+    def reconstructing(self, object_id: str) -> None:
+        """Its owner makes the object again (its task runs once more): not lost any more."""
+        self._lost_with_node.pop(object_id, None)
+
     def watch(self, object_id: str, node: str) -> Lost | None:
         """A raylet waits for an object its store does not have: why it never will, or None
         (then the raylet is told if the object is lost later, see take_lost)."""

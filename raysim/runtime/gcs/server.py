@@ -106,6 +106,7 @@ class GcsServer:
             "remove_ref": self.handle_remove_ref,
             "watch_objects": self.handle_watch_objects,
             "remove_location": self.handle_remove_location,
+            "reconstruct_objects": self.handle_reconstruct_objects,
             # tasks a node cannot place (placement.py: the global scheduler)
             "forward_task": self.handle_forward_task,
             # the actor table (actor_table.py)
@@ -227,6 +228,12 @@ class GcsServer:
             conn.send("objects_lost", {"objects": lost})
         if elsewhere:
             self._tell_located(conn.peer_id, elsewhere)
+
+    def handle_reconstruct_objects(self, conn: LoopConnection, msg_id: int,
+                                   body: dict) -> None:
+        """An owner runs again the task of objects lost with a node: they are not lost."""
+        for object_id in body["objects"]:
+            self.directory.reconstructing(object_id)
 
     def handle_remove_location(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A node evicted its secondary copy of an object: it is there no more."""

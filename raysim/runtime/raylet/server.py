@@ -570,14 +570,17 @@ class Raylet:
             os.waitpid(self.zygote_pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-        # Owners' result sockets: the session is over, and killed processes cannot remove
-        # their own.
-        for name in os.listdir(self.session_dir):
-            if name.startswith("owner-") and name.endswith(".sock"):
-                try:
-                    os.unlink(os.path.join(self.session_dir, name))
-                except FileNotFoundError:
-                    pass
+        # The result sockets of this node's workers, and of its driver (the session ends
+        # with the driver's node): killed processes cannot remove their own. Only those: in a
+        # cluster, a node that goes away leaves the others' sockets alone.
+        wids = set(self.pool.started)
+        if self.driver is not None and self.driver.peer_id:
+            wids.add(self.driver.peer_id)
+        for wid in wids:
+            try:
+                os.unlink(os.path.join(self.session_dir, f"owner-{wid}.sock"))
+            except FileNotFoundError:
+                pass
         self.objects.cleanup()
         self.store.close()
 

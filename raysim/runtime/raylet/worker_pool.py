@@ -136,11 +136,13 @@ class WorkerPool:
         self.idle: deque[WorkerRecord] = deque()
         self.starting_task_workers = 0
         # Workers in a row that died before connecting; reset by every one that connects.
+        self.started: set[str] = set()  # every worker id this pool ever started
         self.startup_failures = 0
         self._seq = itertools.count(1)
 
     def start(self, role: str, actor_id: str | None = None) -> WorkerRecord:
         wid = random_hex(8)
+        self.started.add(wid)
         worker = WorkerRecord(wid, role, actor_id=actor_id)
         self.workers[wid] = worker
         if role == "task":
