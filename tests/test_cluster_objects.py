@@ -191,6 +191,10 @@ def test_views_show_the_nodes(three_nodes, trace_file):
     text = to_text(trace.stored_where(panel), width=200)
     assert f"object store of {b_name}:" in text
     assert f"{b_name}*, node1" in text  # the primary copy on B, a copy pulled to the head
+    stores = trace.stored_where(panel).rows()["store"]
+    head_id = cluster.head_node.node_id
+    assert {(r["node"], r["object"]) for r in stores} == {
+        (b.node_id[:8], "make#1.ret"), (head_id[:8], "make#1.ret")}  # each store its copy
     store_edges = [(u, v, e) for u, v, e in dataflow_graph(trace).edges(data=True)
                    if u.startswith("store:") and v.startswith("store:")]
     assert [(u, v, e["kinds"]) for u, v, e in store_edges] == [

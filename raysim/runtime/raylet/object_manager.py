@@ -167,6 +167,8 @@ class ObjectManager:
                 self._pulls.discard(object_id)
                 self._failed(object_id, f"no room for it in this node's store: {outcome}")
                 return
+            trace.emit("object_store.create", obj=object_id, size=size, offset=outcome.offset,
+                       owner=f"node:{located['node']}", used=self.store.used)
             threading.Thread(target=self._fetch, args=(object_id, located, outcome.offset),
                              name="raysim-pull", daemon=True).start()
 
