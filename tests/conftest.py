@@ -34,6 +34,24 @@ def shared_session(tmp_path_factory):
         raysim.shutdown()
 
 
+@pytest.fixture
+def three_nodes(trace_file):
+    """A cluster of three nodes on this machine (raysim.cluster_utils): the head (1 CPU, the
+    driver's), B (1 CPU, resource B) and C (2 CPUs, resource C: 2), traced to the test's
+    file. Yields (cluster, node B, node C)."""
+    from raysim.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    b = cluster.add_node(num_cpus=1, resources={"B": 1})
+    c = cluster.add_node(num_cpus=2, resources={"C": 2})
+    raysim.init(address=cluster.address, trace_path=trace_file)
+    try:
+        yield cluster, b, c
+    finally:
+        raysim.shutdown()
+        cluster.shutdown()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_stray_sessions():
     """Sessions of the tests live in a directory of their own (short, for Unix socket

@@ -9,21 +9,8 @@ from traceutil import of
 
 import raysim
 from raysim import exceptions
-from raysim.cluster_utils import Cluster
 from raysim.trace import load
 
-
-@pytest.fixture
-def three_nodes(trace_file):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    b = cluster.add_node(num_cpus=1, resources={"B": 1})
-    c = cluster.add_node(num_cpus=1, resources={"C": 1})
-    raysim.init(address=cluster.address, trace_path=trace_file)
-    try:
-        yield cluster, b, c
-    finally:
-        raysim.shutdown()
-        cluster.shutdown()
 
 
 @raysim.remote

@@ -18,18 +18,6 @@ from raysim.trace import load
 from raysim.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
-@pytest.fixture
-def three_nodes(trace_file):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    b = cluster.add_node(num_cpus=1, resources={"B": 1})
-    c = cluster.add_node(num_cpus=2, resources={"C": 2})
-    raysim.init(address=cluster.address, trace_path=trace_file)
-    try:
-        yield cluster, b, c
-    finally:
-        raysim.shutdown()
-        cluster.shutdown()
-
 
 @raysim.remote(resources={"B": 1})
 def make(n):
@@ -208,7 +196,7 @@ def test_views_show_the_nodes(three_nodes, trace_file):
 def test_a_secondary_copy_is_evicted_before_anything_is_spilled(trace_file):
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2 ** 20})
-    b = cluster.add_node(num_cpus=1, resources={"B": 1})
+    cluster.add_node(num_cpus=1, resources={"B": 1})
     raysim.init(address=cluster.address, trace_path=trace_file)
     try:
         ref = make.remote(60 * 2 ** 20 // 8)  # 60 MiB on B
