@@ -211,6 +211,21 @@ class TaskCancelledError(RayError):
         return (TaskCancelledError, (self.task_id, str(self)))
 
 
+class TaskUnschedulableError(RayError):
+    """The task can run on no node: the node its ``NodeAffinitySchedulingStrategy`` names
+    (``soft=False``) is dead, or could never run it (Ray's name and message)."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+    def __str__(self) -> str:
+        return f"The task is not schedulable: {self.error_message}"
+
+    def __reduce__(self):
+        return (TaskUnschedulableError, (self.error_message,))
+
+
 class GetTimeoutError(RayError, TimeoutError):
     """``get`` timed out before the objects were ready."""
 

@@ -234,3 +234,15 @@ def test_a_task_output_lost_with_its_node_is_made_again(three_nodes, trace_file)
     assert len(retries) == 1
     made = [e["location"] for e in of(events, "gcs.object_added", obj=ref.hex())]
     assert made[0] == b.node_id and made[-1] != b.node_id
+
+
+def test_hard_affinity_to_a_dead_node_fails_the_task(three_nodes):
+    cluster, b, c = three_nodes
+    cluster.remove_node(b)
+    hard = NodeAffinitySchedulingStrategy(b.node_id, soft=False)
+    with pytest.raises(exceptions.TaskUnschedulableError,
+                       match="The task is not schedulable: The node specified via "
+                             "NodeAffinitySchedulingStrategy doesn't exist any more"):
+        raysim.get(node_of.options(scheduling_strategy=hard).remote(), timeout=30)
+    soft = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    assert raysim.get(node_of.options(scheduling_strategy=soft).remote()) != b.node_id

@@ -275,8 +275,13 @@ class GcsServer:
         trace.emit("gcs.task_placed", phase=spec.phase, task=spec.task_id,
                    from_node=conn.peer_id, to_node=node, reason=why)
         target = self.node_conns.get(node) if node is not None else None
-        (target or conn).send("submit_task", {"spec": spec, "task_id": spec.task_id,
-                                              "placed": True}, spec.phase)
+        body = {"spec": spec, "task_id": spec.task_id, "placed": True}
+        strategy = spec.strategy
+        if target is None and isinstance(strategy, (list, tuple)) and not strategy[2]:
+            # Hard node affinity to a node that is dead or could never run it: Ray fails
+            # the task (TaskUnschedulableError) rather than keep it waiting.
+            body["unschedulable"] = why
+        (target or conn).send("submit_task", body, spec.phase)
 
     def _route_call(self, conn: LoopConnection, spec) -> None:
         """An actor call from a node the actor does not live on: to the actor's node's

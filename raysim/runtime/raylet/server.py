@@ -278,6 +278,12 @@ class Raylet:
             request = scheduler.placement_request(spec)
         else:
             request = scheduler.task_request(spec)
+        if body.get("unschedulable") and spec.kind == NORMAL_TASK:
+            self.fail_task(spec, "TaskUnschedulableError", (
+                f"The node specified via NodeAffinitySchedulingStrategy doesn't exist any "
+                f"more or is infeasible, and soft=False was specified ({body['unschedulable']}"
+                f"), name={spec.name}. Tip: pass soft=True to run it elsewhere then."))
+            return
         elsewhere = None if body.get("placed") else self._elsewhere(spec, request)
         if elsewhere is not None:
             # Seed phase 3 step 2: "otherwise forwards to Global Scheduler" (placement.py).
