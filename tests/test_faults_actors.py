@@ -284,6 +284,14 @@ def test_cancel_a_call_that_has_not_started(ray_start, trace_file, tmp_path):
     with pytest.raises(ValueError, match=r"force=True is not supported for actor tasks.*Tip"):
         raysim.cancel(running, force=True)
     raysim.cancel(running)  # a running method is not interrupted, as in Ray...
+
+    def cancel_arrived(events):
+        """The actor's worker got the cancel of the running call (the phase it began in)."""
+        phases = [e["phase"] for e in of(events, "phase.begin", api="cancel",
+                                          detail=running.hex())]
+        return phases and of(events, "msg.recv", proc="worker", kind="cancel_task",
+                             phase=phases[-1])
+    wait_for(trace_file, cancel_arrived, what="the cancel to reach the actor's worker")
     open(release, "w").close()
     with pytest.raises(exceptions.TaskCancelledError, match="while it ran.*dropped"):
         raysim.get(running, timeout=30)  # ...but its caller gets no value (Ray 2.60 too)

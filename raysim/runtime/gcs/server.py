@@ -6,7 +6,8 @@ actor registry". "GCS: Empty initially, will track all actors and objects."
 Tables kept here (Ray's GCS keeps the first four; the object table is the founding document's,
 see ``object_directory.py`` for how modern Ray differs):
 
-    nodes    node id -> raylet pid, resources, store capacity
+    nodes    node id -> raylet pid, resources, store capacity, object manager address,
+             alive (a cluster of several nodes: ``raysim.cluster_utils``)
     jobs     job id -> driver pid
     actors   the actor registry and state machine (``actor_table.py``)
     kv       the internal key-value store; pickled functions and classes are exported here
@@ -20,8 +21,19 @@ session directory. It exits when the driver says so or when the driver's connect
 When a worker dies the objects it owned are lost, and the raylets holding or waiting for them
 are told (``objects_lost``), so that readers fail with ``OwnerDiedError`` instead of waiting.
 
-Trace events: ``process.started``, ``node.registered``, ``job.registered``, the
-``gcs.*`` events of the object directory and actor table, and every message.
+With several nodes the GCS is also where they meet:
+
+* a raylet waiting for an object its store lacks learns which node holds it
+  (``objects_located``: the founding document's location lookup), and pulls it from there;
+* a task or actor a raylet cannot place is forwarded here and given to a node that can
+  (``placement.py``: the founding document's global scheduler); calls to an actor on
+  another node than the caller's go through here to the actor's raylet, in order;
+* when a node goes away, the objects whose only copy it held are lost (``NODE_DIED``; their
+  owners may run their tasks again), and its actors die, which every caller is told.
+
+Trace events: ``process.started``, ``node.registered``, ``node.removed``,
+``job.registered``, ``gcs.task_placed``, ``gcs.object_located``, the ``gcs.*`` events of
+the object directory and actor table, and every message.
 """
 
 from __future__ import annotations

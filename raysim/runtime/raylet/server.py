@@ -31,8 +31,17 @@ The store's own requests (create, seal, get, release, free; objects that can nev
 are answered by ``store_server.py``, in this process and loop; when the store is full,
 ``local_object_manager.py`` makes room.
 
-Runs in: its own process, started by ``raysim.init()``; exits when the driver disconnects,
-or when the GCS dies (``component.died``), stopping its workers on the way out.
+In a cluster of several nodes (``raysim.cluster_utils``) each node has a raylet of its own.
+What one cannot place (a resource only another node has, ``SPREAD``, node affinity) it
+forwards to the GCS, which gives it to a node that can (seed phase 3 step 2, "otherwise
+forwards to Global Scheduler"); a call to an actor that lives elsewhere goes the same way;
+an object another node holds is pulled into this node's store by its object manager
+(``object_manager.py``, seed phase 5). A one-node session forwards nothing and listens on no
+TCP port.
+
+Runs in: its own process, started by ``raysim.init()`` (one per node); exits when the driver
+disconnects, when it is stopped (a node removed), or when the GCS dies (``component.died``),
+stopping its workers on the way out.
 Trace events: ``store.created``, ``object_store.*``, ``scheduler.decision``,
 ``raylet.actor_lookup``, ``task.finished``, ``process.exited``, ``worker.died``,
 ``component.died``, the worker pool's, task manager's and actor manager's events, and every
