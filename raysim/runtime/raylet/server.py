@@ -224,7 +224,7 @@ class Raylet:
             return
         if worker.role == "actor":
             self.actors.worker_ready(worker)
-        self.schedule()
+        self.queue.schedule()
 
     def on_close(self, conn: LoopConnection) -> None:
         if conn is self.driver:
@@ -308,7 +308,7 @@ class Raylet:
         if spec.kind == ACTOR_CREATION:
             self.actors.register(record)
         self.queue.add(record)
-        self.schedule()
+        self.queue.schedule()
 
     def _elsewhere(self, spec: TaskSpec, request: dict) -> str | None:
         """Why a task or an actor should run on another node (the GCS chooses which), or
@@ -357,7 +357,7 @@ class Raylet:
                                primary=False)
         for record in self.deps.sealed(object_id):
             self.queue.enqueue_ready(record)
-        self.schedule()
+        self.queue.schedule()
 
     def _pull_failed(self, object_id: str, why: str) -> None:
         """Ask the GCS again in a moment: another copy, or word that the object is lost."""
@@ -370,7 +370,7 @@ class Raylet:
         self.store_server.seal(body)
         for record in self.deps.sealed(body["object_id"]):
             self.queue.enqueue_ready(record)
-        self.schedule()
+        self.queue.schedule()
 
     def handle_objects_lost(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """The GCS says objects are lost (their owner died) or were freed before a reader's
@@ -388,7 +388,7 @@ class Raylet:
                     self.fail_task(spec, LOST_ERRORS.get(lost["cause"], "ObjectLostError"),
                                    message)
         self.objects.progress()
-        self.schedule()
+        self.queue.schedule()
 
     def handle_task_done(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A task finished; its result already went straight to its owner."""
@@ -402,7 +402,7 @@ class Raylet:
                 self.tasks.finished(record, body)
                 self._count_call(worker, record.spec)
             self.pool.make_idle(worker)
-        self.schedule()
+        self.queue.schedule()
 
     def fail_task(self, spec: TaskSpec, exc_type: str, message: str) -> None:
         """The task cannot produce its result (its actor is dead, ...): see TaskManager.fail."""
@@ -414,7 +414,7 @@ class Raylet:
         else:
             self.tasks.cancel(body["task_id"], body.get("force", False),
                               body.get("recursive", True))
-        self.schedule()
+        self.queue.schedule()
 
     def _count_call(self, worker: WorkerRecord, spec) -> None:
         """``max_calls``: a worker that ran that many tasks of the function exits (gently:
@@ -433,14 +433,6 @@ class Raylet:
     def handle_worker_unblocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.queue.return_cpu(conn.state)
 
-    def schedule(self) -> None:
-        self.queue.schedule()
-
-    def enqueue_ready(self, record: TaskRecord) -> None:
-        self.queue.enqueue_ready(record)
-
-    def push(self, worker: WorkerRecord, spec: TaskSpec, attempt: int = 0) -> None:
-        self.queue.push(worker, spec, attempt)
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         if body["actor_id"] not in self.actors.actors and self.object_manager is not None \
@@ -523,7 +515,7 @@ class Raylet:
         self.actors.owner_died(worker.wid, owner)
         if gave_up:
             self.tasks.give_up_starting(death)
-        self.schedule()
+        self.queue.schedule()
 
     # -- reporting and shutdown ----------------------------------------------------------------
 
