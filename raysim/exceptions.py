@@ -226,6 +226,22 @@ class TaskUnschedulableError(RayError):
         return (TaskUnschedulableError, (self.error_message,))
 
 
+class ActorUnschedulableError(RayError):
+    """The actor can be placed on no node: the node its ``NodeAffinitySchedulingStrategy``
+    names (``soft=False``) is dead, or could never host it (Ray's name and message). Its
+    calls raise it too."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+    def __str__(self) -> str:
+        return f"The actor is not schedulable: {self.error_message}"
+
+    def __reduce__(self):
+        return (ActorUnschedulableError, (self.error_message,))
+
+
 class GetTimeoutError(RayError, TimeoutError):
     """``get`` timed out before the objects were ready."""
 

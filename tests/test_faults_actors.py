@@ -100,6 +100,9 @@ def test_restart_rebuilds_state_and_calls_in_flight_fail(ray_start, trace_file):
     assert "is restarting (restart 1 of 1)" in str(info.value)
     assert str(info.value).endswith("set max_task_retries on the actor to retry calls that "
                                     "a restart interrupts.")
+    # A call made while it restarts would fail at once (max_task_retries=0, as in Ray).
+    wait_for(trace_file, lambda ev: of(ev, "gcs.actor_state", actor=actor, state="ALIVE",
+                                       num_restarts=1), what="the actor alive again")
     assert raysim.get(counter.incr.remote(), timeout=30) == 11, "__init__ ran again"
     assert raysim.get(counter.pid.remote()) != first_pid, "on a new worker process"
     with pytest.raises(exceptions.RayActorError):
@@ -200,6 +203,42 @@ def test_a_restart_gets_the_constructor_arguments_again(ray_start, trace_file):
     raysim.kill(actor)
     poll(lambda: object_id not in raysim.snapshot()["gcs"]["objects"],
          "the constructor's argument to be freed")
+
+
+@raysim.remote(max_restarts=1)
+class RestartsSlowly:
+    def __init__(self, started, release):
+        if os.path.exists(started):  # a restart: wait to be let in
+            wait_for_file(release)
+        open(started, "w").close()
+
+    def ping(self):
+        return "pong"
+
+    def die(self):
+        os._exit(1)
+
+
+def test_a_call_to_a_restarting_actor_fails_at_once_unless_it_may_be_retried(ray_start,
+                                                                            tmp_path):
+    release = str(tmp_path / "release")
+    hasty = RestartsSlowly.remote(str(tmp_path / "hasty"), release)
+    patient = RestartsSlowly.options(max_task_retries=1).remote(str(tmp_path / "patient"),
+                                                                release)
+    assert raysim.get([hasty.ping.remote(), patient.ping.remote()]) == ["pong", "pong"]
+    with pytest.raises(exceptions.ActorUnavailableError):
+        raysim.get(hasty.die.remote(), timeout=30)
+    # Restarting (its __init__ waits): as in Ray 2.60, with max_task_retries=0 the call is
+    # not even sent, it fails at once ...
+    with pytest.raises(exceptions.ActorUnavailableError,
+                       match=r"is restarting \(restart 1 of 1\), so this call was not sent"):
+        raysim.get(hasty.ping.remote(), timeout=30)
+    # ... and with retries allowed it waits for the new process.
+    raysim.kill(patient, no_restart=False)
+    waiting = patient.ping.remote()
+    assert raysim.wait([waiting], timeout=0.5)[0] == []
+    open(release, "w").close()
+    assert raysim.get(waiting, timeout=30) == "pong"
 
 
 def test_kill_fails_the_running_and_later_calls(ray_start, trace_file, tmp_path):

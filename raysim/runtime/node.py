@@ -100,7 +100,7 @@ class NodeProcesses:
 
     def __init__(self, session_dir: str, node_id: str, trace_path: str | None, config: Config,
                  resources: dict[str, float], store_capacity: int, job_id: str,
-                 preload: dict, cluster: bool = False) -> None:
+                 preload: dict, cluster: bool = False, object_manager_port: int = 0) -> None:
         self.session_dir = session_dir
         # Several nodes: each raylet's object manager listens on TCP (127.0.0.1) for the
         # others; a one-node session listens on nothing but its Unix sockets.
@@ -119,7 +119,7 @@ class NodeProcesses:
         self.gcs = self._spawn("gcs", dict(
             self._common(node_id), freed_objects_remembered=config.freed_objects_remembered))
         self.raylets: dict[str, subprocess.Popen] = {}  # by node id, the head's first
-        self.add_raylet(node_id, resources, store_capacity)
+        self.add_raylet(node_id, resources, store_capacity, object_manager_port)
         self.raylet = self.raylets[node_id]
         self.timeout = config.process_startup_timeout_s
 
@@ -128,12 +128,14 @@ class NodeProcesses:
                 "trace_path": self.trace_path,
                 "trace_flush_events": self.config.trace_flush_events}
 
-    def add_raylet(self, node_id: str, resources: dict[str, float],
-                   store_capacity: int) -> subprocess.Popen:
-        """Start one more node's raylet; it registers with the GCS as it starts."""
+    def add_raylet(self, node_id: str, resources: dict[str, float], store_capacity: int,
+                   object_manager_port: int = 0) -> subprocess.Popen:
+        """Start one more node's raylet; it registers with the GCS as it starts. Its object
+        manager (a cluster's only) listens on ``object_manager_port``, or, if 0, on a port
+        the system picks."""
         args = dict(self._common(node_id), config=self.config.to_dict(), resources=resources,
                     store_capacity=store_capacity, job_id=self.job_id, preload=self.preload,
-                    object_manager=self.cluster)
+                    object_manager=self.cluster, object_manager_port=object_manager_port)
         proc = self.raylets[node_id] = self._spawn("raylet", args, secret=self.token)
         return proc
 

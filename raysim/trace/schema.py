@@ -28,6 +28,9 @@ Versions:
          object_manager.* events of transfers between nodes, scheduler.decision
          "forwarded"; messages wait_for_nodes, objects_located, forward_task,
          remove_location, reconstruct_objects; task.retry cause object_lost
+    1.7  actors restarted on another node when theirs dies: gcs.actor_state cause NODE_DIED
+         and ACTOR_UNSCHEDULABLE, gcs.task_placed from_node null (a restart that waited
+         for a node to join)
 
 Common fields (every event):
 
@@ -54,7 +57,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -253,9 +256,10 @@ _event("gcs.location_removed", "gcs",
        obj="str", location="str")
 _event("gcs.task_placed", "gcs",
        "A task a raylet could not place was given to another node (the founding "
-       "document's global scheduler).",
+       "document's global scheduler), or an actor whose node died was placed again "
+       "(from_node is the dead node; null when its restart waited for a node to join).",
        seed="Phase 3 step 2: otherwise forwards to Global Scheduler", task="str",
-       from_node="str", to_node="str?", reason="str")
+       from_node="str?", to_node="str?", reason="str")
 _event("gcs.object_freed", "gcs",
        "An object's count reached zero; GCS told the stores holding it to delete it.",
        obj="str", locations="list")
@@ -328,7 +332,10 @@ _event("gcs.actor_state", "gcs",
        "An actor's row in the GCS actor table changed state. cause, on RESTARTING and "
        "DEAD, is Ray's ActorDeathCause kind: WORKER_DIED, RAY_KILL, OUT_OF_SCOPE, "
        "CREATION_TASK_ERROR, WORKER_STARTUP_FAILED, OWNER_DIED (the process that created "
-       "it died), INTENDED_USER_EXIT (it ended itself: exit_actor(), __ray_terminate__).",
+       "it died), INTENDED_USER_EXIT (it ended itself: exit_actor(), __ray_terminate__), "
+       "NODE_DIED (its node went away; it restarts on another node if max_restarts "
+       "allows), ACTOR_UNSCHEDULABLE (no node may host it: its calls raise "
+       "ActorUnschedulableError).",
        seed="Phase 3 step 8: worker registers actor with GCS", actor="str", state="str",
        class_name="str", worker_pid="int?", wid="str?", actor_node="str?",
        name="str?", reason="str?", handle_object="str?", namespace="str?",
@@ -387,7 +394,7 @@ _message("kv_put", "driver|worker", "gcs", "Export a pickled function or class."
 _message("kv_get", "worker", "gcs", "Fetch an exported function or class.", reply="reply")
 _message("submit_task", "driver|worker|gcs", "raylet",
          "Run a task (or create an actor). From the GCS: a task another node could not "
-         "place.")
+         "place, or an actor restarted here because its node died (num_restarts).")
 _message("forward_task", "raylet", "gcs",
          "This node cannot run the task (resources, a node it must run on): place it on "
          "another node.")
@@ -408,7 +415,8 @@ _message("task_done", "worker|raylet", "raylet|driver|worker",
          "raylet: that the worker and its resources are free.")
 _message("actor_died", "raylet|gcs", "driver|worker",
          "An actor's process died. Calls the raylet had pushed to it are retried by their "
-         "caller if the actor restarts and max_task_retries allows, or fail.")
+         "caller if the actor restarts and max_task_retries allows, or fail (with error: "
+         "ActorDiedError unless told otherwise).")
 _message("create_object", "driver|worker", "raylet",
          "Allocate space in the store for an object of this size.", reply="reply")
 _message("seal_object", "driver|worker", "raylet", "The object is written; make it visible.")
@@ -437,7 +445,9 @@ _message("add_ref", "driver|worker", "gcs", "A holder takes a reference to objec
 _message("remove_ref", "driver|worker", "gcs", "A holder drops its references to objects.")
 _message("borrow_ref", "driver|worker", "gcs",
          "A process that received a ref inside a value takes a reference.", reply="reply")
-_message("actor_update", "raylet|worker", "gcs", "An actor changed state.")
+_message("actor_update", "raylet|worker", "gcs",
+         "An actor changed state. In a cluster, its first report carries its creation task, "
+         "so that the GCS can restart it on another node.")
 _message("register_actor", "driver|worker", "gcs",
          "Register a named actor, claiming its name (refused if taken).", reply="reply")
 _message("get_actor", "driver|worker", "gcs", "Look up a named actor.", reply="reply")

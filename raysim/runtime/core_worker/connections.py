@@ -95,7 +95,13 @@ class Connections:
         try:
             while not self.closing:
                 trace.flush()
-                for key, _ in selector.select():
+                # Results first, the raylet's and GCS's news last: a worker sends its
+                # results before its raylet can report the worker's end (an actor that
+                # exits after its calls), so the results must not be read after the news.
+                control = (self.raylet, self.gcs)
+                ready = sorted(selector.select(), key=lambda kv: kv[0].data in control)
+                accepted = False
+                for key, _ in ready:
                     what = key.data
                     if what == "wake":
                         return
@@ -103,7 +109,10 @@ class Connections:
                         sock, _ = self._listener.accept()
                         conn = BlockingConnection(sock, "worker")
                         selector.register(sock, selectors.EVENT_READ, conn)
+                        accepted = True
                         continue
+                    if accepted and what in control:
+                        continue  # the next round reads the new sender first
                     try:
                         messages = what.recv_messages()
                     except ConnectionClosed:

@@ -406,7 +406,7 @@ class TaskSubmitter:
 
     def _actor_died(self, body: dict) -> None:
         actor_id, message = body["actor_id"], body["message"]
-        error = results.raised("ActorDiedError", message)
+        error = results.raised(body.get("error", "ActorDiedError"), message)
         with self.core.refs.owned_lock, self._send_lock:  # no call is sent while these are read
             calls = self._actor_calls.get(actor_id, {})
             if not body["restarting"]:

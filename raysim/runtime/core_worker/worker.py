@@ -339,11 +339,6 @@ class Worker:
                            attrs=self._actor_attrs(), calls=self.actor_calls)
         core.in_task = False
         core.refs.flush_deferred()
-        if kind == "actor_creation" and call.ok:
-            # Seed phase 3 step 8: the worker registers the actor with the GCS.
-            core.conns.tell_gcs("actor_update", {
-                "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
-                "wid": core.wid, "node": core.node_id})
         core.current_task = None
         if not call.retry:
             # Phase 4 steps 5-8: the result goes straight back to the caller (for a creation,
@@ -365,6 +360,13 @@ class Worker:
             if call.error_text is not None:
                 body["error_text"] = call.error_text
             core.conns.tell_raylet("task_done", body)
+        if kind == "actor_creation" and call.ok:
+            # Seed phase 3 step 8: the worker registers the actor with the GCS. (After its
+            # raylet hears: whoever learns from the GCS that the actor is alive finds its
+            # raylet ready to push calls, not still restarting it.)
+            core.conns.tell_gcs("actor_update", {
+                "actor_id": spec.actor_id, "state": "ALIVE", "pid": os.getpid(),
+                "wid": core.wid, "node": core.node_id})
         trace.set_phase(None)  # until the next task, nothing here belongs to a driver call
 
     # -- the actor's own end ---------------------------------------------------------------

@@ -29,7 +29,9 @@ With several nodes the GCS is also where they meet:
   (``placement.py``: the founding document's global scheduler); calls to an actor on
   another node than the caller's go through here to the actor's raylet, in order;
 * when a node goes away, the objects whose only copy it held are lost (``NODE_DIED``; their
-  owners may run their tasks again), and its actors die, which every caller is told.
+  owners may run their tasks again), and its actors' processes die: those whose
+  ``max_restarts`` allows are created again on another node (the GCS keeps each actor's
+  creation task for this, as Ray's GCS does), the others are DEAD; every caller is told.
 
 Trace events: ``process.started``, ``node.registered``, ``node.removed``,
 ``job.registered``, ``gcs.task_placed``, ``gcs.object_located``, the ``gcs.*`` events of
@@ -47,6 +49,7 @@ from typing import Callable
 import orjson
 
 from raysim.runtime.common import procutil
+from raysim.runtime.common.actor_errors import death_error, restarting_message
 from raysim.runtime.common.protocol import EventLoop, LoopConnection
 from raysim.runtime.gcs import actor_table
 from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
@@ -75,6 +78,13 @@ class GcsServer:
         # Which node's raylet hosts each actor, and calls held until it is known.
         self._actor_nodes: dict[str, str] = {}
         self._held_calls: dict[str, list] = {}
+        # For each actor on another node than its callers', the last call (``seq``) of each
+        # caller routed to it: what its death interrupted.
+        self._last_routed: dict[str, dict[str, int]] = {}
+        # In a cluster, each live actor's creation task and the resources it needs placed:
+        # to restart it on another node when its node dies. Actors waiting for a node.
+        self._creations: dict[str, tuple] = {}
+        self._unplaced: list[str] = []
         self.driver_conn: LoopConnection | None = None
         self._node_waiters: list[tuple[LoopConnection, int, set[str]]] = []
         self.handlers = self._handlers()
@@ -166,6 +176,10 @@ class GcsServer:
                    object_manager=body.get("object_manager"))
         conn.reply(msg_id, {})
         self._answer_node_waiters()
+        unplaced, self._unplaced = self._unplaced, []
+        for actor_id in unplaced:  # actors waiting for a node that can host their restart
+            if self.actors.actors[actor_id].state == actor_table.RESTARTING:
+                self._restart_elsewhere(actor_id, None)
 
     def handle_wait_for_nodes(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """Answered once every node named has registered (now, if they all have)."""
@@ -304,14 +318,27 @@ class GcsServer:
         if entry is not None and entry.state == actor_table.DEAD or \
                 node is not None and not self.nodes[node]["alive"]:
             reason = (entry.death_cause if entry is not None else None) or "The actor is dead."
-            conn.send("submit_task", {"spec": spec, "task_id": spec.task_id, "placed": True,
-                                      "dead": reason}, spec.phase)
+            error = death_error(entry.cause if entry is not None else None)
+            self._refuse_call(conn, spec, reason, error)
+            return
+        if node is None and entry is not None and entry.state == actor_table.RESTARTING \
+                and not spec.max_retries:
+            creation = self._creations.get(spec.actor_id)
+            self._refuse_call(conn, spec, restarting_message(
+                entry.class_name, spec.actor_id, entry.num_restarts,
+                (creation[0].max_restarts or 0) if creation else 0), "ActorUnavailableError")
             return
         if node is None or self._held_calls.get(spec.actor_id):
             self._held_calls.setdefault(spec.actor_id, []).append((conn, spec))
             return
+        self._last_routed.setdefault(spec.actor_id, {})[spec.owner] = spec.seq
         self.node_conns[node].send("submit_task", {"spec": spec, "task_id": spec.task_id,
                                                    "placed": True}, spec.phase)
+
+    def _refuse_call(self, conn: LoopConnection, spec, reason: str, error: str) -> None:
+        """Back to the caller's node, to fail there with ``error``."""
+        conn.send("submit_task", {"spec": spec, "task_id": spec.task_id, "placed": True,
+                                  "dead": reason, "error": error}, spec.phase)
 
     def _actor_placed(self, actor_id: str, node: str) -> None:
         """A raylet reported an actor it hosts: calls held for it go there now."""
@@ -321,26 +348,93 @@ class GcsServer:
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """raysim.kill of an actor on another node than the caller's: to its raylet."""
-        node = self._actor_nodes.get(body["actor_id"])
+        actor_id = body["actor_id"]
+        node = self._actor_nodes.get(actor_id)
         target = self.node_conns.get(node) if node is not None else None
         if target is not None:
             target.send("kill_actor", body)
+        elif actor_id in self._unplaced:  # restarting, with no node to host it yet
+            self._unplaced.remove(actor_id)
+            entry = self.actors.actors[actor_id]
+            self._actor_dead(actor_id, (
+                f"The actor {entry.class_name} ({actor_id}) was killed: "
+                f"{body.get('reason', 'killed')}. Its pending and later calls fail. Tip: "
+                f"create a new actor to go on."), "RAY_KILL", {})
 
     def _node_actors_died(self, node: str) -> None:
-        """A node went away: its actors die with it (raysim does not restart them on another
-        node), and every driver and worker hears so (actor_died), so no call waits forever."""
+        """A node went away: its actors' processes died with it. As in Ray, an actor that may
+        restart (``max_restarts``) is created again on a node that can host it (or when one
+        joins); the others are DEAD. Either way every driver and worker hears so
+        (``actor_died``), with the last call of theirs routed to the dead node, so no call
+        waits forever."""
         for actor_id, where in list(self._actor_nodes.items()):
             entry = self.actors.actors.get(actor_id)
             if where != node or entry is None or entry.state == actor_table.DEAD:
                 continue
-            message = (f"The actor {entry.class_name} ({actor_id}) died: its node ({node}) "
-                       f"went away. Tip: raysim does not restart actors on other nodes; "
-                       f"create it again.")
-            self.actors.transition(actor_id, actor_table.DEAD, message, "NODE_DIED")
-            for client in list(self.loop.connections):
-                if client.peer_kind in ("driver", "worker") and not client.closed:
-                    client.send("actor_died", {"actor_id": actor_id, "message": message,
-                                               "restarting": False, "last_pushed": {}})
+            del self._actor_nodes[actor_id]
+            last_routed = self._last_routed.pop(actor_id, {})
+            creation = self._creations.get(actor_id)
+            max_restarts = (creation[0].max_restarts or 0) if creation else 0
+            if max_restarts < 0 or entry.num_restarts < max_restarts:
+                restarts = entry.num_restarts + 1
+                of = "" if max_restarts < 0 else f" of {max_restarts}"
+                message = (f"The actor {entry.class_name} ({actor_id}) died while running "
+                           f"this call: its node ({node}) went away. The actor is restarting "
+                           f"on another node (restart {restarts}{of}), but this call is not "
+                           f"retried. Tip: set max_task_retries on the actor to retry calls "
+                           f"that a restart interrupts.")
+                self.actors.transition(actor_id, actor_table.RESTARTING,
+                                       f"its node ({node}) went away", "NODE_DIED",
+                                       num_restarts=restarts, node=None, wid=None, pid=None)
+                self._tell_actor_died(actor_id, message, True, last_routed)
+                self._restart_elsewhere(actor_id, node)
+                continue
+            restarts = (f"after {entry.num_restarts} restart(s), its max_restarts="
+                        f"{max_restarts}" if max_restarts else "max_restarts is 0")
+            message = (f"The actor {entry.class_name} ({actor_id}) died because its node "
+                       f"({node}) died; it is not restarted ({restarts}). Tip: raise "
+                       f"max_restarts on the actor to restart it on another node.")
+            self._actor_dead(actor_id, message, "NODE_DIED", last_routed)
+
+    def _restart_elsewhere(self, actor_id: str, dead_node: str | None) -> None:
+        """Place a restarting actor's creation task again (placement.py), as Ray's GCS
+        reschedules an actor whose node died. With no node that can host it, it waits (as
+        in Ray) until one joins; with hard node affinity to a dead node it is DEAD."""
+        spec, resources = self._creations[actor_id]
+        entry = self.actors.actors[actor_id]
+        node, why = self.placement.choose(self.nodes, resources, spec.strategy,
+                                          dead_node or "")
+        if dead_node is not None:
+            why = f"restart {entry.num_restarts}: {dead_node} went away; {why}"
+        trace.emit("gcs.task_placed", phase=spec.phase, task=spec.task_id,
+                   from_node=dead_node, to_node=node, reason=why)
+        if node is not None:
+            self.node_conns[node].send("submit_task", {
+                "spec": spec, "task_id": spec.task_id, "placed": True,
+                "num_restarts": entry.num_restarts}, spec.phase)
+        elif isinstance(spec.strategy, (list, tuple)) and not spec.strategy[2]:
+            self._actor_dead(actor_id, (
+                f"The node specified via NodeAffinitySchedulingStrategy doesn't exist any "
+                f"more or is infeasible, and soft=False was specified ({why}), actor "
+                f"{entry.class_name} ({actor_id}). Tip: pass soft=True to let it restart on "
+                f"another node."), "ACTOR_UNSCHEDULABLE", {})
+        else:
+            self._unplaced.append(actor_id)
+
+    def _actor_dead(self, actor_id: str, message: str, cause: str, last_routed: dict) -> None:
+        self.actors.transition(actor_id, actor_table.DEAD, message, cause)
+        self._creations.pop(actor_id, None)
+        self._tell_actor_died(actor_id, message, False, last_routed, death_error(cause))
+        for conn, spec in self._held_calls.pop(actor_id, []):
+            self._route_call(conn, spec)  # back to their callers' nodes, to fail there
+
+    def _tell_actor_died(self, actor_id: str, message: str, restarting: bool,
+                         last_routed: dict, error: str = "ActorDiedError") -> None:
+        for client in list(self.loop.connections):
+            if client.peer_kind in ("driver", "worker") and not client.closed:
+                client.send("actor_died", {"actor_id": actor_id, "message": message,
+                                           "restarting": restarting,
+                                           "last_pushed": last_routed, "error": error})
 
     def _tell_lost(self) -> None:
         """Tell the raylets concerned about objects lost while handling a message: those that
@@ -386,11 +480,16 @@ class GcsServer:
             self._actor_placed(actor_id, conn.peer_id)
         if entry is None or entry.state == actor_table.DEAD:
             return  # unknown, or a late report about an actor already dead
+        if "spec" in body:
+            self._creations[actor_id] = (body["spec"], body["resources"])
         info = {k: body[k] for k in ("node", "wid", "pid", "num_restarts") if k in body}
         if entry.state == state and info.get("num_restarts", entry.num_restarts) == \
                 entry.num_restarts:
             return  # nothing new (a named actor registered twice, say)
         self.actors.transition(actor_id, state, body.get("reason"), body.get("cause"), **info)
+        if state == actor_table.DEAD:
+            self._creations.pop(actor_id, None)
+            self._last_routed.pop(actor_id, None)
         if state == actor_table.DEAD and entry.descriptor.get("detached"):
             self._free(self.directory.remove_ref(entry.handle_object, DETACHED_HOLDER))
 

@@ -29,8 +29,9 @@ owner died) kills it too: the creation task can never run.
 
 The GCS keeps the actor table and its state machine (``actor_table.py``); this module keeps
 what only the hosting node knows: which worker, and the calls waiting. Ray's GCS decides
-restarts (``GcsActorManager``); on raysim's one node the raylet, which holds the creation
-task and sees the death first, decides and tells the GCS.
+restarts (``GcsActorManager``); in raysim the raylet, which holds the creation task and sees
+the death of the process first, decides and tells the GCS. Only when the whole node dies
+does the GCS decide, and restart the actor on another node (``gcs/server.py``).
 
 Runs in: the raylet process. Trace events: ``scheduler.decision`` (start_actor_worker),
 ``raylet.actor_lookup``, ``task.finished`` (creation), ``task.cancelled`` (queued calls).
@@ -42,6 +43,7 @@ import dataclasses
 from collections import deque
 from typing import Callable
 
+from raysim.runtime.common.actor_errors import death_error, restarting_message
 from raysim.runtime.common.protocol import LoopConnection
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.runtime.raylet import scheduler
@@ -60,6 +62,7 @@ CREATION_TASK_ERROR = "CREATION_TASK_ERROR"
 WORKER_STARTUP_FAILED = "WORKER_STARTUP_FAILED"
 OWNER_DIED = "OWNER_DIED"
 INTENDED_EXIT = "INTENDED_USER_EXIT"  # exit_actor(), __ray_terminate__ (Ray's exit type)
+ACTOR_UNSCHEDULABLE = "ACTOR_UNSCHEDULABLE"  # no node may host it (hard node affinity)
 
 
 @dataclasses.dataclass(eq=False)
@@ -109,16 +112,28 @@ class LocalActorManager:
 
     # -- creation ----------------------------------------------------------------------------
 
-    def register(self, record: TaskRecord) -> None:
+    def register(self, record: TaskRecord, num_restarts: int = 0,
+                 keep_spec: bool = False) -> None:
         """A creation task arrived: the GCS hears of the actor. As in Ray, it waits in
-        DEPENDENCIES_UNREADY until its arguments are in the store."""
+        DEPENDENCIES_UNREADY until its arguments are in the store.
+
+        In a cluster the GCS keeps the creation task (``keep_spec``), to restart the actor on
+        another node if this one goes away; such a restart arrives here with its count
+        (``num_restarts``) and stays RESTARTING until ``__init__`` returns."""
         spec = record.spec
-        self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record)
-        self.tell_gcs("actor_update", {
-            "actor_id": spec.actor_id, "state": DEPENDENCIES_UNREADY,
-            "class_name": spec.name, "handle_object": spec.handle_object,
-            "owner": spec.owner_holder, "name": spec.actor_name,
-            "namespace": spec.namespace, "descriptor": spec.descriptor})
+        actor = self.actors[spec.actor_id] = ActorRecord(spec.actor_id, record,
+                                                         num_restarts=num_restarts)
+        body = {"actor_id": spec.actor_id, "state": DEPENDENCIES_UNREADY,
+                "class_name": spec.name, "handle_object": spec.handle_object,
+                "owner": spec.owner_holder, "name": spec.actor_name,
+                "namespace": spec.namespace, "descriptor": spec.descriptor}
+        if keep_spec:
+            body["spec"] = spec
+            body["resources"] = scheduler.from_fixed(record.request)
+        if num_restarts:
+            actor.state = body["state"] = RESTARTING
+            body["num_restarts"] = num_restarts
+        self.tell_gcs("actor_update", body)
 
     def creation_ready(self, record: TaskRecord) -> None:
         actor = self.actors.get(record.spec.actor_id)
@@ -185,6 +200,17 @@ class LocalActorManager:
                            f"{message}")
             self._die(actor, CREATION_TASK_ERROR, reason)
 
+    def unschedulable(self, record: TaskRecord, why: str) -> None:
+        """No node may host it (hard node affinity to a dead node): dead before it is
+        placed, its calls raising ActorUnschedulableError, as in Ray."""
+        actor = self.actors[record.spec.actor_id]
+        actor.no_restart = True
+        actor.death = (f"The node specified via NodeAffinitySchedulingStrategy doesn't exist "
+                       f"any more or is infeasible, and soft=False was specified ({why}), "
+                       f"actor {actor.name} ({actor.actor_id}). Tip: pass soft=True to "
+                       f"place it elsewhere then.")
+        self._die(actor, ACTOR_UNSCHEDULABLE, why)
+
     def startup_failed(self, record: TaskRecord, message: str) -> None:
         """Its worker process kept dying while starting (TaskManager.give_up_starting)."""
         actor = self.actors.get(record.spec.actor_id)
@@ -194,12 +220,13 @@ class LocalActorManager:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def submit_call(self, spec: TaskSpec, dead: str | None = None) -> None:
-        """A call to an actor of this node (or, ``dead``: the GCS's word that the actor has
-        died, on whichever node it lived)."""
+    def submit_call(self, spec: TaskSpec, dead: str | None = None,
+                    error: str = "ActorDiedError") -> None:
+        """A call to an actor of this node (or, ``dead``: the GCS's word that the call cannot
+        reach the actor, on whichever node it lived, and ``error`` the exception)."""
         actor = self.actors.get(spec.actor_id)
-        if actor is None:
-            self.fail_task(spec, "ActorDiedError", dead or (
+        if actor is None or dead:
+            self.fail_task(spec, error, dead or (
                 f"The actor {spec.actor_id} is unknown to this cluster; it may have been "
                 f"created by another session. Tip: call methods on handles of actors created "
                 f"in this session."))
@@ -207,9 +234,14 @@ class LocalActorManager:
         if spec.owner not in self.clients:
             actor.remote_callers[spec.owner] = spec  # told of its death on their own socket
         if actor.state == DEAD:
-            self.fail_task(spec, "ActorDiedError", actor.death or "The actor is dead.")
+            self.fail_task(spec, death_error(actor.death_cause),
+                           actor.death or "The actor is dead.")
         elif actor.state == ALIVE:
             self.push_call(actor, spec)
+        elif actor.state == RESTARTING and not spec.max_retries:
+            self.fail_task(spec, "ActorUnavailableError", restarting_message(
+                actor.name, actor.actor_id, actor.num_restarts,
+                actor.creation.spec.max_restarts or 0))
         else:
             actor.pending.append(spec)
 
@@ -367,9 +399,9 @@ class LocalActorManager:
     def _die(self, actor: ActorRecord, cause: str, reason: str) -> None:
         """DEAD for good: calls waiting here fail, every caller is told, the GCS too."""
         message = actor.death or f"The actor {actor.name} is dead."
-        actor.death = message
+        actor.death, actor.death_cause = message, cause
         for spec in list(actor.pending):
-            self.fail_task(spec, "ActorDiedError", message)
+            self.fail_task(spec, death_error(cause), message)
         actor.pending.clear()
         self._notify_callers(actor, message, restarting=False)
         self._release(actor)
@@ -378,7 +410,7 @@ class LocalActorManager:
     def _notify_callers(self, actor: ActorRecord, message: str, restarting: bool) -> None:
         last_pushed, actor.last_pushed = actor.last_pushed, {}
         body = {"actor_id": actor.actor_id, "message": message, "restarting": restarting,
-                "last_pushed": last_pushed}
+                "last_pushed": last_pushed, "error": death_error(actor.death_cause)}
         for client in list(self.clients.values()):
             client.send("actor_died", body)
         for caller, spec in list(actor.remote_callers.items()):

@@ -8,7 +8,8 @@ managers, and pulls into its own store the objects that its tasks and readers ne
 1. the raylet learns where the object is from the GCS's object table (``objects_located``,
    in answer to ``watch_objects``);
 2. it makes room for the object in its store, connects to the holder's object manager
-   (127.0.0.1, a port of its own), and asks for the object;
+   (127.0.0.1, on a port the system picked, or the node's ``object_manager_port`` as Ray
+   allows), and asks for the object;
 3. the holder pins its copy and sends it in chunks of ``object_manager_default_chunk_size``
    (5 MiB, as Ray's), read straight from its store's memory; the puller writes each chunk
    straight into its own store's memory;
@@ -59,7 +60,7 @@ class ObjectManager:
     def __init__(self, loop: EventLoop, store: ObjectStore, objects: LocalObjectManager,
                  node_id: str, token: str, chunk_size: int,
                  pulled: Callable[[str, dict], None],
-                 failed: Callable[[str, str], None]) -> None:
+                 failed: Callable[[str, str], None], port: int = 0) -> None:
         self.loop = loop
         self.store = store
         self.objects = objects
@@ -70,7 +71,7 @@ class ObjectManager:
         self._failed = failed  # (object id, why): the pull could not finish, on the loop
         self._memory = mmap.mmap(store.fd, store.capacity)  # this process's view of it
         self._pulls: set[str] = set()  # objects being pulled into this store now
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._listener = _listen(port)
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         loop.enable_threads()
         threading.Thread(target=self._serve, name="raysim-object-manager",
@@ -223,6 +224,18 @@ class ObjectManager:
 
     def close(self) -> None:
         self._listener.close()
+
+
+def _listen(port: int) -> socket.socket:
+    """The object manager's listening socket, on 127.0.0.1: a port the system picks (0, the
+    default), or the one given (Ray's ``object_manager_port``: a fixed port is what a
+    firewall rule, or a traffic-shaping filter, can name before the node starts)."""
+    try:
+        return socket.create_server(("127.0.0.1", port), backlog=64)
+    except OSError as e:
+        raise OSError(f"The object manager cannot listen on 127.0.0.1:{port}: {e}. Tip: "
+                      f"choose another object_manager_port, or 0 to let the system pick "
+                      f"a free one.") from e
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:

@@ -123,7 +123,7 @@ class Raylet:
             self.object_manager = ObjectManager(
                 self.loop, self.store, self.objects, self.node_id, args.get("token", ""),
                 self.config.object_manager_default_chunk_size, self._pulled,
-                self._pull_failed)
+                self._pull_failed, port=args.get("object_manager_port") or 0)
         self.gcs = self._connect_gcs()
         self.handlers = self._handlers()
         self.path = os.path.join(self.session_dir, f"raylet-{self.node_id}.sock")
@@ -274,7 +274,8 @@ class Raylet:
         if spec.kind == ACTOR_TASK:
             if (spec.actor_id in self.actors.actors or body.get("placed") or
                     self.object_manager is None):
-                self.actors.submit_call(spec, body.get("dead"))
+                self.actors.submit_call(spec, body.get("dead"),
+                                        body.get("error", "ActorDiedError"))
                 return
             # Seed phase 4 step 2: "looks up Actor 0's location in GCS": not on this node,
             # the GCS hands the call to the actor's node's raylet (gcs/server.py).
@@ -306,7 +307,11 @@ class Raylet:
             return
         record = TaskRecord(spec, request, tuple(sorted(request.items())))
         if spec.kind == ACTOR_CREATION:
-            self.actors.register(record)
+            self.actors.register(record, body.get("num_restarts", 0),
+                                 keep_spec=self.object_manager is not None)
+            if body.get("unschedulable"):
+                self.actors.unschedulable(record, body["unschedulable"])
+                return
         self.queue.add(record)
         self.queue.schedule()
 
@@ -432,7 +437,6 @@ class Raylet:
 
     def handle_worker_unblocked(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         self.queue.return_cpu(conn.state)
-
 
     def handle_kill_actor(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         if body["actor_id"] not in self.actors.actors and self.object_manager is not None \
