@@ -33,7 +33,8 @@ from raysim import launch, session
 from raysim.runtime.common import ids
 
 _ADDRESS_PREFIX = "raysim-cluster://"
-_NODE_ARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory")
+_NODE_ARGS = ("num_cpus", "num_gpus", "resources", "object_store_memory",
+              "object_manager_port")
 
 
 class ClusterNode:
@@ -67,8 +68,11 @@ class Cluster:
 
     def add_node(self, wait: bool = True, **node_args: Any) -> ClusterNode:
         """Add a node: the head if there is none yet. Arguments: ``num_cpus``, ``num_gpus``,
-        ``resources``, ``object_store_memory`` (Ray's others are accepted and ignored)."""
+        ``resources``, ``object_store_memory``, ``object_manager_port`` (the TCP port on
+        127.0.0.1 where the node's object manager serves other nodes; by default one the
+        system picks). Ray's others are accepted and ignored."""
         args = {k: v for k, v in node_args.items() if k in _NODE_ARGS}
+        _check_port(args.get("object_manager_port"))
         if self.head_node is None:
             if self._processes is not None:
                 raise RuntimeError("This cluster's session is running without a head node.")
@@ -155,5 +159,14 @@ class Cluster:
             launch.default_object_store_memory()
         total = launch.node_resources(node.args.get("num_cpus"), node.args.get("num_gpus"),
                                       node.args.get("resources"), capacity)
-        self._processes.add_raylet(node.node_id, total, capacity)
+        self._processes.add_raylet(node.node_id, total, capacity,
+                                   node.args.get("object_manager_port") or 0)
+
+
+def _check_port(port: Any) -> None:
+    if port is None:
+        return
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"object_manager_port={port!r} is not a TCP port. Tip: pass an int "
+                         f"from 1 to 65535, or 0 (the default) to let the system pick one.")
 

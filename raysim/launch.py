@@ -140,6 +140,7 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
     node's arguments replace init's, and its other nodes start with the session."""
     with session.lock:
         cluster = cluster or _defaults.get("cluster")
+        object_manager_port = 0  # the system picks one (a cluster's head node may choose)
         if cluster is not None:
             head = cluster.head_args({"num_cpus": num_cpus, "num_gpus": num_gpus,
                                       "resources": resources,
@@ -147,6 +148,7 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
             num_cpus, num_gpus = head.get("num_cpus"), head.get("num_gpus")
             resources = head.get("resources")
             object_store_memory = head.get("object_store_memory")
+            object_manager_port = head.get("object_manager_port") or 0
         setup_hook = setup_hook_for_workers(runtime_env)
         job_env_vars = (runtime_env or {}).get("env_vars") or None
         trace_path = trace_path or _defaults.get("trace_path")
@@ -190,7 +192,8 @@ def start(*, num_cpus: int | None = None, num_gpus: int | None = None,
                    "modules_when_idle": later, "worker_process_setup_hook": setup_hook,
                    "env_vars": job_env_vars, "worker_module": "raysim.default_worker"}
         node = node_processes.NodeProcesses(session_dir, node_id, path, config, total, capacity,
-                                            job_id, preload, cluster=cluster is not None)
+                                            job_id, preload, cluster=cluster is not None,
+                                            object_manager_port=object_manager_port)
         try:
             gcs = node.connect_gcs()
             gcs.request("register_driver", {"job": job_id, "wid": wid})

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from traceutil import of
+from traceutil import of, wait_for
 
 import raysim
 from raysim.cluster_utils import Cluster
@@ -93,6 +93,27 @@ def test_bad_addresses_and_arguments_are_refused():
     cluster.shutdown()
     with pytest.raises(ValueError, match="The head node cannot be removed"):
         cluster.remove_node(cluster.head_node)
+
+
+def test_a_node_s_object_manager_listens_on_the_port_it_is_given(trace_file):
+    import socket
+    with socket.socket() as probe:  # a port free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    with pytest.raises(ValueError, match="object_manager_port=70000 is not a TCP port"):
+        cluster.add_node(object_manager_port=70000)
+    node = cluster.add_node(num_cpus=1, object_manager_port=port)
+    raysim.init(address=cluster.address, trace_path=trace_file)
+    try:
+        listening = {e["node"]: e["address"] for e in
+                     wait_for(trace_file, lambda ev: len(of(ev, "object_manager.listening")) == 2,
+                              what="both object managers")
+                     if e["ev"] == "object_manager.listening"}
+        assert listening[node.node_id] == f"127.0.0.1:{port}"
+    finally:
+        raysim.shutdown()
+        cluster.shutdown()
 
 
 def test_raysim_trace_nodes_runs_a_script_on_a_cluster(tmp_path):
