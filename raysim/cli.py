@@ -10,7 +10,9 @@ argv. What it prints is bounded (about 300 lines, whatever the run: ``trace/limi
 
 ``raysim replay TRACE [--phase N] [--step] [--all]`` prints a saved trace the same way, or
 walks it one event at a time; ``raysim export TRACE --format chrome|parquet|csv`` converts
-one (``--chrome`` on ``trace`` does it right away).
+one (``--chrome`` on ``trace`` does it right away). ``raysim simulate TRACE`` replays one on
+a simulated cluster and ``raysim calibrate TRACE`` fits the model's costs
+(``raysim/sim/cli.py``).
 
 Long work shows progress on a terminal's stderr: a script running for more than a couple of
 seconds, a large trace loading, the views being prepared. Nothing of it reaches stdout.
@@ -85,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", required=True, choices=("chrome", "parquet", "csv"))
     export.add_argument("-o", "--output", metavar="FILE",
                         help="where to write (default: TRACE with the format's extension)")
+    from raysim.sim import cli as sim_cli
+    sim_cli.add_parsers(commands)
     options = parser.parse_args(argv)
+    if options.command == "simulate":
+        return sim_cli.simulate_command(options)
+    if options.command == "calibrate":
+        return sim_cli.calibrate_command(options)
     if options.command == "trace":
         return trace_command(options.script, options.args, options.out, options.chrome,
                              options.png, options.phase, options.show_all, options.nodes)

@@ -1,7 +1,8 @@
 """raysim's layers, as its imports show them (read from the source; nothing is run).
 
 * ``raysim/trace/`` imports nothing of ``raysim/runtime/``: a saved trace replays without
-  the runtime.
+  the runtime. ``raysim/sim/`` imports only itself and the trace: the model needs a trace,
+  never the runtime.
 * A process's package (``runtime/gcs/``, ``runtime/raylet/``, ``runtime/core_worker/``)
   imports only itself, ``runtime/common/``, the trace's schema and writer and Ray's exception
   names (``raysim/exceptions.py``), never another process's package: processes talk through
@@ -71,6 +72,13 @@ def test_trace_never_imports_the_runtime():
     graph = _graph()
     bad = sorted((a, b) for a, b in graph.edges
                  if _within(a, ["raysim.trace"]) and not _within(b, ["raysim.trace"]))
+    assert bad == []
+
+
+def test_the_model_imports_only_itself_and_the_trace():
+    graph = _graph()
+    bad = sorted((a, b) for a, b in graph.edges if _within(a, ["raysim.sim"])
+                 and not _within(b, ["raysim.sim", "raysim.trace"]))
     assert bad == []
 
 

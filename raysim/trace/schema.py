@@ -31,6 +31,8 @@ Versions:
     1.7  actors restarted on another node when theirs dies: gcs.actor_state cause NODE_DIED
          and ACTOR_UNSCHEDULABLE, gcs.task_placed from_node null (a restart that waited
          for a node to join)
+    1.8  simulated traces (raysim simulate): trace.header mode "simulated" and simulation,
+         the simulated cluster's parameters
 
 Common fields (every event):
 
@@ -57,7 +59,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -139,9 +141,12 @@ def _message(name: str, sender: str, receiver: str, doc: str, reply: str | None 
 # --------------------------------------------------------------------------------------------
 # Session, processes and phases (seed phase 1)
 
-_event("trace.header", "driver", "First line of every trace.",
+_event("trace.header", "driver",
+       "First line of every trace. mode says what wrote it: the runtime (seed, ...) or "
+       "raysim simulate (simulated, with simulation: the simulated cluster's parameters; "
+       "its times and processes are the model's).",
        schema="str", schema_version="str", session="str", session_dir="str",
-       wall_time_ns="int", config="dict", mode="str")
+       wall_time_ns="int", config="dict", mode="str", simulation="dict?")
 _event("phase.begin", "driver",
        "The driver entered a raysim API call; every event it causes carries its number.",
        api="str", site="str?", code="str?", detail="str?")
