@@ -31,10 +31,15 @@ def test_one_transfer_takes_its_latencies_and_its_bytes_over_the_bandwidth():
     (transfer,) = result.transfers
     assert (transfer.obj, transfer.from_node, transfer.to_node) == (data, "aaaa0001",
                                                                     "bbbb0002")
-    # A lookup in the GCS on the head (a round trip: 2 latencies), a connection (a round
-    # trip) and a request (one way) and the first byte's flight (one way), then the bytes.
-    expected = 2 * latency + 4 * latency + size / (GBIT / 8)
+    # After a lookup in the GCS on the head (a round trip: 2 latencies), the transfer: a
+    # connection (a round trip), the request and the first byte's flight (one way each),
+    # then the bytes.
+    expected = 4 * latency + size / (GBIT / 8)
     assert transfer.end_s - transfer.start_s == pytest.approx(expected, rel=1e-6)
+    # Before it: the task forwarded to B through the GCS (one latency), the lookup (two).
+    located = of(result.records, "gcs.object_located")[0]["ts"]
+    submitted = of(result.records, "task.submitted")[0]["ts"]
+    assert (located - submitted) / 1e9 == pytest.approx(3 * latency, rel=1e-6)
     # Chunk by chunk, at the config's 5 MiB: 5, 5 and 2 MiB, each at the link's rate.
     chunks = of(result.records, "object_manager.chunk_received", obj=data)
     assert [c["bytes"] for c in chunks] == [5 * MiB, 5 * MiB, 2 * MiB]
@@ -58,6 +63,20 @@ def test_two_transfers_over_one_link_each_take_twice_as_long():
     assert len(together) == 2
     for each in together:
         assert each == pytest.approx(2 * alone, rel=0.01)
+
+
+def test_a_node_receiving_from_two_holders_shares_its_ingress_unless_it_is_unlimited():
+    run = Run(NODES)
+    on_b = run.task("bbbb0002", 0.001, returns=40 * MiB)
+    on_c = run.task("cccc0003", 0.001, returns=40 * MiB)
+    run.get([on_b, on_c])  # both pulled to the head at once
+    records = run.records()
+    alone = 40 * MiB / (GBIT / 8)
+    for ingress, expected in ((None, 2 * alone), (float("inf"), alone)):
+        result = simulate(records, config(bandwidth_bps=GBIT, latency_s=0.0,
+                                          ingress_bps=ingress))
+        assert [t.end_s - t.start_s for t in result.transfers] == pytest.approx(
+            [expected, expected], rel=0.01), ingress
 
 
 def test_max_min_sharing_gives_a_flow_held_back_elsewhere_s_share_to_the_others():

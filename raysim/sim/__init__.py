@@ -21,7 +21,7 @@ import os
 from raysim.sim import calibrate as _calibrate
 from raysim.sim.config import Calibration, SimConfig, parse_bandwidth, parse_duration
 from raysim.sim.model import Model, Transfer
-from raysim.sim.output import Recorder, Row, bound_by, utilisation
+from raysim.sim.output import Recorder, Row, bound_by
 from raysim.sim.workload import Workload, from_records
 
 __all__ = ["Calibration", "SimConfig", "SimResult", "Transfer", "parse_bandwidth",
@@ -56,8 +56,7 @@ def simulate(trace, config: SimConfig | None = None) -> SimResult:
     recorder = Recorder(workload.header, workload.start_ts, _describe(config, calibration))
     model = Model(workload, config, calibration, recorder)
     model.run()
-    cpus = sum(n.total.get("CPU", 0.0) for n in model.nodes) or 1.0
-    rows = _rows(workload, model, recorder, cpus)
+    rows = _rows(workload, model)
     return SimResult(recorder.records(), model.end_s, workload.makespan_s, model.transfers,
                      rows, [n.node_id for n in model.nodes], calibration, workload)
 
@@ -72,6 +71,8 @@ def _records(trace) -> list[dict]:
 def _describe(config: SimConfig, calibration: Calibration) -> dict:
     return {"nodes": config.nodes, "bandwidth_bps": config.bandwidth_bps,
             "latency_s": config.latency_s, "cpus_per_node": config.cpus_per_node,
+            "ingress_bps": ("unlimited" if config.ingress_bps == float("inf")
+                            else config.ingress_bps),
             "placement": config.placement,
             "links": {f"{a}-{b}": list(v) for (a, b), v in config.links.items()},
             "store_write_Bps": calibration.store_write_Bps,
@@ -79,21 +80,22 @@ def _describe(config: SimConfig, calibration: Calibration) -> dict:
             "calibration": calibration.source}
 
 
-def _rows(workload: Workload, model: Model, recorder: Recorder, cpus: float) -> list[Row]:
+def _rows(workload: Workload, model: Model) -> list[Row]:
     """Per driver call, measured against simulated, runs of like calls merged (25,000
-    ``remote`` calls on one line are one row)."""
+    ``remote`` calls on one line are one row), each with what bounded it: the kind of step
+    that took most of the critical paths of its calls."""
     calls = workload.calls
     starts = [model.call_starts.get(c.phase, model.end_s) for c in calls] + [model.end_s]
     rows: list[Row] = []
-    index = 0
     for (api, site), group in itertools.groupby(
             range(len(calls)), key=lambda i: (calls[i].api, calls[i].event.get("site"))):
         members = list(group)
-        first, last = members[0], members[-1]
-        begin, end = starts[first], starts[last + 1]
+        spent: dict[str, float] = {}
+        for i in members:
+            for kind, seconds in model.call_bounds.get(calls[i].phase, {}).items():
+                spent[kind] = spent.get(kind, 0.0) + seconds
         measured = sum(calls[i].measured_s for i in members)
         what = f"{api} at {site}" if site else api
-        rows.append(Row(what, len(members), measured, max(0.0, end - begin),
-                        bound_by(utilisation(recorder.busy, begin, end, cpus))))
-        index += len(members)
+        simulated = max(0.0, starts[members[-1] + 1] - starts[members[0]])
+        rows.append(Row(what, len(members), measured, simulated, bound_by(spent)))
     return rows

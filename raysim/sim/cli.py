@@ -35,6 +35,9 @@ def add_parsers(commands) -> None:
     simulate.add_argument("--bandwidth", default="10Gbit/s", metavar="BW",
                           help="each node's NIC, each way, e.g. 10Gbit/s or 100Mbit/s "
                                "(default: 10Gbit/s)")
+    simulate.add_argument("--ingress-bandwidth", metavar="BW",
+                          help="each node's NIC inbound, if not --bandwidth; 'unlimited' "
+                               "for links shaped on the sending side only")
     simulate.add_argument("--latency", default="0.2ms", metavar="T",
                           help="one-way latency between two nodes, e.g. 0.2ms or 50us "
                                "(default: 0.2ms)")
@@ -72,6 +75,7 @@ def simulate_command(options) -> int:
         config = SimConfig(
             nodes=options.nodes, bandwidth_bps=parse_bandwidth(options.bandwidth),
             latency_s=parse_duration(options.latency), cpus_per_node=options.cpus_per_node,
+            ingress_bps=_ingress(options.ingress_bandwidth),
             placement=options.placement, links=links,
             calibration=Calibration.load(options.calibration) if options.calibration else None)
         nodes = options.nodes
@@ -130,6 +134,14 @@ def calibrate_command(options) -> int:
             return 1
         print(f"raysim: calibration written to {options.output}", file=sys.stderr)
     return 0
+
+
+def _ingress(text: str | None) -> float | None:
+    from raysim.sim.config import parse_bandwidth
+
+    if text is None:
+        return None
+    return float("inf") if text.strip().lower() == "unlimited" else parse_bandwidth(text)
 
 
 def _pct(error: float | None) -> str:

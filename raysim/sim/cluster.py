@@ -20,7 +20,8 @@ class SimNode:
     """A node: its resources, its task workers, its NIC and its store."""
 
     def __init__(self, env: simpy.Environment, index: int, node_id: str,
-                 resources: dict[str, float], nic_Bps: float, store_Bps: float) -> None:
+                 resources: dict[str, float], nic_Bps: float, store_Bps: float,
+                 ingress_Bps: float | None = None) -> None:
         self.env = env
         self.index = index
         self.node_id = node_id
@@ -31,7 +32,7 @@ class SimNode:
         # against its free resources when it decides where the next task goes.
         self.promised: dict[str, float] = {}
         self.nic_out = Link(f"{node_id} NIC out", nic_Bps)
-        self.nic_in = Link(f"{node_id} NIC in", nic_Bps)
+        self.nic_in = Link(f"{node_id} NIC in", ingress_Bps or nic_Bps)
         self.store = Link(f"{node_id} store", store_Bps)
         self.idle_workers: list[int] = []  # pids
         self.store_capacity = 0

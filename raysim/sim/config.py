@@ -69,6 +69,9 @@ class SimConfig:
     nodes: int | None = None  # None: as many as the recorded run had
     bandwidth_bps: float = 10e9  # each node's NIC, each way, bits per second
     latency_s: float = 200e-6  # one way, between two nodes
+    # Each node's NIC inbound, bits per second: None is bandwidth_bps (a full-duplex NIC);
+    # math.inf leaves it unlimited (a link shaped on the sending side only).
+    ingress_bps: float | None = None
     cpus_per_node: float | None = None  # None: as recorded (each node its own)
     placement: str = "policy"  # "policy": the runtime's rules; "recorded": where they ran
     # Per pair of nodes (by index, 0 = head): (bits per second, seconds), both directions.
@@ -84,6 +87,8 @@ class SimConfig:
             raise ValueError(f"nodes must be at least 1, not {self.nodes}")
         if self.bandwidth_bps <= 0:
             raise ValueError(f"bandwidth must be positive, not {self.bandwidth_bps}")
+        if self.ingress_bps is not None and self.ingress_bps <= 0:
+            raise ValueError(f"ingress bandwidth must be positive, not {self.ingress_bps}")
         if self.latency_s < 0:
             raise ValueError(f"latency cannot be negative, not {self.latency_s}")
         if self.cpus_per_node is not None and self.cpus_per_node <= 0:

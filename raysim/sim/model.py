@@ -62,12 +62,29 @@ class Transfer:
     end_s: float
 
 
+@dataclasses.dataclass(eq=False, slots=True)
+class Step:
+    """One stretch of a critical path: what a task or object waited on from ``start`` to
+    ``end`` (CPU, link, store, worker start, control plane, driver), after ``before``."""
+
+    kind: str
+    start: float
+    end: float
+    before: "Step | None"
+
+
+def step(path: Step | None, kind: str, start: float, end: float) -> Step | None:
+    return Step(kind, start, end, path) if end > start else path
+
+
 @dataclasses.dataclass(eq=False)
 class ObjectState:
     ready: simpy.Event
     size: int = 0
     inline: bool = False
     locations: list = dataclasses.field(default_factory=list)  # SimNodes, primary first
+    ready_at: float = 0.0
+    path: Step | None = None  # how it came to be ready, back from then
 
 
 @dataclasses.dataclass(eq=False)
@@ -76,6 +93,7 @@ class ActorState:
     lane: simpy.Resource
     node: SimNode | None = None
     pid: int = 0
+    path: Step | None = None  # its creation's critical path
 
 
 class Model:
@@ -104,6 +122,8 @@ class Model:
         self._spread = itertools.count()
         self.transfers: list[Transfer] = []
         self.call_starts: dict[int, float] = {}
+        # What each driver call waited on, in seconds by kind (its critical path's steps).
+        self.call_bounds: dict[int, dict[str, float]] = {}
         self.end_s = 0.0
 
     # -- the cluster -------------------------------------------------------------------------
@@ -112,6 +132,7 @@ class Model:
         recorded = list(self.workload.nodes.values())
         count = self.config.nodes or len(recorded)
         nic = self.config.bandwidth_bps / 8
+        ingress = (self.config.ingress_bps or self.config.bandwidth_bps) / 8
         store = self.calibration.store_write_Bps
         nodes = []
         for index in range(count):
@@ -123,7 +144,7 @@ class Model:
             resources.setdefault("CPU", 1.0)
             node_id = (like["node_id"] if index < len(recorded)
                        else f"{0x5a000000 + index:08x}")
-            node = SimNode(self.env, index, node_id, resources, nic, store)
+            node = SimNode(self.env, index, node_id, resources, nic, store, ingress)
             node.store_capacity = int(like.get("store_capacity") or 0)
             node.raylet_pid = next(self._pids)
             nodes.append(node)
@@ -162,24 +183,25 @@ class Model:
             yield self.env.timeout(call.gap_s)
             self.call_starts[call.phase] = self.env.now
             self.out.phase_begin(self.env.now, call)
-            if call.puts:
-                self.out.interval("store", driver.store.name, self.env.now,
-                                  self.env.now + call.cost_s)
+            began = self.env.now
             yield self.env.timeout(call.cost_s)
-            if call.puts:
-                for obj in call.puts:
-                    self._stored(obj, driver, call.phase, owner="driver")
+            bounds = {"store" if call.puts else "driver": call.cost_s}
+            for obj in call.puts:
+                self._stored(obj, driver, call.phase, owner="driver")
             for task_id in call.tasks:
                 task = self.workload.tasks[task_id]
                 self.out.task_submitted(self.env.now, task, driver, self.out.driver_pid)
                 self.env.process(self._run_task(task, driver, "driver"))
             if call.reads:
-                waits = [self._fetch(obj, driver) for obj, _, _ in call.reads
-                         if obj in self.objects]
-                yield self.env.all_of(waits)
+                path = yield from self._wait_for(
+                    [obj for obj, _, _ in call.reads if obj in self.objects], driver, None)
                 for obj, read_s, event in call.reads:
                     yield self.env.timeout(read_s)
                     self.out.object_get(self.env.now - read_s, event, call.phase)
+                path = step(path, "driver", self.env.now - sum(r for _, r, _ in call.reads),
+                            self.env.now)
+                bounds = _attribute(path, began, self.env.now)
+            self.call_bounds[call.phase] = bounds
         yield self.env.timeout(self.workload.tail_s)
         self.end_s = self.env.now
 
@@ -201,119 +223,160 @@ class Model:
 
     def _run_task(self, task: SimTask, origin: SimNode, submitter_kind: str):
         env = self.env
-        yield env.timeout(self.calibration.message(submitter_kind, "raylet"))
+        path = yield from self._control(None, self.calibration.message(submitter_kind,
+                                                                       "raylet"))
         if task.kind == ACTOR_TASK:
-            yield from self._run_call(task, origin)
+            yield from self._run_call(task, origin, path)
             return
         node, reason = self.place(task, origin)
         if node is None:  # no node has room now: wait for the first that does
             waiting = self.env.event()
             self._unplaced.append((task, origin, waiting))
+            began = env.now
             node, reason = yield waiting
+            path = step(path, "CPU", began, env.now)
         request = dict(task.resources)
         if node is not origin:
             self.out.decision(env.now, task, origin, "forwarded", request, reason)
-            yield env.timeout(self.message("raylet", "gcs", origin, self.head) +
-                              self.message("gcs", "raylet", self.head, node))
+            path = yield from self._control(path, self.message("raylet", "gcs", origin,
+                                                               self.head)
+                                            + self.message("gcs", "raylet", self.head, node))
             self.out.task_placed(env.now, task, origin, node, reason, self.head)
-        yield from self._arguments(task, node)
+        path = yield from self._arguments(task, node, path)
+        began = env.now
         yield node.acquire(request)
         node.promise(request, -1)
+        path = step(path, "CPU", began, env.now)  # waiting for a CPU
         if task.kind == ACTOR_CREATION:
             actor = self._actor(task.actor)
             actor.node, actor.pid = node, next(self._pids)
             self.out.decision(env.now, task, node, "start_actor_worker", request, None)
-            # Its recorded dispatch cost is mostly its own worker's start.
-            self.out.interval("worker start", node.node_id, env.now, env.now + task.dispatch_s)
             pid = actor.pid
         else:
             if node.idle_workers:
                 pid = node.idle_workers.pop()
             else:
                 pid = next(self._pids)
-                start = env.now
+                began = env.now
                 yield env.timeout(self.workload.worker_start_s)
-                self.out.interval("worker start", node.node_id, start, env.now)
+                path = step(path, "worker start", began, env.now)
             self.out.decision(env.now, task, node, "dispatch", request, None)
-        yield from self._execute(task, node, pid, origin)
+        path = yield from self._execute(task, node, pid, origin, path)
         node.release(request)
         self._place_waiting()
         if task.kind == ACTOR_CREATION:
             self.out.task_finished(env.now, task, node)
+            self._actor(task.actor).path = path
             self._actor(task.actor).created.succeed()
         else:
             node.idle_workers.append(pid)
             self.out.task_finished(env.now, task, node)
 
-    def _run_call(self, task: SimTask, origin: SimNode):
+    def _run_call(self, task: SimTask, origin: SimNode, path: Step | None):
         """An actor method call: to the actor's node (through the GCS if that is another
         node), then one at a time on the actor's worker, in the order calls were sent."""
         env = self.env
         actor = self._actor(task.actor)
         lane = actor.lane.request()  # asked now: its place in the actor's order
-        yield actor.created
+        if not actor.created.triggered:
+            yield actor.created
+            path = actor.path  # it waited for the actor's creation
         node = actor.node
         if node is not origin:
-            yield env.timeout(self.message("raylet", "gcs", origin, self.head) +
-                              self.message("gcs", "raylet", self.head, node))
-        yield from self._arguments(task, node)
+            path = yield from self._control(path, self.message("raylet", "gcs", origin,
+                                                               self.head)
+                                            + self.message("gcs", "raylet", self.head, node))
+        path = yield from self._arguments(task, node, path)
+        began = env.now
         yield lane
-        yield env.timeout(self.calibration.message("raylet", "worker"))
+        path = step(path, "CPU", began, env.now)  # the actor's earlier calls
+        path = yield from self._control(path, self.calibration.message("raylet", "worker"))
         self.out.actor_lookup(env.now, task, node, actor.pid)
-        yield from self._execute(task, node, actor.pid, origin)
+        yield from self._execute(task, node, actor.pid, origin, path)
         actor.lane.release(lane)
+
+    def _control(self, path: Step | None, cost: float):
+        """Control messages and dispatch: a step of the critical path."""
+        began = self.env.now
+        yield self.env.timeout(cost)
+        return step(path, "control plane", began, self.env.now)
 
     def _actor(self, actor_id: str) -> ActorState:
         if actor_id not in self.actors:
             self.actors[actor_id] = ActorState(self.env.event(), simpy.Resource(self.env, 1))
         return self.actors[actor_id]
 
-    def _arguments(self, task: SimTask, node: SimNode):
+    def _arguments(self, task: SimTask, node: SimNode, path: Step | None):
         deps = [o for o in task.deps if o in self.objects]
         if deps and not all(self.objects[o].ready.triggered for o in deps):
             self.out.decision(self.env.now, task, node, "waiting_for_dependencies",
                               task.resources, None)
-        if deps:
-            yield self.env.all_of([self._fetch(o, node) for o in deps])
+        if not deps:
+            return path
+        return (yield from self._wait_for(deps, node, path))
 
-    def _execute(self, task: SimTask, node: SimNode, pid: int, origin: SimNode):
+    def _wait_for(self, objects: list[str], node: SimNode, path: Step | None):
+        """Wait until every object exists and ``node`` holds those in stores; the critical
+        path then runs through the last one to be ready, and the pulls after it."""
+        began = self.env.now
+        yield self.env.all_of([self._fetch(o, node) for o in objects])
+        if not objects:
+            return path
+        last = max((self.objects[o] for o in objects), key=lambda st: st.ready_at)
+        if last.ready_at > began:
+            path = last.path
+            began = last.ready_at
+        return step(path, "link", began, self.env.now)  # pulls (and their lookups)
+
+    def _execute(self, task: SimTask, node: SimNode, pid: int, origin: SimNode,
+                 path: Step | None):
         env = self.env
+        began = env.now
         yield env.timeout(task.dispatch_s)
+        # An actor's creation waits mostly for its own worker to start.
+        path = step(path, "worker start" if task.kind == ACTOR_CREATION else "control plane",
+                    began, env.now)
         started = env.now
         self.out.task_execute(started, task, node, pid)
         for child in self.workload.children.get(task.task_id, ()):
             env.process(self._child(self.workload.tasks[child], node, started))
-        cpus = task.resources.get("CPU", 0.0) if task.kind != ACTOR_TASK else 0.0
-        self.out.interval("CPU", node.node_id, started, started + task.exec_s, cpus or 1.0)
-        yield env.timeout(task.exec_s + task.finish_s)
+        yield env.timeout(task.exec_s)
+        path = step(path, "CPU", started, env.now)
+        yield env.timeout(task.finish_s)
+        path = step(path, "store", env.now - task.finish_s, env.now)  # results stored
         for obj in task.returns:
             state = self.objects.get(obj)
             if state is None:
                 continue
             if state.inline:
-                env.process(self._send_inline(obj, node, origin, task))
+                env.process(self._send_inline(obj, node, origin, task, path))
             else:
-                self._stored(obj, node, task.phase, owner=task.submitter)
+                self._stored(obj, node, task.phase, owner=task.submitter, path=path)
+        return path
 
     def _child(self, task: SimTask, node: SimNode, parent_start: float):
         yield self.env.timeout(max(0.0, parent_start + task.offset_s - self.env.now))
         self.out.task_submitted(self.env.now, task, node, None)
         yield from self._run_task(task, node, "worker")
 
-    def _send_inline(self, obj: str, node: SimNode, owner: SimNode, task: SimTask):
+    def _send_inline(self, obj: str, node: SimNode, owner: SimNode, task: SimTask,
+                     path: Step | None):
         state = self.objects[obj]
         cost = self.message("worker", "driver", node, owner)
         if node is not owner:
             cost += state.size / (self.config.bandwidth_bps / 8)
-        yield self.env.timeout(cost)
+        state.path = yield from self._control(path, cost)
         self.out.inlined(self.env.now - cost, obj, state.size, node, task)
+        state.ready_at = self.env.now
         state.ready.succeed()
 
-    def _stored(self, obj: str, node: SimNode, phase, owner: str) -> None:
+    def _stored(self, obj: str, node: SimNode, phase, owner: str,
+                path: Step | None = None) -> None:
         state = self.objects[obj]
         state.locations.append(node)
         self.out.stored(self.env.now, obj, state.size, node, phase, owner, self.head)
         if not state.ready.triggered:
+            state.path, state.ready_at = path, self.env.now
             state.ready.succeed()
 
     # -- placement ---------------------------------------------------------------------------
@@ -382,13 +445,13 @@ class Model:
     def _pull(self, obj: str, node: SimNode, done: simpy.Event):
         env = self.env
         state = self.objects[obj]
-        began = env.now
         # The location lookup: this node's raylet asks the GCS, on the head node.
         yield env.timeout(self.message("raylet", "gcs", node, self.head) +
                           self.message("gcs", "raylet", self.head, node))
         source = state.locations[0]
         self.out.located(env.now, obj, node, state.locations, self.head)
         self.out.pull_started(env.now, obj, source, node, state.size)
+        began = env.now  # a transfer's time, as object_manager.pulled's dur counts it
         latency = self.latency(source, node)
         yield env.timeout(4 * latency)  # connect (a round trip), request, the first byte
         links = self._links(source, node)
@@ -397,9 +460,6 @@ class Model:
             chunk_began = env.now
             yield self.network.transfer(size, links)
             yield env.timeout(self.calibration.chunk_overhead_s)
-            for link in links:
-                self.out.interval("store" if link is node.store else "link", link.name,
-                                  chunk_began, env.now)
             self.out.chunk(chunk_began, env.now, obj, source, node, index, size)
         self.transfers.append(Transfer(obj, source.node_id, node.node_id, state.size, began,
                                        env.now))
@@ -408,3 +468,12 @@ class Model:
         self.out.stored(env.now, obj, state.size, node, None, f"node:{source.node_id}",
                         self.head, primary=False)
         done.succeed()
+
+
+def _attribute(path: Step | None, start: float, end: float) -> dict[str, float]:
+    """Seconds of [start, end) each kind of step of a critical path took."""
+    spent: dict[str, float] = collections.defaultdict(float)
+    while path is not None and path.end > start:
+        spent[path.kind] += max(0.0, min(path.end, end) - max(path.start, start))
+        path = path.before
+    return dict(spent)

@@ -155,7 +155,10 @@ def share_max_min(paths: dict[tuple[Link, ...], list[Flow]]) -> None:
                 share = left[link] / count
                 if share < best_share:
                     best, best_share = link, share
-        if best is None:
+        if best is None or best_share == float("inf"):
+            for key in unfixed:  # only unlimited links on their way: no bound at all
+                for flow in paths[key]:
+                    flow.rate = 1e18
             break
         for key in [k for k in through[best] if k in unfixed]:
             unfixed.discard(key)

@@ -14,7 +14,6 @@ Runs in: the simulator.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 
 from raysim.sim.cluster import SimNode
@@ -33,9 +32,6 @@ class Recorder:
         self.driver_node = header["node"]
         self.gcs_pid = 0
         self.events: list[dict] = []
-        # Busy intervals by resource kind and name: (start s, end s, amount).
-        self.busy: dict[str, dict[str, list]] = collections.defaultdict(
-            lambda: collections.defaultdict(list))
         self._raylets: dict[str, int] = {}
         self._workers: set[int] = set()
 
@@ -57,11 +53,6 @@ class Recorder:
             self._emit(t, "process.started", "worker", node.node_id, pid, phase,
                        ppid=node.raylet_pid, role="worker", wid=f"{pid:08x}"[-8:])
         self._emit(t, ev, "worker", node.node_id, pid, phase, **fields)
-
-    def interval(self, kind: str, name: str, start: float, end: float,
-                 amount: float = 1.0) -> None:
-        if end > start:
-            self.busy[kind][name].append((start, end, amount))
 
     def records(self) -> list[dict]:
         header = dict(self.header, ts=self.start_ts, ev="trace.header", proc="driver",
@@ -186,29 +177,9 @@ class Row:
     bound_by: str
 
 
-def utilisation(busy: dict[str, dict[str, list]], start: float, end: float,
-                cpus: float) -> dict[str, float]:
-    """How busy each kind of resource was during [start, end): CPU as a share of all CPUs,
-    the others as the busiest one's share of the time."""
-    span = end - start
-    if span <= 0:
-        return {}
-    shares = {}
-    for kind, by_name in busy.items():
-        best = 0.0
-        total = 0.0
-        for intervals in by_name.values():
-            covered = sum(max(0.0, min(e, end) - max(s, start)) * (a if kind == "CPU" else 1)
-                          for s, e, a in intervals)
-            total += covered
-            best = max(best, covered)
-        shares[kind] = total / (cpus * span) if kind == "CPU" else best / span
-    return shares
-
-
-def bound_by(shares: dict[str, float]) -> str:
-    """The resource that bounded a stretch of time: the busiest, if any was busy much."""
-    if not shares:
+def bound_by(spent: dict[str, float]) -> str:
+    """What bounded a stretch of time: the kind of step that took most of its critical
+    path (CPU, link, store, worker start, control plane, or the driver's own code)."""
+    if not spent:
         return "driver"
-    kind, share = max(shares.items(), key=lambda kv: kv[1])
-    return kind if share >= 0.2 else "driver"
+    return max(spent.items(), key=lambda kv: kv[1])[0]

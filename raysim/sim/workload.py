@@ -234,7 +234,7 @@ def _driver_calls(records: list[dict], by_kind: dict[str, list[dict]], driver_pi
             elif event["ev"] == "object.get":
                 call.reads.append((event["obj"], event["dur"] / _NS, event))
             if event["ev"] != "phase.begin":
-                end = max(end, event["ts"] + event.get("dur", 0))
+                end = max(end, event["ts"])  # the runtime stamps an event when it is done
         if not call.reads:  # a get's own cost is its reads
             call.cost_s = (end - begin["ts"]) / _NS
         call.gap_s = max(0.0, (begin["ts"] - previous_end) / _NS) if previous_end else 0.0
