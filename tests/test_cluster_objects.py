@@ -18,7 +18,6 @@ from raysim.trace import load
 from raysim.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 
-
 @raysim.remote(resources={"B": 1})
 def make(n):
     return np.arange(n, dtype=np.float64)
@@ -246,3 +245,31 @@ def test_hard_affinity_to_a_dead_node_fails_the_task(three_nodes):
         raysim.get(node_of.options(scheduling_strategy=hard).remote(), timeout=30)
     soft = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
     assert raysim.get(node_of.options(scheduling_strategy=soft).remote()) != b.node_id
+
+
+@raysim.remote
+def made_once_released(release, n):
+    from traceutil import wait_for_file
+    wait_for_file(release)
+    return np.ones(n)
+
+
+def test_a_get_pulls_results_from_other_nodes_side_by_side(three_nodes, trace_file, tmp_path):
+    import threading
+    cluster, b, c = three_nodes
+    release = str(tmp_path / "release")
+    refs = [made_once_released.options(resources={r: 1}).remote(release, 6_000_000)
+            for r in ("B", "C")]  # 48 MB each, made on B and on C
+    got = []  # the lengths only: the arrays map the store, which must not outlive it
+    getter = threading.Thread(
+        target=lambda: got.append([len(a) for a in raysim.get(refs, timeout=60)]))
+    getter.start()  # waits for both (before or after they are made: the same either way)
+    open(release, "w").close()
+    getter.join(timeout=90)
+    assert got == [[6_000_000, 6_000_000]]
+    raysim.shutdown()
+    pulls = [e for e in load(trace_file).records if e["ev"] == "object_manager.pulled"
+             and e["node"] == cluster.head_node.node_id]
+    assert len(pulls) == 2
+    (first, second) = sorted((e["ts"] - e["dur"], e["ts"]) for e in pulls)
+    assert second[0] < first[1], "the second pull started before the first one ended"

@@ -105,6 +105,13 @@ class ObjectReader:
         Release)."""
         self.conns.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Results still being made are waited for first, all of them, so that the raylet is
+        # then asked for every object at once: those on other nodes are pulled side by
+        # side, as Ray's pull manager does, not one after the other in the list's order.
+        pending = [slot for oid in object_ids
+                   if (slot := self.refs.owned.get(oid)) is not None and slot.state == PENDING]
+        if len(pending) > 1:
+            self._wait_for(pending, len(pending), deadline)
         in_store = [oid for oid in object_ids if (slot := self.refs.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
         places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
