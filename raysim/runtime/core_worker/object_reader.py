@@ -50,6 +50,9 @@ class ObjectReader:
         # waiting for anything: the I/O thread takes it to answer revoke_leases, which a
         # create this process waits for may depend on.
         self.lease_lock = threading.Lock()
+        # Owned objects a get() waits for while they are made, and how many gets wait for
+        # each (guarded by the owner's table lock): pulled here as soon as they are made.
+        self.awaited: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------
     # Leases: reading owned objects without asking the raylet (local_object_manager.py)
@@ -105,13 +108,15 @@ class ObjectReader:
         Release)."""
         self.conns.check_alive()
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Results still being made are waited for first, all of them, so that the raylet is
-        # then asked for every object at once: those on other nodes are pulled side by
-        # side, as Ray's pull manager does, not one after the other in the list's order.
-        pending = [slot for oid in object_ids
-                   if (slot := self.refs.owned.get(oid)) is not None and slot.state == PENDING]
-        if len(pending) > 1:
-            self._wait_for(pending, len(pending), deadline)
+        # Results still being made: each one stored on another node is pulled here as soon
+        # as it is made (prefetch), whichever this get reads first, so that they are pulled
+        # side by side, as Ray's pull manager does, not one after the other in list order.
+        with self.refs.owned_lock:
+            awaited = [oid for oid in object_ids
+                       if (slot := self.refs.owned.get(oid)) is not None
+                       and slot.state == PENDING]
+            for oid in awaited:
+                self.awaited[oid] = self.awaited.get(oid, 0) + 1
         in_store = [oid for oid in object_ids if (slot := self.refs.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
         places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
@@ -120,6 +125,26 @@ class ObjectReader:
             return [self._get_one(oid, places, deadline, done, errors) for oid in object_ids]
         finally:
             self.give_back(places, done)
+            if awaited:
+                with self.refs.owned_lock:
+                    for oid in awaited:
+                        if self.awaited.get(oid, 0) <= 1:
+                            self.awaited.pop(oid, None)
+                        else:
+                            self.awaited[oid] -= 1
+
+    def made_elsewhere(self, object_id: str) -> None:
+        """An owned result was stored on another node (I/O thread, owned_lock held): if a
+        get waits for it, have the raylet start pulling it here now."""
+        if object_id not in self.awaited:
+            return
+        msg_id = protocol.next_msg_id()
+        self.conns.futures[msg_id] = Callback(lambda body: None)  # type: ignore[assignment]
+        try:  # nothing pinned: only brought here; the get's own request reads it
+            self.conns.raylet.send("get_objects", {"objects": [object_id], "pin": False},
+                                   msg_id=msg_id)
+        except ConnectionClosed:
+            self.conns.futures.pop(msg_id, None)  # the get's own request sees the death
 
     def _get_one(self, object_id: str, places: dict, deadline: float | None,
                  done: list[str], errors: dict[str, dict]) -> Any:

@@ -599,6 +599,8 @@ class TaskSubmitter:
                     if slot.offset >= 0 and here:
                         self.core.reader.grant_lease(slot)
                     slot.move_to(STORED, None)
+                    if not here:
+                        self.core.reader.made_elsewhere(object_id)
                 else:
                     slot.move_to(FAILED, result)
                     if slot.promote:  # its readers elsewhere must get the error too
