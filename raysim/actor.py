@@ -88,6 +88,7 @@ class ActorClass:
             self._options = option_utils.validate(dict(options), option_utils.ACTOR_OPTIONS,
                                                   "actors")
         self._pickled: bytes | None = None
+        self._captured: list = []  # the ObjectRefs its pickle captured, kept alive
         self._function_id: str | None = None
         self.__name__ = cls.__name__
         self.__doc__ = cls.__doc__
@@ -131,7 +132,10 @@ class ActorClass:
         source = getattr(self, "_parent", self)
         if source._pickled is None:
             try:
-                source._pickled = serialization.dumps_function(self._cls)
+                # The refs it captures stay alive as long as this process does: Ray pins
+                # them for good when it pickles a function (ray-project/ray#15058).
+                source._captured = []
+                source._pickled = serialization.dumps_function(self._cls, source._captured)
             except Exception as e:
                 # A class defined in __main__ travels by value, with what its methods use.
                 raise core.serialization_error(

@@ -31,6 +31,7 @@ class RemoteFunction:
         self._name = getattr(function, "__qualname__", repr(function))
         self._params = signature.extract(function)
         self._pickled: bytes | None = None
+        self._captured: list = []  # the ObjectRefs its pickle captured, kept alive
         self._function_id: str | None = None
         self.__doc__ = function.__doc__
         self.__name__ = getattr(function, "__name__", self._name)
@@ -61,7 +62,10 @@ class RemoteFunction:
         source = getattr(self, "_parent", self)
         if source._pickled is None:
             try:
-                source._pickled = serialization.dumps_function(self._function)
+                # The refs it captures stay alive as long as this process does: Ray pins
+                # them for good when it pickles a function (ray-project/ray#15058).
+                source._captured = []
+                source._pickled = serialization.dumps_function(self._function, source._captured)
             except Exception as e:
                 # A function defined in __main__ travels by value, with what it captures.
                 raise core.serialization_error(

@@ -300,3 +300,21 @@ def test_an_argument_that_arrives_while_its_task_waits_outlives_the_callers_ref(
 def held_value(gate, value):
     wait_for_file(gate)
     return value
+
+
+def test_a_ref_captured_by_a_remote_function_keeps_its_object_alive_for_good(ray_start):
+    data = raysim.put(np.arange(200_000, dtype=np.float64))  # in the store
+    object_id = data.id
+
+    @raysim.remote
+    def total():
+        return float(raysim.get(data).sum())  # ``data`` travels inside the function
+
+    ref = total.remote()
+    del data  # before any worker has loaded the function: Ray keeps the object anyway
+    gc.collect()
+    assert raysim.get(ref, timeout=30) == float(np.arange(200_000).sum())
+    assert raysim.get(total.remote(), timeout=30) == float(np.arange(200_000).sum())
+    # Pinned by the process that pickled the function, for as long as it lives
+    # (ray-project/ray#15058): pass refs as arguments instead.
+    assert object_id in raysim.snapshot()["gcs"]["objects"]

@@ -191,8 +191,16 @@ class _FunctionPickler(cloudpickle.CloudPickler):
         {types.CodeType: _code_reduce_keeping_filename}, cloudpickle.CloudPickler.dispatch_table)
 
 
-def dumps_function(fn: Any) -> bytes:
-    """Pickle a remote function or actor class for export (by value if from __main__)."""
+def dumps_function(fn: Any, captured: list | None = None) -> bytes:
+    """Pickle a remote function or actor class for export (by value if from __main__). The
+    ``ObjectRef``s it captures (a closure over a ref) are appended to ``captured``."""
     out = io.BytesIO()
-    _FunctionPickler(out, protocol=5).dump(fn)
+    refs: list = []
+    _context.refs = refs
+    try:
+        _FunctionPickler(out, protocol=5).dump(fn)
+    finally:
+        _context.refs = None
+    if captured is not None:
+        captured.extend(refs)
     return out.getvalue()
