@@ -146,6 +146,9 @@ class Trace(TraceViews):
         return self._events
 
     def phases(self) -> list[Phase]:
+        """The driver's calls one by one, numbered from 0 as the events' ``phase`` field is.
+        The views number phases differently (from 1, like calls merged): see
+        ``phase_table()``."""
         if self._phases is None:
             self._phases = _phases(self.records, index_of(self).of("phase.begin"))
         return list(self._phases)

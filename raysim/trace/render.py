@@ -18,7 +18,8 @@ TEXT_WIDTH = 120
 def to_text(renderable, width: int = TEXT_WIDTH) -> str:
     """``renderable`` as a fixed-width terminal would print it, without colours."""
     out = io.StringIO()
-    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
+    Console(file=out, width=width, color_system=None, legacy_windows=False,
+            force_jupyter=False).print(renderable)
     return out.getvalue()
 
 
@@ -30,6 +31,9 @@ class RichView:
         return to_text(self)
 
     def _repr_html_(self) -> str:
-        console = Console(record=True, file=io.StringIO(), width=TEXT_WIDTH)
+        # force_jupyter=False: in a notebook rich would print to the cell itself as well,
+        # and the view would show twice.
+        console = Console(record=True, file=io.StringIO(), width=TEXT_WIDTH,
+                          force_jupyter=False)
         console.print(self)
         return console.export_html(inline_styles=True)

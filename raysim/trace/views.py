@@ -92,6 +92,26 @@ class TraceViews:
 
         return DataFlow(self)
 
+    def phase_table(self):
+        """The phases as every view numbers them (from 1; like calls from one line of code
+        are one phase), as a pandas DataFrame: phase, API call, calls, line of code.
+        (``phases()`` lists the driver's calls one by one, numbered from 0, as the events'
+        ``phase`` field numbers them.)"""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [(n, g.api, len(g.numbers), g.code) for n, g in
+             enumerate(sequence.phase_groups(self), 1)],
+            columns=["phase", "API call", "calls", "line of code"]).set_index("phase")
+
+    def step(self, phase: int | None = None):
+        """Step through the run event by event and phase by phase, with what each event
+        changed in the tables: buttons in a live notebook, the first steps as a page
+        elsewhere. ``phase`` starts there."""
+        from raysim.trace.step_widget import StepView
+
+        return StepView(self, phase)
+
     def labels(self) -> Labels:
         """The short names every view uses for this trace's ids."""
         return Labels.of(self)
