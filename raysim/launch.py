@@ -236,6 +236,10 @@ def stop() -> None:
         current.begin_phase("shutdown")
         core.conns.stopping = True  # from now on, GCS and raylet going away is what was asked
         timeout = core.config.process_shutdown_timeout_s
+        try:  # nodes that go from now on are stopped, not lost: the GCS mourns none
+            core.conns.request(core.conns.gcs, "session_stopping", {}, timeout=timeout)
+        except Exception:
+            pass  # the GCS is gone (or dead): nothing to tell
         # The other nodes' raylets first (SIGTERM: each stops its workers), while the GCS
         # they report to still runs.
         for node_id in [n for n in node.raylets if n != node.node_id]:

@@ -274,3 +274,21 @@ def test_a_get_pulls_each_result_as_soon_as_it_is_made_not_in_list_order(three_n
     open(release_b, "w").close()
     getter.join(timeout=90)
     assert got == [[1_000_000, 1_000_000]]
+
+
+@raysim.remote(resources={"B": 1})
+class Keeper:
+    def keep(self, n):
+        return [raysim.put(np.ones(n))]  # owned by this actor, on B
+
+
+def test_objects_owned_on_a_removed_node_die_with_their_owner(three_nodes):
+    cluster, b, c = three_nodes
+    keeper = Keeper.remote()
+    [ref] = raysim.get(keeper.keep.remote(200_000))
+    assert len(raysim.get(ref)) == 200_000  # a copy is now on the driver's node too
+    cluster.remove_node(b)
+    # As in Ray, an object dies with its owner even where a copy survives.
+    with pytest.raises(exceptions.OwnerDiedError, match="died with its node"):
+        raysim.get(ref, timeout=30)
+

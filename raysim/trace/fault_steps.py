@@ -55,7 +55,8 @@ def _process_exited(event, labels: Labels) -> str | None:
 
 # Why a task runs again (task.retry's ``cause``). The reason of a death names the worker by
 # its id; the step's lifelines name it already.
-_RETRY_CAUSES = {"worker_died": "its worker died", "actor_died": "its actor died"}
+_RETRY_CAUSES = {"worker_died": "its worker died", "actor_died": "its actor died",
+                 "object_lost": "its result was lost with its node (lineage reconstruction)"}
 
 
 def _task_retry(event, labels: Labels) -> str:

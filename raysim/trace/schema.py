@@ -33,6 +33,8 @@ Versions:
          for a node to join)
     1.8  simulated traces (raysim simulate): trace.header mode "simulated" and simulation,
          the simulated cluster's parameters
+    1.9  message session_stopping: at shutdown, nodes stop without their objects being
+         lost or their actors dying of NODE_DIED
 
 Common fields (every event):
 
@@ -59,7 +61,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.9"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -477,6 +479,9 @@ _message("sync", "driver|worker", "gcs",
 _message("snapshot", "driver", "gcs|raylet", "Report your tables.", reply="reply")
 _message("start_worker", "raylet", "zygote", "Fork a worker process.")
 _message("shutdown", "driver", "gcs|raylet", "Stop the session.")
+_message("session_stopping", "driver", "gcs",
+         "The driver is shutting the session down: nodes that go away from now on were "
+         "stopped, not lost (their objects and actors are not mourned).", reply="reply")
 _message("reply", "any", "any", "The answer to a request.")
 
 

@@ -168,11 +168,13 @@ def _location_removed(state: ClusterState, event: Event) -> None:
 
 
 def _node_removed(state: ClusterState, event: Event) -> None:
-    """A node went away, and the copies in its store with it."""
+    """A node went away, and its store with it (the GCS forgets the copies that were
+    there)."""
     node_id = event["node_id"]
     node = state.gcs.nodes.get(node_id)
     if node is not None:
         node["alive"] = False
+    state.stores.pop(node_id, None)
     for row in state.gcs.objects.values():
         if node_id in row["locations"]:
             row["locations"] = [n for n in row["locations"] if n != node_id]
@@ -255,7 +257,10 @@ def _object_freed(state: ClusterState, event: Event) -> None:
 def _object_lost(state: ClusterState, event: Event) -> None:
     """Its owner died (or a reference came after it was freed): the row goes, holders and
     all, as ObjectDirectory._lose drops it; the stores' deletions follow as their own
-    events."""
+    events. Lost with its node (NODE_DIED), the row stays, with no location: its holders
+    still hold it, and its owner may make it again."""
+    if event.get("cause") == "NODE_DIED":
+        return
     state.gcs.objects.pop(event["obj"], None)
     state.gcs.unregistered.pop(event["obj"], None)
 

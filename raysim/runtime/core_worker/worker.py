@@ -122,7 +122,7 @@ class Worker:
         raylet.peer_id = node_id
         raylet.request("register_client", {"role": "worker", "wid": wid})
         gcs = connect_unix(os.path.join(session_dir, "gcs.sock"), "gcs")
-        gcs.request("register_client", {"role": "worker", "wid": wid})
+        gcs.request("register_client", {"role": "worker", "wid": wid, "node": node_id})
         trace.emit("process.started", ppid=os.getppid(), role=role, wid=wid)
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         # Cancellation: ids cancelled (the I/O thread adds them), and the normal task whose

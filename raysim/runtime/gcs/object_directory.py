@@ -296,8 +296,9 @@ class ObjectDirectory:
 
     def node_removed(self, node: str) -> None:
         """A node went away with its store: the copies there are gone, and an object with no
-        copy left is lost (raysim does not rebuild it; Ray re-runs the task that made it,
-        if it can). Its watchers are told (take_lost)."""
+        copy left is lost until its owner makes it again (``reconstructing``: the owner
+        re-runs the task that made it, if it may, as Ray does). Its watchers are told
+        (take_lost). The row stays: its holders still hold it."""
         for entry in self.objects.values():
             if node not in entry.locations:
                 continue

@@ -86,6 +86,10 @@ class GcsServer:
         self._creations: dict[str, tuple] = {}
         self._unplaced: list[str] = []
         self.driver_conn: LoopConnection | None = None
+        self.stopping = False  # the driver is shutting the session down
+        # Which node each worker runs on: when a node goes, its workers' objects die with
+        # their owners (OwnerDiedError), as in Ray.
+        self._worker_nodes: dict[str, str] = {}
         self._node_waiters: list[tuple[LoopConnection, int, set[str]]] = []
         self.handlers = self._handlers()
         self.path = os.path.join(session_dir, "gcs.sock")
@@ -105,7 +109,8 @@ class GcsServer:
             del self.node_conns[conn.peer_id]
             self.nodes[conn.peer_id]["alive"] = False
             trace.emit("node.removed", node_id=conn.peer_id, raylet_pid=conn.peer_pid)
-            if self.loop.running:
+            if self.loop.running and not self.stopping:
+                self._node_workers_died(conn.peer_id)
                 self.directory.node_removed(conn.peer_id)
                 self._tell_lost()
                 self._node_actors_died(conn.peer_id)
@@ -139,6 +144,7 @@ class GcsServer:
             "worker_exited": self.handle_worker_exited,
             # from the driver
             "sync": self.handle_sync,
+            "session_stopping": self.handle_session_stopping,
             "snapshot": self.handle_snapshot,
             "shutdown": self.handle_shutdown,
         }
@@ -155,6 +161,8 @@ class GcsServer:
     def handle_register_client(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         conn.peer_kind = body["role"]
         conn.peer_id = body["wid"]
+        if body.get("node"):
+            self._worker_nodes[body["wid"]] = body["node"]
         conn.reply(msg_id, {})
 
     def handle_register_driver(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
@@ -361,6 +369,16 @@ class GcsServer:
                 f"{body.get('reason', 'killed')}. Its pending and later calls fail. Tip: "
                 f"create a new actor to go on."), "RAY_KILL", {})
 
+    def _node_workers_died(self, node: str) -> None:
+        """A node went away: its workers with it. The objects they owned are lost, whatever
+        copies other nodes hold: as in Ray, an object dies with its owner (its metadata
+        lived there), and readers get OwnerDiedError."""
+        for wid in [w for w, n in self._worker_nodes.items() if n == node]:
+            del self._worker_nodes[wid]
+            self._free(self.directory.remove_holder(f"worker:{wid}"))
+            self._free(self.directory.owner_died(
+                wid, f"worker {wid}, died with its node ({node})"))
+
     def _node_actors_died(self, node: str) -> None:
         """A node went away: its actors' processes died with it. As in Ray, an actor that may
         restart (``max_restarts``) is created again on a node that can host it (or when one
@@ -528,6 +546,7 @@ class GcsServer:
         Ray, an object dies with its owner). What its death means for its actor (restart or
         death) the raylet reports with actor_update."""
         wid = body["wid"]
+        self._worker_nodes.pop(wid, None)
         self._free(self.directory.remove_holder(f"worker:{wid}"))
         self._free(self.directory.owner_died(wid, self._describe_worker(body)))
 
@@ -543,6 +562,11 @@ class GcsServer:
 
     def handle_sync(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """Answered after everything this client sent before it has been handled."""
+        conn.reply(msg_id, {})
+
+    def handle_session_stopping(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
+        """Shutdown: the nodes about to go are being stopped, not lost."""
+        self.stopping = True
         conn.reply(msg_id, {})
 
     def handle_snapshot(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
