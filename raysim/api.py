@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from raysim import launch, option_utils, session
@@ -350,9 +351,38 @@ def cluster_resources() -> dict[str, float]:
 
 
 def available_resources() -> dict[str, float]:
+    """What is free now, summed over every alive node (as Ray's)."""
     core = session.require_core("raysim.available_resources")
-    snap = core.conns.ask_raylet("snapshot", {})
-    return {k: v for k, v in snap["resources"]["available"].items() if v > 0}
+    total: dict[str, float] = {}
+    for available in _nodes_available(core):
+        for name, amount in available.items():
+            total[name] = total.get(name, 0.0) + amount
+    return {k: v for k, v in total.items() if v > 0}
+
+
+def _nodes_available(core) -> list[dict[str, float]]:
+    """Each alive node's free resources: its raylet's own count. This node's raylet is
+    asked on the driver's connection; another node's, on a connection made for the
+    question (its socket is in the same session directory, on this machine)."""
+    from raysim.runtime.common import protocol
+
+    nodes = core.conns.ask_gcs("snapshot", {})["nodes"]
+    found = [core.conns.ask_raylet("snapshot", {})["resources"]["available"]]
+    for node_id, info in nodes.items():
+        if node_id == core.node_id or not info.get("alive", True):
+            continue
+        path = os.path.join(core.session_dir, f"raylet-{node_id}.sock")
+        try:
+            conn = protocol.connect_unix(path, "raylet", timeout_s=1.0)
+        except OSError:
+            continue  # it went away meanwhile
+        try:
+            found.append(conn.request("snapshot", {})["resources"]["available"])
+        except (OSError, protocol.ConnectionClosed):
+            pass
+        finally:
+            conn.close()
+    return found
 
 
 def nodes() -> list[dict]:

@@ -166,3 +166,15 @@ def test_the_founding_example_on_three_nodes(tmp_path):
     alive = of(events, "gcs.actor_state", state="ALIVE")
     assert len({e["actor_node"] for e in alive}) == 3  # one actor per node (SPREAD)
     assert of(events, "object_manager.pulled")  # the model went to the other nodes
+
+
+def test_available_resources_add_up_every_node(three_nodes):
+    cluster, b, c = three_nodes
+    assert raysim.available_resources()["CPU"] == 4.0  # 1 + 1 + 2
+    counter = Counter.options(resources={"C": 1}, num_cpus=1).remote()
+    assert raysim.get(counter.add.remote()) == 1  # alive on C, holding 1 CPU and 1 C
+    available = raysim.available_resources()
+    assert (available["CPU"], available["C"], available["B"]) == (3.0, 1.0, 1.0)
+    cluster.remove_node(b)
+    assert "B" not in raysim.available_resources()
+
