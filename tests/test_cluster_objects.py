@@ -173,6 +173,11 @@ def test_views_show_the_nodes(three_nodes, trace_file):
     assert trace.node_names()[b.node_id] in ("node2", "node3")
     b_name = trace.node_names()[b.node_id]
     get_call = [p.number for p in trace.phases() if p.api == "get"][0]
+    # The pull the get caused belongs to its phase, in every process.
+    pull = [e for e in trace.records if e["ev"].startswith("object_manager.")
+            and e["ev"] != "object_manager.listening"]
+    assert pull and {e["phase"] for e in pull if e["ev"] != "object_manager.chunk_sent"} == {
+        get_call}
     panel = next(n for n, group in enumerate(phase_groups(trace), 1)
                  if get_call in group.numbers)  # the views number the phase panels
     text = to_text(trace.stored_where(panel), width=200)

@@ -53,6 +53,8 @@ class ObjectReader:
         # Owned objects a get() waits for while they are made, and how many gets wait for
         # each (guarded by the owner's table lock): pulled here as soon as they are made.
         self.awaited: dict[str, int] = {}
+        # The driver call of the get that waits for each (its pull belongs to that phase).
+        self.awaited_phase: dict[str, int | None] = {}
 
     # ------------------------------------------------------------------------------------
     # Leases: reading owned objects without asking the raylet (local_object_manager.py)
@@ -115,8 +117,10 @@ class ObjectReader:
             awaited = [oid for oid in object_ids
                        if (slot := self.refs.owned.get(oid)) is not None
                        and slot.state == PENDING]
+            phase = trace.get_phase()
             for oid in awaited:
                 self.awaited[oid] = self.awaited.get(oid, 0) + 1
+                self.awaited_phase[oid] = phase
         in_store = [oid for oid in object_ids if (slot := self.refs.owned.get(oid)) is None
                     or (slot.state == STORED and not slot.leased)]
         places, errors = self._locate(in_store, deadline) if in_store else ({}, {})
@@ -130,6 +134,7 @@ class ObjectReader:
                     for oid in awaited:
                         if self.awaited.get(oid, 0) <= 1:
                             self.awaited.pop(oid, None)
+                            self.awaited_phase.pop(oid, None)
                         else:
                             self.awaited[oid] -= 1
 
@@ -142,7 +147,7 @@ class ObjectReader:
         self.conns.futures[msg_id] = Callback(lambda body: None)  # type: ignore[assignment]
         try:  # nothing pinned: only brought here; the get's own request reads it
             self.conns.raylet.send("get_objects", {"objects": [object_id], "pin": False},
-                                   msg_id=msg_id)
+                                   self.awaited_phase.get(object_id), msg_id=msg_id)
         except ConnectionClosed:
             self.conns.futures.pop(msg_id, None)  # the get's own request sees the death
 
