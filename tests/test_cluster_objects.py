@@ -297,3 +297,25 @@ def test_objects_owned_on_a_removed_node_die_with_their_owner(three_nodes):
     with pytest.raises(exceptions.OwnerDiedError, match="died with its node"):
         raysim.get(ref, timeout=30)
 
+
+@raysim.remote
+def array_of(n):
+    return np.arange(n, dtype=np.float64)
+
+
+def test_a_lost_output_read_by_a_later_task_is_made_again_first(three_nodes, trace_file):
+    cluster, b, c = three_nodes
+    on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
+    ref = array_of.options(scheduling_strategy=on_b).remote(200_000)
+    assert raysim.wait([ref], timeout=30)[0] == [ref]  # made on B, and only there
+    cluster.remove_node(b)
+    # As Ray's owner does when it hears a node died, the driver runs the task again at
+    # once: the task reading it waits for the new copy instead of failing.
+    total, node = raysim.get(total_on_c.remote(ref), timeout=60)
+    assert (total, node) == (float(np.arange(200_000).sum()), c.node_id)
+    raysim.shutdown()
+    events = load(trace_file).records
+    (retry,) = of(events, "task.retry", task=ref.task_id(), cause="object_lost")
+    recover = [e for e in events if e["ev"] == "msg.send" and e["kind"] == "recover_objects"]
+    assert recover and recover[0]["ts"] < retry["ts"]
+

@@ -78,13 +78,14 @@ def test_faults_notebook_shows_retries_restarts_and_lost_objects(tmp_path):
     events = text('fault_events(trace, ["node.removed"')
     assert "node.removed" in events and "gcs.object_lost" in events
     assert "object_lost" in events and "NODE_DIED" in events and "RESTARTING" in events
-    rebuilt = text('"ray.get(rebuildable"')
-    assert "reconstruct_objects" in rebuilt and "retry make_array#1" in rebuilt
+    recovery = text("gone = trace.records[removed]")
+    assert "recover_objects" in recovery and "reconstruct_objects" in recovery
+    assert "submit_task" in recovery
 
     # Each view shown once, the figures drawn, no temporary path or process id shown.
     views = [cell for cell in cells if "trace.sequence(" in cell.source
              or "stored_where(" in cell.source or "StoredWhere(" in cell.source]
-    assert len(views) == 5 and all(len(cell.outputs) == 1 for cell in views)
+    assert len(views) == 4 and all(len(cell.outputs) == 1 for cell in views)
     timelines = [cell for cell in cells if cell.source.startswith("mark_faults(")]
     assert len(timelines) == 3
     for cell in timelines + [c for c in cells if "trace.sequence(" in c.source]:

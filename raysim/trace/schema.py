@@ -35,6 +35,8 @@ Versions:
          the simulated cluster's parameters
     1.9  message session_stopping: at shutdown, nodes stop without their objects being
          lost or their actors dying of NODE_DIED
+    1.10 message recover_objects: the GCS asks the owners of objects lost with a node to
+         make them again at once (task.retry cause object_lost follows), not when read
 
 Common fields (every event):
 
@@ -61,7 +63,7 @@ import dataclasses
 import sys
 
 SCHEMA_NAME = "raysim-trace"
-SCHEMA_VERSION = "1.9"
+SCHEMA_VERSION = "1.10"
 SCHEMA_MAJOR = 1
 
 # Process kinds, as they appear in the ``proc`` field.
@@ -406,7 +408,11 @@ _message("forward_task", "raylet", "gcs",
          "This node cannot run the task (resources, a node it must run on): place it on "
          "another node.")
 _message("reconstruct_objects", "driver|worker", "gcs",
-         "The owner runs again the task that made these objects, lost with a node.")
+         "The owner runs again the task that made these objects, lost with a node (or, in "
+         "lost, it cannot: their readers are told).")
+_message("recover_objects", "gcs", "driver|worker",
+         "These objects you own were lost with a node: make them again if you may (Ray's "
+         "owners recover lost objects as soon as they hear the node died).")
 _message("remove_location", "raylet", "gcs",
          "This node evicted its copy of an object (another node holds the primary).")
 _message("objects_located", "gcs", "raylet",

@@ -158,6 +158,7 @@ class CoreWorker:
             "task_done": lambda body, phase: self.submitter.task_done(body),
             # from the raylet
             "actor_died": lambda body, phase: self.submitter.actor_died(body),
+            "recover_objects": lambda body, phase: self.submitter.recover(body["objects"]),
             "revoke_leases": lambda body, phase: self.reader.return_leases(body["objects"]),
             "task_infeasible": self._on_task_infeasible,
             # to a worker: run a task, exit, cancel one (worker.py sets the callbacks)

@@ -158,8 +158,11 @@ class ObjectReader:
         except exceptions.ObjectLostError as e:
             # Its only copy went with a node: an object this process owns is made again by
             # running its task once more, then read (Ray's lineage reconstruction).
-            if getattr(e, "lost_cause", None) != "NODE_DIED" or not self.reconstruct(object_id):
+            if getattr(e, "lost_cause", None) != "NODE_DIED":
                 raise
+            slot = self.refs.owned.get(object_id)
+            if not self.reconstruct(object_id) and (slot is None or slot.state != PENDING):
+                raise  # (PENDING: its owner, this process, is making it again already)
             places.pop(object_id, None)
             errors.pop(object_id, None)
             return self._get_one_now(object_id, places, deadline, done, errors)

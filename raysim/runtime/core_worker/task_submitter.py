@@ -286,6 +286,20 @@ class TaskSubmitter:
             return
         self.core.conns.tell_raylet("submit_task", {"spec": spec, "task_id": task_id})
 
+    def recover(self, object_ids: list[str]) -> None:
+        """The GCS says these owned objects were lost with a node (I/O thread): make each
+        again now if its task may run again, as Ray's owners do when they hear a node died;
+        tell the GCS which cannot be, so that their readers fail instead of waiting."""
+        lost = [oid for oid in object_ids if not self.reconstruct(oid)
+                and not self._rebuilding(oid)]
+        if lost:
+            self.core.conns.tell_gcs("reconstruct_objects", {"objects": [], "lost": lost})
+
+    def _rebuilding(self, object_id: str) -> bool:
+        with self.core.refs.owned_lock:
+            slot = self.core.refs.owned.get(object_id)
+            return slot is not None and slot.state == PENDING
+
     def reconstruct(self, object_id: str) -> bool:
         """Make an owned object again, its only copy having been lost with a node: run the
         task that made it once more (Ray's lineage reconstruction, for tasks that may be

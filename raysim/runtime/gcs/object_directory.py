@@ -111,6 +111,9 @@ class ObjectDirectory:
         self._lost_now: list[tuple[str, Lost, set[str]]] = []
         # Objects whose every copy went with a node that went away -> why.
         self._lost_with_node: dict[str, Lost] = {}
+        # The same, while their owners are asked whether they make them again: raylets that
+        # wait for them go on waiting meanwhile.
+        self._asking: dict[str, Lost] = {}
 
     # -- registration ------------------------------------------------------------------------
 
@@ -294,29 +297,43 @@ class ObjectDirectory:
                 f"values, and keep one until every reader has its own."))
         return None
 
-    def node_removed(self, node: str) -> None:
-        """A node went away with its store: the copies there are gone, and an object with no
-        copy left is lost until its owner makes it again (``reconstructing``: the owner
-        re-runs the task that made it, if it may, as Ray does). Its watchers are told
-        (take_lost). The row stays: its holders still hold it."""
+    def node_removed(self, node: str) -> list[tuple[str, str]]:
+        """A node went away with its store: the copies there are gone. An object with no copy
+        left is lost unless its owner makes it again: (owner, object id) for each, for the
+        GCS to ask (``recovering``: the owner re-runs the task that made it, as Ray's owners
+        do as soon as they hear of the node; ``unrecoverable``: it will not). Raylets waiting
+        for it go on waiting until the owner answers. The row stays: its holders still hold
+        it."""
+        asks = []
         for entry in self.objects.values():
             if node not in entry.locations:
                 continue
             entry.locations.discard(node)
             if entry.locations or not entry.registered:
                 continue
-            lost = self._lost_with_node[entry.object_id] = Lost(NODE_DIED, (
+            lost = self._asking[entry.object_id] = Lost(NODE_DIED, (
                 f"Object {entry.object_id} is lost: the node that held it ({node}) went "
-                f"away with its store, and no other node had a copy. Tip: put it again, or "
-                f"call the task that makes it again."))
-            watchers = self._watchers.pop(entry.object_id, set())
-            self._lost_now.append((entry.object_id, lost, watchers))
+                f"away with its store, no other node had a copy, and its task may not run "
+                f"again (max_retries=0, or a put). Tip: let the task be retried "
+                f"(max_retries), or keep a copy where it is read."))
             trace.emit("gcs.object_lost", obj=entry.object_id, cause=NODE_DIED,
                        owner=entry.owner, holders=sorted(entry.holders), reason=lost.message)
+            asks.append((entry.owner, entry.object_id))
+        return asks
 
-    def reconstructing(self, object_id: str) -> None:
-        """Its owner makes the object again (its task runs once more): not lost any more."""
+    def recovering(self, object_id: str) -> None:
+        """Its owner makes the object again (its task runs once more): not lost any more;
+        whoever waits for it is told where it is once it is stored again."""
+        self._asking.pop(object_id, None)
         self._lost_with_node.pop(object_id, None)
+
+    def unrecoverable(self, object_id: str) -> None:
+        """Its owner cannot make it again: lost, and whoever waits for it is told so."""
+        lost = self._asking.pop(object_id, None)
+        if lost is None:
+            return
+        self._lost_with_node[object_id] = lost
+        self._lost_now.append((object_id, lost, self._watchers.pop(object_id, set())))
 
     def watch(self, object_id: str, node: str) -> Lost | None:
         """A raylet waits for an object its store does not have: why it never will, or None

@@ -111,7 +111,7 @@ class GcsServer:
             trace.emit("node.removed", node_id=conn.peer_id, raylet_pid=conn.peer_pid)
             if self.loop.running and not self.stopping:
                 self._node_workers_died(conn.peer_id)
-                self.directory.node_removed(conn.peer_id)
+                self._ask_owners(self.directory.node_removed(conn.peer_id))
                 self._tell_lost()
                 self._node_actors_died(conn.peer_id)
 
@@ -265,9 +265,28 @@ class GcsServer:
 
     def handle_reconstruct_objects(self, conn: LoopConnection, msg_id: int,
                                    body: dict) -> None:
-        """An owner runs again the task of objects lost with a node: they are not lost."""
+        """An owner runs again the task of objects lost with a node: they are not lost. Those
+        it cannot make again (``lost``) are, and their readers are told."""
         for object_id in body["objects"]:
-            self.directory.reconstructing(object_id)
+            self.directory.recovering(object_id)
+        for object_id in body.get("lost", ()):
+            self.directory.unrecoverable(object_id)
+
+    def _ask_owners(self, asks: list[tuple[str, str]]) -> None:
+        """Objects lost with a node: each owner is asked to make its own again (Ray's
+        owners recover them as soon as they hear the node died). An owner that is gone
+        cannot: they are lost."""
+        by_owner: dict[str, list[str]] = defaultdict(list)
+        for owner, object_id in asks:
+            by_owner[owner.partition(":")[2]].append(object_id)
+        for wid, object_ids in by_owner.items():
+            conn = next((c for c in self.loop.connections if c.peer_id == wid and
+                         c.peer_kind in ("driver", "worker") and not c.closed), None)
+            if conn is not None:
+                conn.send("recover_objects", {"objects": object_ids})
+                continue
+            for object_id in object_ids:
+                self.directory.unrecoverable(object_id)
 
     def handle_remove_location(self, conn: LoopConnection, msg_id: int, body: dict) -> None:
         """A node evicted its secondary copy of an object: it is there no more."""
