@@ -12,7 +12,6 @@ from raysim import exceptions
 from raysim.trace import load
 
 
-
 @raysim.remote
 class Counter:
     def __init__(self):
