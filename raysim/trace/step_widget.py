@@ -59,21 +59,10 @@ class StepView:
 
     def step(self, index: int) -> Group:
         """Event ``index`` in words, and the rows it added to or removed from the tables."""
-        from rich.text import Text
-
         records = self.trace.records
-        event = records[index]
-        before, after = self._rows(index - 1), self._rows(index)
-        head = Text()
-        head.append(f"{index + 1}/{len(self)} ", style="dim")
-        head.append(f"+{(event['ts'] - records[0]['ts']) / 1e6:.3f} ms ", style="dim")
-        head.append(self.labels.proc(event["pid"]), style="bold")
-        head.append(f": {stepper.describe(event, self.labels)}")
-        changes = [Text(f"  - {line}", style="red") for line in sorted(before - after)]
-        changes += [Text(f"  + {line}", style="green") for line in sorted(after - before)]
-        if not changes:
-            changes = [Text("  (the tables did not change)", style="dim")]
-        return Group(head, *changes)
+        return stepper.render_step(f"{index + 1}/{len(self)}", records[index],
+                                   records[0]["ts"], self.labels, self._rows(index - 1),
+                                   self._rows(index), quiet="(the tables did not change)")
 
     def next_phase(self, index: int) -> int:
         return next((i for i in self.phase_starts if i > index), index)

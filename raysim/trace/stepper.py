@@ -57,6 +57,22 @@ def row_lines(view: StoredWhere) -> set[str]:
     return lines
 
 
+def render_step(position: str, event: dict, t0: int, labels: Labels, before: set[str],
+                after: set[str], quiet: str | None = None) -> Group:
+    """One step: where it is, when, who did what, and the table rows it removed (-) and
+    added (+); ``quiet``, if given, is said when it changed none."""
+    head = Text()
+    head.append(f"{position} ", style="dim")
+    head.append(f"+{(event['ts'] - t0) / 1e6:.3f} ms ", style="dim")
+    head.append(labels.proc(event["pid"]), style="bold")
+    head.append(f": {describe(event, labels)}")
+    changes = [Text(f"  - {line}", style="red") for line in sorted(before - after)]
+    changes += [Text(f"  + {line}", style="green") for line in sorted(after - before)]
+    if not changes and quiet:
+        changes = [Text(f"  {quiet}", style="dim")]
+    return Group(head, *changes)
+
+
 class Stepper:
     """The events of a trace (or of one phase), each with what it changed."""
 
@@ -91,11 +107,4 @@ class Stepper:
                     if index > 0 else set()
             after = row_lines(StoredWhere(self.trace, index, self.labels))
             previous = (index, after)
-            head = Text()
-            head.append(f"{n}/{len(self)} ", style="dim")
-            head.append(f"+{(event['ts'] - t0) / 1e6:.3f} ms ", style="dim")
-            head.append(self.labels.proc(event["pid"]), style="bold")
-            head.append(f": {describe(event, self.labels)}")
-            changes = [Text(f"  - {line}", style="red") for line in sorted(before - after)]
-            changes += [Text(f"  + {line}", style="green") for line in sorted(after - before)]
-            yield Group(head, *changes)
+            yield render_step(f"{n}/{len(self)}", event, t0, self.labels, before, after)

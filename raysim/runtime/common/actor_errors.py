@@ -5,6 +5,17 @@ Runs in: the raylet and the GCS.
 """
 
 
+def interrupted_message(class_name: str, actor_id: str, what_died: str, where: str,
+                        num_restarts: int, max_restarts: int) -> str:
+    """The error of a call that was running when its actor's process died, the actor
+    restarting (``where``: "" or " on another node")."""
+    of = "" if max_restarts < 0 else f" of {max_restarts}"
+    return (f"The actor {class_name} ({actor_id}) died while running this call: "
+            f"{what_died}. The actor is restarting{where} (restart {num_restarts}{of}), "
+            f"but this call is not retried. Tip: set max_task_retries on the actor to retry "
+            f"calls that a restart interrupts.")
+
+
 def restarting_message(class_name: str, actor_id: str, num_restarts: int,
                        max_restarts: int) -> str:
     """Why a call to a restarting actor fails at once. As in Ray, a call made while its

@@ -49,7 +49,7 @@ from typing import Callable
 import orjson
 
 from raysim.runtime.common import procutil
-from raysim.runtime.common.actor_errors import death_error, restarting_message
+from raysim.runtime.common.actor_errors import death_error, interrupted_message, restarting_message
 from raysim.runtime.common.protocol import EventLoop, LoopConnection
 from raysim.runtime.gcs import actor_table
 from raysim.runtime.gcs.actor_table import ActorEntry, ActorTable
@@ -414,12 +414,9 @@ class GcsServer:
             max_restarts = (creation[0].max_restarts or 0) if creation else 0
             if max_restarts < 0 or entry.num_restarts < max_restarts:
                 restarts = entry.num_restarts + 1
-                of = "" if max_restarts < 0 else f" of {max_restarts}"
-                message = (f"The actor {entry.class_name} ({actor_id}) died while running "
-                           f"this call: its node ({node}) went away. The actor is restarting "
-                           f"on another node (restart {restarts}{of}), but this call is not "
-                           f"retried. Tip: set max_task_retries on the actor to retry calls "
-                           f"that a restart interrupts.")
+                message = interrupted_message(entry.class_name, actor_id,
+                                              f"its node ({node}) went away",
+                                              " on another node", restarts, max_restarts)
                 self.actors.transition(actor_id, actor_table.RESTARTING,
                                        f"its node ({node}) went away", "NODE_DIED",
                                        num_restarts=restarts, node=None, wid=None, pid=None)

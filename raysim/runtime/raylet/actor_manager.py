@@ -43,7 +43,7 @@ import dataclasses
 from collections import deque
 from typing import Callable
 
-from raysim.runtime.common.actor_errors import death_error, restarting_message
+from raysim.runtime.common.actor_errors import death_error, interrupted_message, restarting_message
 from raysim.runtime.common.protocol import LoopConnection
 from raysim.runtime.common.task_spec import TaskSpec
 from raysim.runtime.raylet import scheduler
@@ -384,13 +384,10 @@ class LocalActorManager:
 
     def _restart(self, actor: ActorRecord, death: WorkerDeath) -> None:
         actor.num_restarts += 1
-        max_restarts = actor.creation.spec.max_restarts or 0
-        of = "" if max_restarts < 0 else f" of {max_restarts}"
-        message = (f"The actor {actor.name} ({actor.actor_id}) died while running this call: "
-                   f"its worker process (pid {death.pid}) died: {death.cause}. The actor is "
-                   f"restarting (restart {actor.num_restarts}{of}), but this call is not "
-                   f"retried. Tip: set max_task_retries on the actor to retry calls that a "
-                   f"restart interrupts.")
+        message = interrupted_message(
+            actor.name, actor.actor_id,
+            f"its worker process (pid {death.pid}) died: {death.cause}", "",
+            actor.num_restarts, actor.creation.spec.max_restarts or 0)
         self._notify_callers(actor, message, restarting=True)
         self._set_state(actor, RESTARTING, death.cause, actor.death_cause)
         actor.death_cause = WORKER_DIED
