@@ -318,3 +318,24 @@ def test_a_ref_captured_by_a_remote_function_keeps_its_object_alive_for_good(ray
     # Pinned by the process that pickled the function, for as long as it lives
     # (ray-project/ray#15058): pass refs as arguments instead.
     assert object_id in raysim.snapshot()["gcs"]["objects"]
+
+
+def test_a_value_read_from_the_store_keeps_its_object_pinned_after_its_ref_goes(ray_start,
+                                                                              trace_file):
+    ref = raysim.put(np.zeros(200_000))
+    object_id = ref.id
+    array = raysim.get(ref)  # a zero-copy view of the store
+    del ref
+    gc.collect()
+    # The driver still holds the object, as PINNED_IN_MEMORY, and the replay says so.
+    events = wait_for(trace_file, lambda ev: of(ev, "ref.acquired", obj=object_id,
+                                                ref_type="PINNED_IN_MEMORY"),
+                      what="the driver's hold to become PINNED_IN_MEMORY")
+    refs = replay.replay(events, len(events) - 1).refs
+    assert {obj: kind for held in refs.values() for obj, kind in held.items()
+            if obj == object_id} == {object_id: "PINNED_IN_MEMORY"}
+    assert array.sum() == 0.0
+    del array
+    gc.collect()
+    wait_for(trace_file, lambda ev: of(ev, "ref.released", obj=object_id),
+             what="the driver's hold to go with the array")

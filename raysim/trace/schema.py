@@ -242,9 +242,10 @@ _event("object_store.full", "raylet",
 # Reference counting (seed: GCS records ref counts; docs/modern-ray.md#ownership)
 
 _event("ref.acquired", "any",
-       "The first reference to an object appeared in this process. Not emitted for the "
-       "return values of a task the process submits: task.submitted lists them.", obj="str",
-       ref_type="str")
+       "The first reference to an object appeared in this process, or what it holds the "
+       "object as changed (its last ObjectRef went while a value read from the store still "
+       "pins it: PINNED_IN_MEMORY). Not emitted for the return values of a task the process "
+       "submits: task.submitted lists them.", obj="str", ref_type="str")
 _event("ref.released", "any",
        "The last reference to an object in this process went away.", obj="str")
 _event("gcs.ref_added", "gcs", "A holder took a reference; count is the new total.",

@@ -65,6 +65,9 @@ class ReferenceCounter:
         self.pins: dict[str, int] = {}     # zero-copy reads whose views are alive here
         self.submitted: dict[str, int] = {}  # unfinished actor calls, per handle object
         self.kinds: dict[str, str] = {}    # LOCAL_REFERENCE or ACTOR_HANDLE per id
+        # Objects whose ref.acquired said an ObjectRef holds them (not a pin): when the last
+        # ref goes and a pin remains, the trace is told the hold is PINNED_IN_MEMORY now.
+        self._announced: set[str] = set()
 
         # Owned objects, guarded by owned_lock.
         self.owned_lock = threading.RLock()
@@ -104,6 +107,7 @@ class ReferenceCounter:
                 self.kinds[object_id] = kind
                 if announce and not self.pins.get(object_id):
                     trace.emit("ref.acquired", obj=object_id, ref_type=kind)
+                    self._announced.add(object_id)
                 self._held_changed(object_id, kind)
 
     def remove_local(self, object_id: str) -> None:
@@ -114,7 +118,9 @@ class ReferenceCounter:
                 return
             self.local.pop(object_id, None)
             self.kinds.pop(object_id, None)
-            self._changed(object_id)
+            # Announced as held by an ObjectRef: if a pin remains, the trace hears the change.
+            self._changed(object_id, retyped=object_id in self._announced)
+            self._announced.discard(object_id)
 
     def add_submitted(self, object_id: str) -> None:
         """An actor call through this handle object was submitted (Ray: the submitted-task
@@ -157,10 +163,14 @@ class ReferenceCounter:
     def pinned(self, object_id: str) -> bool:
         return bool(self.pins.get(object_id))
 
-    def _changed(self, object_id: str) -> None:
+    def _changed(self, object_id: str, retyped: bool = False) -> None:
+        """``retyped``: its last ObjectRef went; if a value read from the store still pins
+        it, the trace says what it is held as now (a replay's table of refs follows)."""
         held = self.held_type(object_id)
         if held is None:
             trace.emit("ref.released", obj=object_id)
+        elif retyped:
+            trace.emit("ref.acquired", obj=object_id, ref_type=held)
         self._held_changed(object_id, held)
 
     # -- what the GCS is told when a hold changes --------------------------------------------
