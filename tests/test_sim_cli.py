@@ -2,6 +2,7 @@
 view shows; ``raysim simulate`` and ``raysim calibrate`` take good input and refuse bad."""
 
 import io
+import re
 
 import numpy as np
 import orjson
@@ -71,6 +72,7 @@ def test_simulate_prints_measured_and_simulated_side_by_side(tmp_path, capsys):
     assert "get at job.py:get" in printed.out and "makespan" in printed.out
     assert "link" in printed.out  # the get waits for two 50 MB pulls over 100 Mbit/s
     assert "2 transfer(s) between nodes, 104.9 MB in all" in printed.out
+    assert re.search(r"the longest: put#1 node1 -> node[23],\s+52\.4 MB", printed.out), printed.out
     assert "trace written to" in printed.err
     assert load(str(out / "trace.jsonl")).records[0]["simulation"]["nodes"] == 3
 

@@ -85,12 +85,12 @@ def simulate_command(options) -> int:
     except ValueError as e:
         print(f"raysim: error: {e}", file=sys.stderr)
         return 2
-    records = _records_or_say(options.trace)
-    if records is None:
+    trace = _trace_or_say(options.trace)
+    if trace is None:
         return 1
     began = time.perf_counter()
     try:
-        result = simulate(records, config)
+        result = simulate(trace.records, config)
     except ValueError as e:
         print(f"raysim: error: {e}", file=sys.stderr)
         return 1
@@ -102,7 +102,7 @@ def simulate_command(options) -> int:
     except OSError as e:
         print(f"raysim: error: cannot write to {out_dir!r}: {e.strerror}", file=sys.stderr)
         return 1
-    _print_report(result, config, options.show_all)
+    _print_report(result, config, options.show_all, trace.labels())
     print(f"raysim: simulated in {took:.2f} s; trace written to "
           f"{os.path.join(out_dir, 'trace.jsonl')}", file=sys.stderr)
     return 0
@@ -111,10 +111,10 @@ def simulate_command(options) -> int:
 def calibrate_command(options) -> int:
     from raysim.sim import calibrate
 
-    records = _records_or_say(options.trace)
-    if records is None:
+    trace = _trace_or_say(options.trace)
+    if trace is None:
         return 1
-    calibration = calibrate.fit(records, source=os.path.abspath(options.trace))
+    calibration = calibrate.fit(trace.records, source=os.path.abspath(options.trace))
     print("Fitted from", options.trace)
     for key, value in sorted(calibration.message_s.items()):
         error = calibration.errors.get(f"message_s[{key}]")
@@ -165,20 +165,21 @@ def _parse_link(text: str) -> tuple[tuple[int, int], tuple[float, float]]:
             from None
 
 
-def _records_or_say(path: str) -> list[dict] | None:
+def _trace_or_say(path: str):
+    """The loaded trace, or None after saying why it cannot be."""
     from raysim.trace import load
 
     if not os.path.isfile(path):
         print(f"raysim: error: no trace file {path!r}", file=sys.stderr)
         return None
     try:
-        return load(path).records
+        return load(path)
     except (ValueError, OSError) as e:
         print(f"raysim: error: {e}", file=sys.stderr)
         return None
 
 
-def _print_report(result, config, show_all: bool) -> None:
+def _print_report(result, config, show_all: bool, labels) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -204,9 +205,12 @@ def _print_report(result, config, show_all: bool) -> None:
     moved = sum(t.size for t in result.transfers)
     if result.transfers:
         slowest = max(result.transfers, key=lambda t: t.end_s - t.start_s)
+        # Nodes named as the views name them: the head node1, the others in order.
+        names = {node_id: f"node{i}" for i, node_id in enumerate(result.nodes, 1)}
         console.print(f"{len(result.transfers)} transfer(s) between nodes, {moved / 1e6:.1f} MB "
-                      f"in all; the longest: {slowest.obj} {slowest.from_node} -> "
-                      f"{slowest.to_node}, {slowest.size / 1e6:.1f} MB in "
+                      f"in all; the longest: {labels.obj(slowest.obj)} "
+                      f"{names[slowest.from_node]} -> {names[slowest.to_node]}, "
+                      f"{slowest.size / 1e6:.1f} MB in "
                       f"{_seconds(slowest.end_s - slowest.start_s)}.")
     else:
         console.print("No transfers between nodes.")
