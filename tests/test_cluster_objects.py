@@ -308,6 +308,11 @@ def test_a_lost_output_read_by_a_later_task_is_made_again_first(three_nodes, tra
     on_b = NodeAffinitySchedulingStrategy(b.node_id, soft=True)
     ref = array_of.options(scheduling_strategy=on_b).remote(200_000)
     assert raysim.wait([ref], timeout=30)[0] == [ref]  # made on B, and only there
+    # Its result reaches the driver straight from the worker; B's registration of the copy
+    # in the GCS travels another way: wait for it (an object whose registration dies with
+    # its node is not recovered yet: ObjectDirectory.node_removed says why).
+    poll(lambda: raysim.snapshot()["gcs"]["objects"].get(ref.id, {}).get("locations"),
+         "the GCS to know where the result is")
     cluster.remove_node(b)
     # As Ray's owner does when it hears a node died, the driver runs the task again at
     # once: the task reading it waits for the new copy instead of failing.

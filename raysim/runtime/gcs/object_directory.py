@@ -303,7 +303,12 @@ class ObjectDirectory:
         GCS to ask (``recovering``: the owner re-runs the task that made it, as Ray's owners
         do as soon as they hear of the node; ``unrecoverable``: it will not). Raylets waiting
         for it go on waiting until the owner answers. The row stays: its holders still hold
-        it."""
+        it.
+
+        Not covered yet: an object whose node died before the node's registration of it
+        reached the GCS. Its owner has its result (the worker sent it straight there) but
+        nobody here knows it was lost; Ray's owner, which keeps its objects' locations
+        itself, would recover it."""
         asks = []
         for entry in self.objects.values():
             if node not in entry.locations:
