@@ -24,6 +24,13 @@ class Counter:
     def node(self):
         return raysim.get_runtime_context().get_node_id()
 
+    def hang_on(self, node_id):
+        """Never answers on ``node_id``; elsewhere says where it runs."""
+        if self.node() == node_id:
+            import threading
+            threading.Event().wait()
+        return self.node()
+
 
 def test_an_actor_that_needs_another_node_runs_there_and_keeps_call_order(three_nodes,
                                                                           trace_file):
@@ -72,29 +79,10 @@ def _on_node(node_id, soft=True):
     return NodeAffinitySchedulingStrategy(node_id, soft=soft)
 
 
-@raysim.remote(max_restarts=1, max_task_retries=1)
-class Sticky:
-    def __init__(self):
-        self.n = 0
-
-    def add(self):
-        self.n += 1
-        return self.n
-
-    def node(self):
-        return raysim.get_runtime_context().get_node_id()
-
-    def hang_on(self, node_id):
-        """Never answers on ``node_id``; elsewhere says where it runs."""
-        if self.node() == node_id:
-            import threading
-            threading.Event().wait()
-        return self.node()
-
-
 def test_an_actor_restarts_on_another_node_when_its_node_goes(three_nodes, trace_file):
     cluster, b, c = three_nodes
-    sticky = Sticky.options(scheduling_strategy=_on_node(b.node_id)).remote()
+    sticky = Counter.options(scheduling_strategy=_on_node(b.node_id), max_restarts=1,
+                             max_task_retries=1).remote()
     assert raysim.get([sticky.add.remote(), sticky.add.remote()]) == [1, 2]
     assert raysim.get(sticky.node.remote()) == b.node_id
     # Running on B (or on its way there) when B goes: run again on the restarted actor.

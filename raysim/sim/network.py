@@ -36,7 +36,6 @@ _EPSILON_BYTES = 1e-6
 class Link:  # hashed by identity: a dict key of the sharing
     name: str
     capacity: float  # bytes per second
-    busy_s: float = 0.0  # time during which at least one flow crossed it
     bytes: float = 0.0  # bytes that crossed it
 
 
@@ -78,12 +77,11 @@ class Network:
     # -- the fluid model ---------------------------------------------------------------------
 
     def _advance(self) -> None:
-        """Bring every flow's remaining bytes and every link's counters up to now."""
+        """Bring every flow's remaining bytes and every link's byte count up to now."""
         elapsed = self.env.now - self._last
         self._last = self.env.now
         if elapsed <= 0:
             return
-        busy: set[Link] = set()
         for links, members in self.paths.items():
             moved = 0.0
             for flow in members:
@@ -92,9 +90,6 @@ class Network:
                 moved += step
             for link in links:
                 link.bytes += moved
-                busy.add(link)
-        for link in busy:
-            link.busy_s += elapsed
 
     def _reschedule(self) -> None:
         """Finish the flows that are done, share the links again, and wake up when the next

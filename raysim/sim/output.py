@@ -1,5 +1,4 @@
-"""The simulated run as a trace in raysim's schema, and the record of what kept each
-resource busy.
+"""The simulated run as a trace in raysim's schema, and the rows of the side-by-side.
 
 A simulated trace has the same events the runtime writes for the same steps, so every view
 (``raysim replay``, the timeline, the sequence diagrams, the data-flow graph, the Chrome
@@ -32,7 +31,6 @@ class Recorder:
         self.driver_node = header["node"]
         self.gcs_pid = 0
         self.events: list[dict] = []
-        self._raylets: dict[str, int] = {}
         self._workers: set[int] = set()
 
     # -- low level ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import dataclasses
 import statistics
 from collections import defaultdict
 
-from raysim.trace.schema import ACTOR_CREATION, ACTOR_TASK
+from raysim.trace.schema import ACTOR_TASK
 
 _NS = 1e9
 # The raylet decisions that start a task (the others: it waits, or goes elsewhere).
@@ -261,7 +261,3 @@ def _worker_start(by_kind: dict[str, list[dict]]) -> float:
     durations = [(e["ts"] - starting[e["wid"]]) / _NS for e in by_kind["worker.registered"]
                  if e["wid"] in starting]
     return statistics.median(durations) if durations else 0.2
-
-
-def is_actor_creation(task: SimTask) -> bool:
-    return task.kind == ACTOR_CREATION

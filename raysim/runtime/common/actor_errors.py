@@ -1,6 +1,12 @@
 """What a call to an actor that cannot take it raises, and says: decided by the raylet that
 hosts the actor, or by the GCS for an actor whose node died.
 
+Seed, phase 4 ("Method Invocation"), when the actor is not there to run the call. Ray's
+caller decides this in its ``ActorTaskSubmitter`` from the actor's state as the GCS
+publishes it: ``ActorDiedError`` once DEAD, ``ActorUnschedulableError`` if no node may host
+it, ``ActorUnavailableError`` for a call interrupted by a restart or made while the actor
+restarts with ``max_task_retries=0``. raysim decides where the calls wait.
+
 Runs in: the raylet and the GCS.
 """
 
